@@ -1,0 +1,66 @@
+//! `berth check`: validates manifests offline, for firmware build pipelines.
+//! Prints every problem, one per line (`file:line:column: app: message`), then a
+//! summary line; the caller turns the verdict into the exit code.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use crate::digest;
+use crate::manifest::locate::at;
+use crate::manifest::types::Digest;
+use crate::manifest::{self, Manifest, Problem, ProblemKind, Rule};
+
+/// Checks the manifests at `paths` (and, with `images`, every image's sha256), writes
+/// the report to `out` and returns whether everything was valid.
+pub fn check(paths: &[PathBuf], images: bool, out: &mut impl Write) -> io::Result<bool> {
+    let mut loaded = manifest::load(paths);
+    if images {
+        let apps = std::mem::take(&mut loaded.apps);
+        let mut hashed: BTreeMap<PathBuf, Result<Digest, String>> = BTreeMap::new();
+        for app in apps {
+            let actual = hashed
+                .entry(app.image.resolved.clone())
+                .or_insert_with(|| digest::sha256_file(&app.image.resolved).map_err(|e| e.to_string()));
+            match image_problem(&app, actual) {
+                None => loaded.apps.push(app),
+                Some(problem) => {
+                    loaded.invalid += 1;
+                    loaded.problems.push(problem);
+                }
+            }
+        }
+        loaded.problems.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+    }
+    for problem in &loaded.problems {
+        writeln!(out, "{problem}")?;
+    }
+    let ok = loaded.apps.len();
+    writeln!(out, "{ok} app{} ok, {} invalid", if ok == 1 { "" } else { "s" }, loaded.invalid)?;
+    Ok(loaded.invalid == 0)
+}
+
+/// The problem with `app`'s image given the digest of its file, if any.
+fn image_problem(app: &Manifest, actual: &Result<Digest, String>) -> Option<Problem> {
+    let (path, rule) = match actual {
+        Ok(actual) if *actual == app.image.sha256 => return None,
+        Ok(actual) => (
+            at!["image", "sha256"],
+            Rule::ImageDigestMismatch {
+                path: app.image.path.clone(),
+                expected: app.image.sha256.to_string(),
+                actual: actual.to_string(),
+            },
+        ),
+        Err(error) => (
+            at!["image", "path"],
+            Rule::ImageUnreadable { path: app.image.path.clone(), error: error.clone() },
+        ),
+    };
+    Some(Problem {
+        pos: manifest::locate_in_file(&app.file, &path),
+        file: app.file.clone(),
+        app: Some(app.name.clone()),
+        kind: ProblemKind::Rule(rule),
+    })
+}

@@ -1,0 +1,282 @@
+//! The global settings, `/etc/berth/berth.yaml`. Every key is optional.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::manifest::types::{Arg, Hostname};
+use crate::manifest::units::deserialize_from_str;
+use crate::manifest::{Problem, ProblemKind, parse_yaml};
+
+/// Where the global settings are read from unless `--config` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/berth/berth.yaml";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub apps_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub cgroup_root: CgroupPath,
+    pub bridge: Bridge,
+    /// The device's host name (set at boot when berth is PID 1).
+    pub hostname: Option<Hostname>,
+    pub on_panic: OnPanic,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            apps_dir: "/etc/berth/apps.d".into(),
+            state_dir: "/var/lib/berth".into(),
+            run_dir: "/run/berth".into(),
+            log_dir: "/var/log/berth".into(),
+            cgroup_root: CgroupPath("berth".into()),
+            bridge: Bridge::default(),
+            hostname: None,
+            on_panic: OnPanic::Reboot,
+        }
+    }
+}
+
+/// What PID 1 does after a panic: the kernel would panic if it simply exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnPanic {
+    #[default]
+    Reboot,
+    Halt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename = "bridge")]
+pub struct Bridge {
+    #[serde(default = "Bridge::default_name")]
+    pub name: IfName,
+    #[serde(default = "Bridge::default_subnet")]
+    pub subnet: Ipv4Net,
+}
+
+impl Bridge {
+    fn default_name() -> IfName {
+        IfName("berth0".into())
+    }
+    fn default_subnet() -> Ipv4Net {
+        Ipv4Net { addr: Ipv4Addr::new(10, 88, 0, 0), prefix: 24 }
+    }
+}
+
+impl Default for Bridge {
+    fn default() -> Self {
+        Bridge { name: Bridge::default_name(), subnet: Bridge::default_subnet() }
+    }
+}
+
+/// A cgroup below berth's own: relative, `/`-separated, no `.` or `..`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupPath(String);
+
+impl CgroupPath {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for CgroupPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let part_ok = |p: &str| {
+            !p.is_empty() && p != "." && p != ".." && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if s.split('/').all(part_ok) {
+            Ok(CgroupPath(s.to_owned()))
+        } else {
+            Err(format!("invalid cgroup path {s:?}: use relative names of letters, digits, - _ and . separated by /"))
+        }
+    }
+}
+deserialize_from_str!(CgroupPath, "a relative cgroup path such as berth");
+
+/// A network interface name: 1 to 15 bytes, no `/`, `:` or whitespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfName(String);
+
+impl IfName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for IfName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ok = (1..=15).contains(&s.len())
+            && s != "."
+            && s != ".."
+            && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+        if ok {
+            Ok(IfName(s.to_owned()))
+        } else {
+            Err(format!("invalid interface name {s:?}: use 1 to 15 characters without /, : or spaces"))
+        }
+    }
+}
+deserialize_from_str!(IfName, "an interface name such as berth0");
+
+/// An IPv4 subnet with room for a gateway and apps: `10.88.0.0/24`, prefix 8 to 30.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Net {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl FromStr for Ipv4Net {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("invalid subnet {s:?}: {why}");
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| bad("use ADDRESS/PREFIX, e.g. 10.88.0.0/24"))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad("use ADDRESS/PREFIX, e.g. 10.88.0.0/24"))?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| bad("prefix must be 8 to 30"))?;
+        let host_bits = u32::MAX >> prefix;
+        if u32::from(addr) & host_bits != 0 {
+            return Err(bad("address has host bits set"));
+        }
+        Ok(Ipv4Net { addr, prefix })
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+deserialize_from_str!(Ipv4Net, "a subnet such as 10.88.0.0/24");
+
+/// The file's shape; directories are text until resolved against the file's place.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "berth.yaml")]
+struct RawConfig {
+    apps_dir: Option<Arg>,
+    state_dir: Option<Arg>,
+    run_dir: Option<Arg>,
+    log_dir: Option<Arg>,
+    cgroup_root: Option<CgroupPath>,
+    bridge: Option<Bridge>,
+    hostname: Option<Hostname>,
+    on_panic: Option<OnPanic>,
+}
+
+/// Reads the settings at `path`. A missing file means the defaults, unless the user
+/// named it (`required`). Relative directories are taken from the file's directory.
+pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
+    let problem = |pos, kind| Box::new(Problem { file: path.to_owned(), pos, app: None, kind });
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::default()),
+        Err(e) => return Err(problem(None, ProblemKind::Read(e))),
+    };
+    // An empty file (or one of only comments) is all defaults.
+    let raw: RawConfig = if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        RawConfig::default()
+    } else {
+        parse_yaml(&text).map_err(|(pos, kind)| problem(pos, kind))?
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let dir = |value: Option<Arg>, default: PathBuf| value.map_or(default, |v| base.join(v.as_str()));
+    let d = Config::default();
+    Ok(Config {
+        apps_dir: dir(raw.apps_dir, d.apps_dir),
+        state_dir: dir(raw.state_dir, d.state_dir),
+        run_dir: dir(raw.run_dir, d.run_dir),
+        log_dir: dir(raw.log_dir, d.log_dir),
+        cgroup_root: raw.cgroup_root.unwrap_or(d.cgroup_root),
+        bridge: raw.bridge.unwrap_or(d.bridge),
+        hostname: raw.hostname,
+        on_panic: raw.on_panic.unwrap_or(d.on_panic),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Pos, YamlKind};
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join("berth.yaml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("berth-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn missing_file_is_defaults_unless_required() {
+        let p = tmp("missing").join("berth.yaml");
+        assert_eq!(load(&p, false).unwrap(), Config::default());
+        let e = load(&p, true).unwrap_err();
+        assert!(matches!(e.kind, ProblemKind::Read(_)));
+        assert_eq!(e.to_string(), format!("{}: cannot read: No such file or directory (os error 2)", p.display()));
+    }
+
+    #[test]
+    fn every_key_with_relative_dirs_from_the_file() {
+        let d = tmp("full");
+        let p = write(
+            &d,
+            "apps_dir: apps\nstate_dir: /data/berth\nrun_dir: /run/b\nlog_dir: logs\ncgroup_root: fw/berth\n\
+             bridge: { name: br-apps, subnet: 192.168.7.0/24 }\nhostname: gw-0017\non_panic: halt\n",
+        );
+        let c = load(&p, true).unwrap();
+        assert_eq!(c.apps_dir, d.join("apps"));
+        assert_eq!(c.state_dir, PathBuf::from("/data/berth"));
+        assert_eq!(c.log_dir, d.join("logs"));
+        assert_eq!(c.cgroup_root.as_str(), "fw/berth");
+        assert_eq!(c.bridge.name.as_str(), "br-apps");
+        assert_eq!(c.bridge.subnet.to_string(), "192.168.7.0/24");
+        assert_eq!(c.hostname.unwrap().as_str(), "gw-0017");
+        assert_eq!(c.on_panic, OnPanic::Halt);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let d = tmp("bad");
+        let p = write(&d, "apps_dir: /etc/apps\nbridge:\n  subnet: 10.88.0.1/24\n");
+        let e = load(&p, true).unwrap_err();
+        assert_eq!(e.pos, Some(Pos { line: 3, column: 11 }));
+        assert!(matches!(e.kind, ProblemKind::Yaml { kind: YamlKind::InvalidValue, .. }));
+        assert_eq!(
+            e.to_string(),
+            format!("{}:3:11: bridge.subnet: invalid subnet \"10.88.0.1/24\": address has host bits set", p.display())
+        );
+        let p = write(&d, "log_dirs: /var/log\n");
+        let e = load(&p, true).unwrap_err();
+        assert_eq!(e.pos, Some(Pos { line: 1, column: 1 }));
+        assert!(matches!(e.kind, ProblemKind::Yaml { kind: YamlKind::UnknownField, .. }), "{e}");
+        for (text, kind) in [("on_panic: explode\n", YamlKind::InvalidValue), ("cgroup_root: ../x\n", YamlKind::InvalidValue), ("run_dir: a\nrun_dir: b\n", YamlKind::DuplicateKey)] {
+            let p = write(&d, text);
+            let e = load(&p, true).unwrap_err();
+            assert!(matches!(e.kind, ProblemKind::Yaml { kind: k, .. } if k == kind), "{text}: {e}");
+        }
+        let p = write(&d, "# nothing set\n");
+        assert_eq!(load(&p, true).unwrap(), Config::default());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn interface_names_and_subnets() {
+        assert!("berth0".parse::<IfName>().is_ok());
+        assert!("a-very-long-name0".parse::<IfName>().is_err());
+        assert!("br 0".parse::<IfName>().is_err());
+        assert!("10.0.0.0/31".parse::<Ipv4Net>().is_err());
+        assert!("10.0.0.0".parse::<Ipv4Net>().is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! berth: a container supervisor for embedded and edge Linux.
+//!
+//! The binary (`main.rs`) is a thin command-line front; everything it does lives in
+//! these modules, so integration tests and fuzzers drive the same code.
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod digest;
+pub mod manifest;
+pub mod panic;

@@ -1,0 +1,200 @@
+//! App manifests: parsing, validation alone and as a set, and the loader that is the
+//! only way to obtain a [`Manifest`].
+
+pub mod error;
+pub mod locate;
+pub mod model;
+mod set;
+pub mod types;
+pub mod units;
+mod validate;
+
+use std::fs;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+pub use error::{Problem, ProblemKind, Rule, YamlKind};
+pub use locate::Pos;
+pub use model::Manifest;
+use model::RawManifest;
+use types::AppName;
+
+/// A manifest file larger than this is refused unread: no app needs more.
+pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024;
+
+/// The outcome of loading a set of manifests: the apps that can run, and every
+/// problem found in the others (each invalid file has at least one).
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Valid alone and together, in file order.
+    pub apps: Vec<Manifest>,
+    pub problems: Vec<Problem>,
+    /// How many manifest files were refused.
+    pub invalid: usize,
+}
+
+/// A file that parsed and passed its own rules, with its text kept for positions.
+struct Candidate {
+    text: String,
+    manifest: Manifest,
+}
+
+/// Loads the manifests at `paths`: files, or directories whose `*.yaml` files are read
+/// in name order. All are validated together as the apps of one device.
+pub fn load(paths: &[PathBuf]) -> Loaded {
+    let mut loaded = Loaded::default();
+    let mut files = Vec::new();
+    for path in paths {
+        match manifest_files(path) {
+            Ok(mut found) => files.append(&mut found),
+            Err(e) => {
+                loaded.invalid += 1;
+                loaded.problems.push(Problem { file: path.clone(), pos: None, app: None, kind: ProblemKind::Read(e) });
+            }
+        }
+    }
+
+    let mut candidates = Vec::new();
+    let mut broken: Vec<AppName> = Vec::new();
+    for file in files {
+        match load_one(&file) {
+            Ok(candidate) => candidates.push(candidate),
+            Err((problems, name)) => {
+                loaded.invalid += 1;
+                loaded.problems.extend(problems);
+                broken.extend(name);
+            }
+        }
+    }
+
+    let manifests: Vec<&Manifest> = candidates.iter().map(|c| &c.manifest).collect();
+    let verdicts = set::cross_check(&manifests, &broken);
+    for (candidate, findings) in candidates.into_iter().zip(verdicts) {
+        if findings.is_empty() {
+            loaded.apps.push(candidate.manifest);
+        } else {
+            loaded.invalid += 1;
+            let Candidate { text, manifest } = candidate;
+            loaded.problems.extend(findings.into_iter().map(|(path, rule)| Problem {
+                pos: locate::locate(&text, &path),
+                file: manifest.file.clone(),
+                app: Some(manifest.name.clone()),
+                kind: ProblemKind::Rule(rule),
+            }));
+        }
+    }
+    // Report in file order, then position, whichever check found the problem.
+    loaded.problems.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+    log::debug!("loaded {} apps, {} invalid", loaded.apps.len(), loaded.invalid);
+    loaded
+}
+
+/// The position of the node at `path` in the manifest `file`, read again (for problems
+/// found after loading, such as an image whose digest does not match).
+pub fn locate_in_file(file: &Path, path: &[locate::Seg]) -> Option<Pos> {
+    read_limited(file).ok().and_then(|text| locate::locate(&text, path))
+}
+
+/// `path` itself if it is not a directory, else its `*.yaml` entries (no hidden
+/// files), sorted by name.
+fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !fs::metadata(path)?.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files = Vec::new();
+    for entry in fs::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".yaml") && !name.starts_with('.') && !entry.path().is_dir() {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads, parses and checks one file alone. On failure returns its problems and, if it
+/// can still be made out, the app name it declares.
+fn load_one(file: &Path) -> Result<Candidate, (Vec<Problem>, Option<AppName>)> {
+    let problem = |pos, kind| Problem { file: file.to_owned(), pos, app: None, kind };
+    let text = read_limited(file).map_err(|kind| (vec![problem(None, kind)], None))?;
+    let raw = parse_yaml::<RawManifest>(&text).map_err(|(pos, kind)| (vec![problem(pos, kind)], declared_name(&text)))?;
+    let name = raw.name.clone();
+    match validate::validate(raw, file) {
+        Ok(manifest) => Ok(Candidate { text, manifest }),
+        Err(findings) => {
+            let problems = findings
+                .into_iter()
+                .map(|(path, rule)| Problem {
+                    app: Some(name.clone()),
+                    ..problem(locate::locate(&text, &path), ProblemKind::Rule(rule))
+                })
+                .collect();
+            Err((problems, Some(name)))
+        }
+    }
+}
+
+fn read_limited(file: &Path) -> Result<String, ProblemKind> {
+    let f = fs::File::open(file).map_err(ProblemKind::Read)?;
+    let mut text = String::new();
+    f.take(MAX_MANIFEST_BYTES + 1).read_to_string(&mut text).map_err(ProblemKind::Read)?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(ProblemKind::TooLarge { limit: MAX_MANIFEST_BYTES });
+    }
+    Ok(text)
+}
+
+/// Parses YAML text into `T` with berth's error reporting: well-formed YAML first
+/// (a single document, no repeated keys), then the typed shape.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (Option<Pos>, ProblemKind)> {
+    locate::refuse_duplicate_keys(text).map_err(|e| {
+        let (pos, message) = split_error(&e);
+        let kind = match YamlKind::of(strip_key_path(&message)) {
+            YamlKind::DuplicateKey => YamlKind::DuplicateKey,
+            _ => YamlKind::Syntax,
+        };
+        (pos, ProblemKind::Yaml { kind, message })
+    })?;
+    serde_yaml::from_str(text).map_err(|e| {
+        let (pos, message) = split_error(&e);
+        let kind = YamlKind::of(strip_key_path(&message));
+        (pos, ProblemKind::Yaml { kind, message })
+    })
+}
+
+/// The error's position, and its message without the " at line L column C" that the
+/// position already says.
+fn split_error(e: &serde_yaml::Error) -> (Option<Pos>, String) {
+    let pos = e.location().map(Pos::from);
+    let mut message = e.to_string();
+    if let Some(p) = pos {
+        let suffix = format!(" at line {} column {}", p.line, p.column);
+        if let Some(i) = message.find(&suffix) {
+            message.replace_range(i..i + suffix.len(), "");
+        }
+    }
+    (pos, message)
+}
+
+/// `resources.memory: invalid size` → `invalid size`. serde_yaml puts the key path
+/// first; a path has no spaces, a message's first words do.
+fn strip_key_path(message: &str) -> &str {
+    match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => rest,
+        _ => message,
+    }
+}
+
+/// The `name:` of a manifest that is otherwise broken, if it can be read.
+fn declared_name(text: &str) -> Option<AppName> {
+    #[derive(serde::Deserialize)]
+    struct NameOnly {
+        name: AppName,
+    }
+    serde_yaml::from_str::<NameOnly>(text).ok().map(|n| n.name)
+}
+
+#[cfg(test)]
+mod tests;
