@@ -27,11 +27,10 @@ pub fn cross_check(apps: &[&Manifest], broken: &[AppName]) -> Vec<Vec<Finding>> 
     // From here on a name means the app that owns it.
     let index = |name: &AppName| first.get(name).copied();
 
+    check_targets(apps, broken, &index, &mut found);
     check_cycles(apps, &index, &mut found);
-    check_references(apps, broken, &index, &mut found);
     check_ports(apps, &mut found);
-    // Apps that lost their ports take their dependants with them.
-    check_references(apps, broken, &index, &mut found);
+    check_cascade(apps, broken, &index, &mut found);
     found
 }
 
@@ -48,8 +47,8 @@ fn ok(found: &[Vec<Finding>], i: usize) -> bool {
 /// Reports every app on a `depends_on` cycle, each with the cycle read from itself.
 fn check_cycles(apps: &[&Manifest], index: &dyn Fn(&AppName) -> Option<usize>, found: &mut [Vec<Finding>]) {
     for (start, app) in apps.iter().enumerate() {
-        if !ok(found, start) {
-            continue;
+        if index(&app.name) != Some(start) {
+            continue; // a duplicate name: refused already, and not the app the name means
         }
         // Depth-first search from `start` for a path back to it, deps in file order.
         // Each stack frame is (app, index of its next dependency to try).
@@ -84,57 +83,59 @@ fn check_cycles(apps: &[&Manifest], index: &dyn Fn(&AppName) -> Option<usize>, f
     }
 }
 
-/// `depends_on` and `container:` must name apps that exist and will run; repeated
+/// `depends_on` and `container:` must name apps that exist, with what the reference
+/// needs (a healthcheck, a network of its own). Checked for every app, so that one
+/// run of `berth check` reports all of these at once.
+fn check_targets(apps: &[&Manifest], broken: &[AppName], index: &dyn Fn(&AppName) -> Option<usize>, found: &mut [Vec<Finding>]) {
+    for (i, app) in apps.iter().enumerate() {
+        for (d, dep) in app.depends_on.iter().enumerate() {
+            match index(&dep.app).and_then(|t| apps.get(t)) {
+                None if broken.contains(&dep.app) => {}
+                None => push(found, i, at!["depends_on", d, "app"], Rule::UnknownDependency(dep.app.clone())),
+                Some(target) if dep.condition == Condition::Healthy && target.healthcheck.is_none() => {
+                    let rule = Rule::HealthyNeedsHealthcheck(dep.app.clone());
+                    push(found, i, at!["depends_on", d, "condition"], rule);
+                }
+                Some(_) => {}
+            }
+        }
+        if let NetworkMode::Container(owner) = &app.network.mode {
+            match index(owner).and_then(|t| apps.get(t)).map(|t| &t.network.mode) {
+                None if broken.contains(owner) => {}
+                None => push(found, i, at!["network", "mode"], Rule::UnknownNetworkContainer(owner.clone())),
+                Some(mode @ NetworkMode::Container(_)) => {
+                    let rule = Rule::ChainedNetworkContainer { app: owner.clone(), mode: mode.to_string() };
+                    push(found, i, at!["network", "mode"], rule);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// An app whose dependency or network owner will not run cannot run either; repeated
 /// until nothing changes, since refusing one app can refuse its dependants.
-fn check_references(
-    apps: &[&Manifest],
-    broken: &[AppName],
-    index: &dyn Fn(&AppName) -> Option<usize>,
-    found: &mut [Vec<Finding>],
-) {
+fn check_cascade(apps: &[&Manifest], broken: &[AppName], index: &dyn Fn(&AppName) -> Option<usize>, found: &mut [Vec<Finding>]) {
+    let refused = |name: &AppName, found: &[Vec<Finding>]| match index(name) {
+        Some(t) => !ok(found, t),
+        None => broken.contains(name),
+    };
     loop {
         let mut changed = false;
         for (i, app) in apps.iter().enumerate() {
             if !ok(found, i) {
                 continue;
             }
-            let mut rules = Vec::new();
             for (d, dep) in app.depends_on.iter().enumerate() {
-                match index(&dep.app) {
-                    None if broken.contains(&dep.app) => {
-                        rules.push((at!["depends_on", d, "app"], Rule::InvalidDependency(dep.app.clone())));
-                    }
-                    None => rules.push((at!["depends_on", d, "app"], Rule::UnknownDependency(dep.app.clone()))),
-                    Some(t) if !ok(found, t) => {
-                        rules.push((at!["depends_on", d, "app"], Rule::InvalidDependency(dep.app.clone())));
-                    }
-                    Some(t) => {
-                        let healthless = apps.get(t).is_some_and(|t| t.healthcheck.is_none());
-                        if dep.condition == Condition::Healthy && healthless {
-                            let rule = Rule::HealthyNeedsHealthcheck(dep.app.clone());
-                            rules.push((at!["depends_on", d, "condition"], rule));
-                        }
-                    }
+                if refused(&dep.app, found) {
+                    push(found, i, at!["depends_on", d, "app"], Rule::InvalidDependency(dep.app.clone()));
+                    changed = true;
                 }
             }
             if let NetworkMode::Container(owner) = &app.network.mode {
-                let path = at!["network", "mode"];
-                match index(owner) {
-                    None if broken.contains(owner) => rules.push((path, Rule::InvalidNetworkContainer(owner.clone()))),
-                    None => rules.push((path, Rule::UnknownNetworkContainer(owner.clone()))),
-                    Some(t) if !ok(found, t) => rules.push((path, Rule::InvalidNetworkContainer(owner.clone()))),
-                    Some(t) => {
-                        if let Some(mode @ NetworkMode::Container(_)) = apps.get(t).map(|t| &t.network.mode) {
-                            let rule = Rule::ChainedNetworkContainer { app: owner.clone(), mode: mode.to_string() };
-                            rules.push((path, rule));
-                        }
-                    }
-                }
-            }
-            if !rules.is_empty() {
-                changed = true;
-                if let Some(f) = found.get_mut(i) {
-                    f.extend(rules);
+                if refused(owner, found) {
+                    push(found, i, at!["network", "mode"], Rule::InvalidNetworkContainer(owner.clone()));
+                    changed = true;
                 }
             }
         }
