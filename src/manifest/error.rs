@@ -54,6 +54,20 @@ impl fmt::Display for ProblemKind {
     }
 }
 
+impl ProblemKind {
+    /// A stable name for the kind of problem (`UnknownField`, `DependencyCycle`...),
+    /// for tests, fixtures and machine-readable output.
+    pub fn name(&self) -> String {
+        let debug = match self {
+            ProblemKind::Read(_) => return "Read".into(),
+            ProblemKind::TooLarge { .. } => return "TooLarge".into(),
+            ProblemKind::Yaml { kind, .. } => format!("{kind:?}"),
+            ProblemKind::Rule(rule) => format!("{rule:?}"),
+        };
+        debug.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or_default().to_owned()
+    }
+}
+
 /// The class of a parser error, told apart by serde's standard wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum YamlKind {

@@ -169,6 +169,9 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (Opti
 fn split_error(e: &serde_yaml::Error) -> (Option<Pos>, String) {
     let pos = e.location().map(Pos::from);
     let mut message = e.to_string();
+    if message.starts_with("deserializing from YAML containing more than one document") {
+        message = "a file holds one YAML document; this one has a second (---)".into();
+    }
     if let Some(p) = pos {
         let suffix = format!(" at line {} column {}", p.line, p.column);
         if let Some(i) = message.find(&suffix) {

@@ -328,7 +328,7 @@ impl Default for Logs {
 
 /// The shape of a manifest file, as parsed before validation.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "manifest")]
+#[serde(deny_unknown_fields, rename = "manifest", expecting = "a manifest: a mapping with name, image and the other app settings")]
 pub(super) struct RawManifest {
     pub name: AppName,
     pub image: RawImage,
@@ -368,7 +368,7 @@ pub(super) struct RawManifest {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "image")]
+#[serde(deny_unknown_fields, rename = "image", expecting = "a mapping with path and sha256")]
 pub(super) struct RawImage {
     pub path: Arg,
     pub sha256: Digest,
@@ -408,7 +408,7 @@ pub(super) enum MountType {
 
 /// A mount entry with every field any type may have; validation checks which apply.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "mount")]
+#[serde(deny_unknown_fields, rename = "mount", expecting = "a mount: a mapping with type, target and the fields of its type")]
 pub(super) struct RawMount {
     #[serde(rename = "type")]
     pub kind: MountType,
@@ -421,7 +421,7 @@ pub(super) struct RawMount {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "healthcheck")]
+#[serde(deny_unknown_fields, rename = "healthcheck", expecting = "a mapping with one of exec, tcp or http and the probe timings")]
 pub(super) struct RawHealthcheck {
     pub exec: Option<Vec<Arg>>,
     pub tcp: Option<Port>,
