@@ -54,10 +54,28 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
         }
     }
 
+    let sources = files.into_iter().map(|file| {
+        let text = read_limited(&file);
+        (file, text)
+    });
+    load_sources(sources, loaded)
+}
+
+/// Loads manifests given as text, as if read from the files named; for tests, fuzzers
+/// and tools that hold manifests in memory.
+pub fn load_texts(sources: impl IntoIterator<Item = (PathBuf, String)>) -> Loaded {
+    load_sources(sources.into_iter().map(|(file, text)| (file, Ok(text))), Loaded::default())
+}
+
+fn load_sources(sources: impl Iterator<Item = (PathBuf, Result<String, ProblemKind>)>, mut loaded: Loaded) -> Loaded {
     let mut candidates = Vec::new();
     let mut broken: Vec<AppName> = Vec::new();
-    for file in files {
-        match load_one(&file) {
+    for (file, text) in sources {
+        let checked = match text {
+            Ok(text) => load_one(&file, text),
+            Err(kind) => Err((vec![Problem { file: file.clone(), pos: None, app: None, kind }], None)),
+        };
+        match checked {
             Ok(candidate) => candidates.push(candidate),
             Err((problems, name)) => {
                 loaded.invalid += 1;
@@ -114,11 +132,10 @@ fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads, parses and checks one file alone. On failure returns its problems and, if it
+/// Parses and checks one file alone. On failure returns its problems and, if it
 /// can still be made out, the app name it declares.
-fn load_one(file: &Path) -> Result<Candidate, (Vec<Problem>, Option<AppName>)> {
+fn load_one(file: &Path, text: String) -> Result<Candidate, (Vec<Problem>, Option<AppName>)> {
     let problem = |pos, kind| Problem { file: file.to_owned(), pos, app: None, kind };
-    let text = read_limited(file).map_err(|kind| (vec![problem(None, kind)], None))?;
     let raw = parse_yaml::<RawManifest>(&text).map_err(|(pos, kind)| (vec![problem(pos, kind)], declared_name(&text)))?;
     let name = raw.name.clone();
     match validate::validate(raw, file) {
