@@ -19,9 +19,9 @@ pub fn check(paths: &[PathBuf], images: bool, out: &mut impl Write) -> io::Resul
         let apps = std::mem::take(&mut loaded.apps);
         let mut hashed: BTreeMap<PathBuf, Result<Digest, String>> = BTreeMap::new();
         for app in apps {
-            let actual = hashed
-                .entry(app.image.resolved.clone())
-                .or_insert_with(|| digest::sha256_file(&app.image.resolved).map_err(|e| e.to_string()));
+            let actual = hashed.entry(app.image.resolved.clone()).or_insert_with(|| {
+                digest::sha256_file(&app.image.resolved).map_err(|e| e.to_string())
+            });
             match image_problem(&app, actual) {
                 None => loaded.apps.push(app),
                 Some(problem) => {
@@ -30,13 +30,20 @@ pub fn check(paths: &[PathBuf], images: bool, out: &mut impl Write) -> io::Resul
                 }
             }
         }
-        loaded.problems.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+        loaded
+            .problems
+            .sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
     }
     for problem in &loaded.problems {
         writeln!(out, "{problem}")?;
     }
     let ok = loaded.apps.len();
-    writeln!(out, "{ok} app{} ok, {} invalid", if ok == 1 { "" } else { "s" }, loaded.invalid)?;
+    writeln!(
+        out,
+        "{ok} app{} ok, {} invalid",
+        if ok == 1 { "" } else { "s" },
+        loaded.invalid
+    )?;
     Ok(loaded.invalid == 0)
 }
 
@@ -54,7 +61,10 @@ fn image_problem(app: &Manifest, actual: &Result<Digest, String>) -> Option<Prob
         ),
         Err(error) => (
             at!["image", "path"],
-            Rule::ImageUnreadable { path: app.image.path.clone(), error: error.clone() },
+            Rule::ImageUnreadable {
+                path: app.image.path.clone(),
+                error: error.clone(),
+            },
         ),
     };
     Some(Problem {

@@ -34,7 +34,11 @@ const NOT_BUILT: [&str; 13] = [
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    Check { config: Option<PathBuf>, images: bool, paths: Vec<PathBuf> },
+    Check {
+        config: Option<PathBuf>,
+        images: bool,
+        paths: Vec<PathBuf>,
+    },
     Help,
     Version,
     /// A command of the design that this build does not have yet.
@@ -87,7 +91,11 @@ fn parse_check(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usag
             _ => paths.push(PathBuf::from(arg)),
         }
     }
-    Ok(Command::Check { config, images, paths })
+    Ok(Command::Check {
+        config,
+        images,
+        paths,
+    })
 }
 
 #[cfg(test)]
@@ -110,10 +118,20 @@ mod tests {
         );
         assert_eq!(
             p(&["check", "--", "--odd-name.yaml"]),
-            Ok(Command::Check { config: None, images: false, paths: vec!["--odd-name.yaml".into()] })
+            Ok(Command::Check {
+                config: None,
+                images: false,
+                paths: vec!["--odd-name.yaml".into()]
+            })
         );
-        assert_eq!(p(&["check", "--imgs"]), Err(UsageError("check: unknown option \"--imgs\"".into())));
-        assert_eq!(p(&["check", "--config"]), Err(UsageError("--config needs a FILE".into())));
+        assert_eq!(
+            p(&["check", "--imgs"]),
+            Err(UsageError("check: unknown option \"--imgs\"".into()))
+        );
+        assert_eq!(
+            p(&["check", "--config"]),
+            Err(UsageError("--config needs a FILE".into()))
+        );
     }
 
     #[test]
@@ -122,6 +140,9 @@ mod tests {
         assert_eq!(p(&["--help"]), Ok(Command::Help));
         assert_eq!(p(&["version"]), Ok(Command::Version));
         assert_eq!(p(&["run"]), Ok(Command::NotBuilt("run")));
-        assert_eq!(p(&["frobnicate"]), Err(UsageError("unknown command \"frobnicate\"".into())));
+        assert_eq!(
+            p(&["frobnicate"]),
+            Err(UsageError("unknown command \"frobnicate\"".into()))
+        );
     }
 }

@@ -65,13 +65,19 @@ impl Bridge {
         IfName("berth0".into())
     }
     fn default_subnet() -> Ipv4Net {
-        Ipv4Net { addr: Ipv4Addr::new(10, 88, 0, 0), prefix: 24 }
+        Ipv4Net {
+            addr: Ipv4Addr::new(10, 88, 0, 0),
+            prefix: 24,
+        }
     }
 }
 
 impl Default for Bridge {
     fn default() -> Self {
-        Bridge { name: Bridge::default_name(), subnet: Bridge::default_subnet() }
+        Bridge {
+            name: Bridge::default_name(),
+            subnet: Bridge::default_subnet(),
+        }
     }
 }
 
@@ -89,12 +95,18 @@ impl FromStr for CgroupPath {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let part_ok = |p: &str| {
-            !p.is_empty() && p != "." && p != ".." && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         };
         if s.split('/').all(part_ok) {
             Ok(CgroupPath(s.to_owned()))
         } else {
-            Err(format!("invalid cgroup path {s:?}: use relative names of letters, digits, - _ and . separated by /"))
+            Err(format!(
+                "invalid cgroup path {s:?}: use relative names of letters, digits, - _ and . separated by /"
+            ))
         }
     }
 }
@@ -116,11 +128,14 @@ impl FromStr for IfName {
         let ok = (1..=15).contains(&s.len())
             && s != "."
             && s != ".."
-            && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
         if ok {
             Ok(IfName(s.to_owned()))
         } else {
-            Err(format!("invalid interface name {s:?}: use 1 to 15 characters without /, : or spaces"))
+            Err(format!(
+                "invalid interface name {s:?}: use 1 to 15 characters without /, : or spaces"
+            ))
         }
     }
 }
@@ -137,9 +152,17 @@ impl FromStr for Ipv4Net {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("invalid subnet {s:?}: {why}");
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| bad("use ADDRESS/PREFIX, e.g. 10.88.0.0/24"))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| bad("use ADDRESS/PREFIX, e.g. 10.88.0.0/24"))?;
-        let prefix: u8 = prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| bad("prefix must be 8 to 30"))?;
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| bad("use ADDRESS/PREFIX, e.g. 10.88.0.0/24"))?;
+        let addr: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| bad("use ADDRESS/PREFIX, e.g. 10.88.0.0/24"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| (8..=30).contains(p))
+            .ok_or_else(|| bad("prefix must be 8 to 30"))?;
         let host_bits = u32::MAX >> prefix;
         if u32::from(addr) & host_bits != 0 {
             return Err(bad("address has host bits set"));
@@ -172,20 +195,33 @@ struct RawConfig {
 /// Reads the settings at `path`. A missing file means the defaults, unless the user
 /// named it (`required`). Relative directories are taken from the file's directory.
 pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
-    let problem = |pos, kind| Box::new(Problem { file: path.to_owned(), pos, app: None, kind });
+    let problem = |pos, kind| {
+        Box::new(Problem {
+            file: path.to_owned(),
+            pos,
+            app: None,
+            kind,
+        })
+    };
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Config::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(Config::default());
+        }
         Err(e) => return Err(problem(None, ProblemKind::Read(e))),
     };
     // An empty file (or one of only comments) is all defaults.
-    let raw: RawConfig = if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    let raw: RawConfig = if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         RawConfig::default()
     } else {
         parse_yaml(&text).map_err(|(pos, kind)| problem(pos, kind))?
     };
     let base = path.parent().unwrap_or(Path::new("."));
-    let dir = |value: Option<Arg>, default: PathBuf| value.map_or(default, |v| base.join(v.as_str()));
+    let dir =
+        |value: Option<Arg>, default: PathBuf| value.map_or(default, |v| base.join(v.as_str()));
     let d = Config::default();
     Ok(Config {
         apps_dir: dir(raw.apps_dir, d.apps_dir),
@@ -223,7 +259,13 @@ mod tests {
         assert_eq!(load(&p, false).unwrap(), Config::default());
         let e = load(&p, true).unwrap_err();
         assert!(matches!(e.kind, ProblemKind::Read(_)));
-        assert_eq!(e.to_string(), format!("{}: cannot read: No such file or directory (os error 2)", p.display()));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: cannot read: No such file or directory (os error 2)",
+                p.display()
+            )
+        );
     }
 
     #[test]
@@ -251,20 +293,51 @@ mod tests {
         let d = tmp("bad");
         let p = write(&d, "apps_dir: /etc/apps\nbridge:\n  subnet: 10.88.0.1/24\n");
         let e = load(&p, true).unwrap_err();
-        assert_eq!(e.pos, Some(Pos { line: 3, column: 11 }));
-        assert!(matches!(e.kind, ProblemKind::Yaml { kind: YamlKind::InvalidValue, .. }));
+        assert_eq!(
+            e.pos,
+            Some(Pos {
+                line: 3,
+                column: 11
+            })
+        );
+        assert!(matches!(
+            e.kind,
+            ProblemKind::Yaml {
+                kind: YamlKind::InvalidValue,
+                ..
+            }
+        ));
         assert_eq!(
             e.to_string(),
-            format!("{}:3:11: bridge.subnet: invalid subnet \"10.88.0.1/24\": address has host bits set", p.display())
+            format!(
+                "{}:3:11: bridge.subnet: invalid subnet \"10.88.0.1/24\": address has host bits set",
+                p.display()
+            )
         );
         let p = write(&d, "log_dirs: /var/log\n");
         let e = load(&p, true).unwrap_err();
         assert_eq!(e.pos, Some(Pos { line: 1, column: 1 }));
-        assert!(matches!(e.kind, ProblemKind::Yaml { kind: YamlKind::UnknownField, .. }), "{e}");
-        for (text, kind) in [("on_panic: explode\n", YamlKind::InvalidValue), ("cgroup_root: ../x\n", YamlKind::InvalidValue), ("run_dir: a\nrun_dir: b\n", YamlKind::DuplicateKey)] {
+        assert!(
+            matches!(
+                e.kind,
+                ProblemKind::Yaml {
+                    kind: YamlKind::UnknownField,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        for (text, kind) in [
+            ("on_panic: explode\n", YamlKind::InvalidValue),
+            ("cgroup_root: ../x\n", YamlKind::InvalidValue),
+            ("run_dir: a\nrun_dir: b\n", YamlKind::DuplicateKey),
+        ] {
             let p = write(&d, text);
             let e = load(&p, true).unwrap_err();
-            assert!(matches!(e.kind, ProblemKind::Yaml { kind: k, .. } if k == kind), "{text}: {e}");
+            assert!(
+                matches!(e.kind, ProblemKind::Yaml { kind: k, .. } if k == kind),
+                "{text}: {e}"
+            );
         }
         let p = write(&d, "# nothing set\n");
         assert_eq!(load(&p, true).unwrap(), Config::default());

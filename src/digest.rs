@@ -49,6 +49,9 @@ mod tests {
         let big = vec![b'a'; BLOCK * 2 + 17];
         let mut one = Sha256::new();
         one.update(&big);
-        assert_eq!(sha256_reader(&big[..]).unwrap(), Digest::from_bytes(&one.finalize()));
+        assert_eq!(
+            sha256_reader(&big[..]).unwrap(),
+            Digest::from_bytes(&one.finalize())
+        );
     }
 }

@@ -12,7 +12,10 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     panic::install();
-    let _ = simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Warn).env().init();
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(log::LevelFilter::Warn)
+        .env()
+        .init();
     force_panic_for_tests();
 
     let command = match cli::parse(std::env::args_os().skip(1)) {
@@ -35,7 +38,11 @@ fn main() -> ExitCode {
             eprintln!("berth {name}: not built yet in this version; see README.md, \"Status\"");
             ExitCode::from(EXIT_USAGE)
         }
-        Command::Check { config, images, paths } => run_check(config, images, paths),
+        Command::Check {
+            config,
+            images,
+            paths,
+        } => run_check(config, images, paths),
     }
 }
 
@@ -64,7 +71,10 @@ fn run_check(config: Option<PathBuf>, images: bool, mut paths: Vec<PathBuf>) -> 
 /// `BERTH_TEST_PANIC=1` panics on purpose, so tests can prove what the panic hook does.
 fn force_panic_for_tests() {
     if std::env::var_os("BERTH_TEST_PANIC").is_some() {
-        #[allow(clippy::panic, reason = "the one deliberate panic, for testing the hook")]
+        #[allow(
+            clippy::panic,
+            reason = "the one deliberate panic, for testing the hook"
+        )]
         {
             panic!("forced by BERTH_TEST_PANIC");
         }

@@ -35,7 +35,12 @@ pub fn install() {
 fn policy() {
     use nix::sys::reboot::{RebootMode, reboot};
     nix::unistd::sync();
-    let mode = if HALT.load(Ordering::Relaxed) { RebootMode::RB_HALT_SYSTEM } else { RebootMode::RB_AUTOBOOT };
+    let mode = if HALT.load(Ordering::Relaxed) {
+        RebootMode::RB_HALT_SYSTEM
+    } else {
+        RebootMode::RB_AUTOBOOT
+    };
     let Err(e) = reboot(mode);
-    let _ = std::io::stderr().write_all(format!("berth: reboot({mode:?}) after a panic failed: {e}\n").as_bytes());
+    let _ = std::io::stderr()
+        .write_all(format!("berth: reboot({mode:?}) after a panic failed: {e}\n").as_bytes());
 }

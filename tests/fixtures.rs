@@ -11,7 +11,13 @@
 //!
 //! KIND is [`ProblemKind::name`], LINE:COLUMN is `-` when there is no position, and
 //! MESSAGE is what `berth check` prints after `FILE:LINE:COLUMN: `.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -33,9 +39,18 @@ fn expectations(file: &Path) -> Vec<Expectation> {
         .lines()
         .filter_map(|l| l.strip_prefix("# expect: "))
         .map(|e| {
-            let (kind, rest) = e.split_once(' ').unwrap_or_else(|| panic!("{name}: bad expect line {e:?}"));
-            let (pos, message) = rest.split_once(": ").unwrap_or_else(|| panic!("{name}: bad expect line {e:?}"));
-            (name.clone(), kind.to_owned(), pos.to_owned(), message.to_owned())
+            let (kind, rest) = e
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("{name}: bad expect line {e:?}"));
+            let (pos, message) = rest
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("{name}: bad expect line {e:?}"));
+            (
+                name.clone(),
+                kind.to_owned(),
+                pos.to_owned(),
+                message.to_owned(),
+            )
         })
         .collect()
 }
@@ -48,8 +63,47 @@ fn observed(p: &Problem) -> Expectation {
         Some(pos) => format!("{}:{pos}: ", p.file.display()),
         None => format!("{}: ", p.file.display()),
     };
-    let message = printed.strip_prefix(&prefix).unwrap_or(&printed).to_owned();
+    // Messages that name another file name it from the fixture root, on any checkout.
+    let root = format!("{}/", root().display());
+    let message = printed
+        .strip_prefix(&prefix)
+        .unwrap_or(&printed)
+        .replace(&root, "");
     (name, p.kind.name(), pos, message)
+}
+
+/// `BERTH_BLESS=1 cargo test --test fixtures` rewrites the `# expect:` lines from what
+/// the loader says now; review the diff. The number of lines per file must not change,
+/// or every position below them would move.
+fn bless(files: &[PathBuf], got: &BTreeSet<Expectation>) {
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = fs::read_to_string(file).unwrap();
+        let old = text.lines().filter(|l| l.starts_with("# expect: ")).count();
+        let new: Vec<String> = got
+            .iter()
+            .filter(|e| e.0 == name)
+            .map(|(_, kind, pos, message)| format!("# expect: {kind} {pos}: {message}"))
+            .collect();
+        assert_eq!(
+            old,
+            new.len(),
+            "{}: the number of problems changed; edit by hand",
+            file.display()
+        );
+        let mut new = new.into_iter();
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("# expect: ") {
+                    new.next().unwrap()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        fs::write(file, lines.join("\n") + "\n").unwrap();
+    }
 }
 
 #[test]
@@ -58,27 +112,44 @@ fn every_example_loads() {
     let problems: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(loaded.invalid, 0);
-    assert!(loaded.apps.len() >= 4, "examples: an MQTT broker, a gateway, a web UI, a batch job");
+    assert!(
+        loaded.apps.len() >= 4,
+        "examples: an MQTT broker, a gateway, a web UI, a batch job"
+    );
 }
 
 #[test]
 fn every_invalid_case_gives_its_recorded_problems() {
-    let mut cases: Vec<PathBuf> = fs::read_dir(root().join("invalid")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<PathBuf> = fs::read_dir(root().join("invalid"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     assert!(cases.len() >= 20, "only {} invalid cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
         let files: Vec<PathBuf> = if case.is_dir() {
-            let mut f: Vec<_> = fs::read_dir(case).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut f: Vec<_> = fs::read_dir(case)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             f.sort();
             f
         } else {
             vec![case.clone()]
         };
         let expected: BTreeSet<Expectation> = files.iter().flat_map(|f| expectations(f)).collect();
-        assert!(!expected.is_empty(), "{}: no `# expect:` line", case.display());
+        assert!(
+            !expected.is_empty(),
+            "{}: no `# expect:` line",
+            case.display()
+        );
         let loaded = manifest::load(std::slice::from_ref(case));
         let got: BTreeSet<Expectation> = loaded.problems.iter().map(observed).collect();
+        if got != expected && std::env::var_os("BERTH_BLESS").is_some() {
+            bless(&files, &got);
+            continue;
+        }
         if got != expected {
             failures.push(format!(
                 "{}:\n  missing: {:#?}\n  unexpected: {:#?}",

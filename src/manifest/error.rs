@@ -64,7 +64,11 @@ impl ProblemKind {
             ProblemKind::Yaml { kind, .. } => format!("{kind:?}"),
             ProblemKind::Rule(rule) => format!("{rule:?}"),
         };
-        debug.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or_default().to_owned()
+        debug
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -105,38 +109,76 @@ impl YamlKind {
 pub enum Rule {
     EmptyCommand,
     ProbeCount(usize),
-    TimeoutNotBelowInterval { timeout: Duration, interval: Duration },
+    TimeoutNotBelowInterval {
+        timeout: Duration,
+        interval: Duration,
+    },
     ZeroInterval,
-    BackoffInverted { initial: Duration, max: Duration },
+    BackoffInverted {
+        initial: Duration,
+        max: Duration,
+    },
     ZeroWindow,
     ZeroSize(&'static str),
     SwapWithoutMemory,
     PortsNeedBridge,
     DuplicatePort(PortMapping),
-    MountField { kind: &'static str, field: &'static str, needed: bool },
-    MountOverlap { target: String, other: String },
-    MountOverSystem { target: String },
+    MountField {
+        kind: &'static str,
+        field: &'static str,
+        needed: bool,
+    },
+    MountOverlap {
+        target: String,
+        other: String,
+    },
+    MountOverSystem {
+        target: String,
+    },
     DuplicateDevice(String),
     DuplicateNamespace(&'static str),
     MountNamespaceRequired,
-    NetNamespace { mode: String, needed: bool },
+    NetNamespace {
+        mode: String,
+        needed: bool,
+    },
     UserNamespaceNeedsMap,
     UserNamespaceWithoutUser,
-    UserNotMapped { id: u32, map: &'static str },
+    UserNotMapped {
+        id: u32,
+        map: &'static str,
+    },
     CapabilityAddedAndDropped(Capability),
     NetworkContainerSelf,
     DuplicateDependency(AppName),
-    DuplicateName { first: PathBuf },
+    DuplicateName {
+        first: PathBuf,
+    },
     UnknownDependency(AppName),
     InvalidDependency(AppName),
     HealthyNeedsHealthcheck(AppName),
     DependencyCycle(Vec<AppName>),
     UnknownNetworkContainer(AppName),
     InvalidNetworkContainer(AppName),
-    ChainedNetworkContainer { app: AppName, mode: String },
-    HostPortTaken { port: PortMapping, app: AppName, file: PathBuf },
-    ImageUnreadable { path: String, error: String },
-    ImageDigestMismatch { path: String, expected: String, actual: String },
+    ChainedNetworkContainer {
+        app: AppName,
+        mode: String,
+    },
+    HostPortTaken {
+        port: PortMapping,
+        app: AppName,
+        theirs: PortMapping,
+        file: PathBuf,
+    },
+    ImageUnreadable {
+        path: String,
+        error: String,
+    },
+    ImageDigestMismatch {
+        path: String,
+        expected: String,
+        actual: String,
+    },
 }
 
 fn file_name(p: &Path) -> String {
@@ -147,71 +189,149 @@ impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         use Rule::*;
         match self {
-            EmptyCommand => write!(f, "a command must name a program: give at least one non-empty string"),
-            ProbeCount(n) => write!(f, "healthcheck needs exactly one of exec, tcp or http, found {n}"),
+            EmptyCommand => write!(
+                f,
+                "a command must name a program: give at least one non-empty string"
+            ),
+            ProbeCount(n) => write!(
+                f,
+                "healthcheck needs exactly one of exec, tcp or http, found {n}"
+            ),
             TimeoutNotBelowInterval { timeout, interval } => {
-                write!(f, "healthcheck timeout {timeout} must be shorter than its interval {interval}")
+                write!(
+                    f,
+                    "healthcheck timeout {timeout} must be shorter than its interval {interval}"
+                )
             }
             ZeroInterval => write!(f, "healthcheck interval must be more than 0"),
             BackoffInverted { initial, max } => {
-                write!(f, "restart backoff initial {initial} is more than its max {max}")
+                write!(
+                    f,
+                    "restart backoff initial {initial} is more than its max {max}"
+                )
             }
             ZeroWindow => write!(f, "restart window must be more than 0"),
             ZeroSize(what) => write!(f, "{what} must be more than 0"),
-            SwapWithoutMemory => write!(f, "resources.memory_swap needs resources.memory to be set"),
+            SwapWithoutMemory => {
+                write!(f, "resources.memory_swap needs resources.memory to be set")
+            }
             PortsNeedBridge => write!(f, "network.ports needs network.mode bridge"),
             DuplicatePort(p) => write!(f, "port mapping {p} is listed twice"),
-            MountField { kind, field, needed: true } => write!(f, "a {kind} mount needs `{field}`"),
-            MountField { kind, field, needed: false } => write!(f, "a {kind} mount takes no `{field}`"),
+            MountField {
+                kind,
+                field,
+                needed: true,
+            } => write!(f, "a {kind} mount needs `{field}`"),
+            MountField {
+                kind,
+                field,
+                needed: false,
+            } => write!(f, "a {kind} mount takes no `{field}`"),
             MountOverlap { target, other } => {
-                write!(f, "mount target {target} overlaps the mount at {other}: give each mount its own directory")
+                write!(
+                    f,
+                    "mount target {target} overlaps the mount at {other}: give each mount its own directory"
+                )
             }
             MountOverSystem { target } => {
-                write!(f, "mount target {target} is inside /proc, /sys or /dev, which berth mounts itself (use devices: for device nodes)")
+                write!(
+                    f,
+                    "mount target {target} is inside /proc, /sys or /dev, which berth mounts itself (use devices: for device nodes)"
+                )
             }
             DuplicateDevice(d) => write!(f, "device {d} is listed twice"),
             DuplicateNamespace(ns) => write!(f, "namespace {ns} is listed twice"),
             MountNamespaceRequired => {
-                write!(f, "namespaces must include mount: every app gets its own root filesystem")
+                write!(
+                    f,
+                    "namespaces must include mount: every app gets its own root filesystem"
+                )
             }
             NetNamespace { mode, needed: true } => {
-                write!(f, "network.mode {mode} needs a network namespace of its own: add net to namespaces")
+                write!(
+                    f,
+                    "network.mode {mode} needs a network namespace of its own: add net to namespaces"
+                )
             }
-            NetNamespace { mode, needed: false } => {
-                write!(f, "network.mode {mode} joins an existing network namespace: remove net from namespaces")
+            NetNamespace {
+                mode,
+                needed: false,
+            } => {
+                write!(
+                    f,
+                    "network.mode {mode} joins an existing network namespace: remove net from namespaces"
+                )
             }
-            UserNamespaceNeedsMap => write!(f, "namespaces includes user, so user_namespace (uid_map, gid_map) is required"),
-            UserNamespaceWithoutUser => write!(f, "user_namespace is set but namespaces does not include user"),
-            UserNotMapped { id, map } => write!(f, "user id {id} is not mapped by user_namespace.{map}"),
+            UserNamespaceNeedsMap => write!(
+                f,
+                "namespaces includes user, so user_namespace (uid_map, gid_map) is required"
+            ),
+            UserNamespaceWithoutUser => write!(
+                f,
+                "user_namespace is set but namespaces does not include user: add user to namespaces"
+            ),
+            UserNotMapped { id, map } => {
+                write!(f, "user id {id} is not mapped by user_namespace.{map}")
+            }
             CapabilityAddedAndDropped(c) => write!(f, "capability {c} is both added and dropped"),
             NetworkContainerSelf => write!(f, "network.mode container: names the app itself"),
             DuplicateDependency(app) => write!(f, "depends_on lists {app} twice"),
             DuplicateName { first } => write!(f, "app name already used by {}", file_name(first)),
-            UnknownDependency(app) => write!(f, "depends_on names {app}, but there is no app {app}"),
-            InvalidDependency(app) => write!(f, "depends_on names {app}, which is invalid and will not run"),
+            UnknownDependency(app) => {
+                write!(f, "depends_on names {app}, but there is no app {app}")
+            }
+            InvalidDependency(app) => write!(
+                f,
+                "depends_on names {app}, which is invalid and will not run"
+            ),
             HealthyNeedsHealthcheck(app) => {
-                write!(f, "depends_on {app} with condition healthy, but {app} has no healthcheck")
+                write!(
+                    f,
+                    "depends_on {app} with condition healthy, but {app} has no healthcheck"
+                )
             }
             DependencyCycle(cycle) => {
                 let names: Vec<&str> = cycle.iter().map(AppName::as_str).collect();
                 write!(f, "dependency cycle: {}", names.join(" -> "))
             }
             UnknownNetworkContainer(app) => {
-                write!(f, "network.mode container:{app} names an app that does not exist")
+                write!(
+                    f,
+                    "network.mode container:{app} names an app that does not exist"
+                )
             }
             InvalidNetworkContainer(app) => {
-                write!(f, "network.mode container:{app} names an app that is invalid and will not run")
+                write!(
+                    f,
+                    "network.mode container:{app} names an app that is invalid and will not run"
+                )
             }
             ChainedNetworkContainer { app, mode } => write!(
                 f,
                 "network.mode container:{app}: {app} itself uses network.mode {mode}; name the app that owns the network"
             ),
-            HostPortTaken { port, app, file } => {
-                write!(f, "host port {port} is already forwarded by {app} ({})", file_name(file))
-            }
+            HostPortTaken {
+                port,
+                app,
+                theirs,
+                file,
+            } => write!(
+                f,
+                "host port {}/{} of {port} is already forwarded by {app} ({theirs} in {})",
+                port.host_port,
+                port.protocol,
+                file_name(file)
+            ),
             ImageUnreadable { path, error } => write!(f, "cannot read image {path}: {error}"),
-            ImageDigestMismatch { path, expected, actual } => {
-                write!(f, "image digest mismatch for {path}: expected {expected}, got {actual}")
+            ImageDigestMismatch {
+                path,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "image digest mismatch for {path}: expected {expected}, got {actual}"
+                )
             }
         }
     }
@@ -223,12 +343,27 @@ mod tests {
 
     #[test]
     fn yaml_kinds_from_serde_wording() {
-        assert_eq!(YamlKind::of("unknown field `memroy`, expected one of"), YamlKind::UnknownField);
+        assert_eq!(
+            YamlKind::of("unknown field `memroy`, expected one of"),
+            YamlKind::UnknownField
+        );
         assert_eq!(YamlKind::of("missing field `name`"), YamlKind::MissingField);
-        assert_eq!(YamlKind::of("duplicate field `name`"), YamlKind::DuplicateKey);
-        assert_eq!(YamlKind::of("invalid type: map, expected a string"), YamlKind::WrongType);
-        assert_eq!(YamlKind::of("invalid size \"64MB\""), YamlKind::InvalidValue);
-        assert_eq!(YamlKind::of("unknown variant `sometimes`"), YamlKind::InvalidValue);
+        assert_eq!(
+            YamlKind::of("duplicate field `name`"),
+            YamlKind::DuplicateKey
+        );
+        assert_eq!(
+            YamlKind::of("invalid type: map, expected a string"),
+            YamlKind::WrongType
+        );
+        assert_eq!(
+            YamlKind::of("invalid size \"64MB\""),
+            YamlKind::InvalidValue
+        );
+        assert_eq!(
+            YamlKind::of("unknown variant `sometimes`"),
+            YamlKind::InvalidValue
+        );
     }
 
     #[test]
@@ -243,6 +378,9 @@ mod tests {
                 "gw".parse().unwrap(),
             ])),
         };
-        assert_eq!(p.to_string(), "apps.d/gw.yaml:3:9: gw: dependency cycle: gw -> db -> gw");
+        assert_eq!(
+            p.to_string(),
+            "apps.d/gw.yaml:3:9: gw: dependency cycle: gw -> db -> gw"
+        );
     }
 }

@@ -21,14 +21,20 @@ impl fmt::Display for Pos {
 
 impl From<serde_yaml::Location> for Pos {
     fn from(l: serde_yaml::Location) -> Self {
-        Pos { line: l.line(), column: l.column() }
+        Pos {
+            line: l.line(),
+            column: l.column(),
+        }
     }
 }
 
 /// One step of a path into a document: a mapping key or a sequence index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seg {
+    /// The value under this key.
     Key(&'static str),
+    /// The key itself (last step only): for problems with a whole section.
+    KeyOf(&'static str),
     Index(usize),
 }
 
@@ -84,13 +90,22 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        if let Some((Seg::Key(want), rest)) = self.path.split_first() {
-            while let Some(key) = map.next_key::<KeyText>()? {
-                if key.0.as_deref() == Some(*want) {
-                    return map.next_value_seed(Walk { path: rest });
+        match self.path.split_first() {
+            Some((Seg::Key(want), rest)) => {
+                while let Some(key) = map.next_key::<KeyText>()? {
+                    if key.0.as_deref() == Some(*want) {
+                        return map.next_value_seed(Walk { path: rest });
+                    }
+                    map.next_value::<IgnoredAny>()?;
                 }
-                map.next_value::<IgnoredAny>()?;
             }
+            Some((Seg::KeyOf(want), _)) => {
+                // FindKey fails at the wanted key, so the error carries its position.
+                while map.next_key_seed(FindKey(want))?.is_some() {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            _ => {}
         }
         Err(de::Error::custom(HERE))
     }
@@ -134,27 +149,51 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
+/// Reads a mapping key and fails, at the key, if it is the wanted one.
+struct FindKey<'w>(&'w str);
+
+impl<'de> DeserializeSeed<'de> for FindKey<'_> {
+    type Value = KeyText;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KeyText, D::Error> {
+        d.deserialize_any(KeyVisitor {
+            check: KeyCheck::Find(self.0),
+        })
+    }
+}
+
 /// A mapping key as text if it is a scalar; `None` for a mapping or sequence used as key.
 struct KeyText(Option<String>);
 
 impl<'de> de::Deserialize<'de> for KeyText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(KeyVisitor { seen: None })
+        d.deserialize_any(KeyVisitor {
+            check: KeyCheck::None,
+        })
     }
 }
 
-/// Reads a key; with `seen`, refuses a key already in it (raised at the key itself).
+/// What to do with a key as it is read; an error raised here carries the key's position.
+enum KeyCheck<'s> {
+    None,
+    /// Refuse a key already seen in this mapping.
+    Unique(&'s mut Vec<String>),
+    /// Stop the walk at this key.
+    Find(&'s str),
+}
+
 struct KeyVisitor<'s> {
-    seen: Option<&'s mut Vec<String>>,
+    check: KeyCheck<'s>,
 }
 
 impl KeyVisitor<'_> {
     fn text<E: de::Error>(self, key: String) -> Result<KeyText, E> {
-        if let Some(seen) = self.seen {
-            if seen.contains(&key) {
+        match self.check {
+            KeyCheck::Unique(seen) if seen.contains(&key) => {
                 return Err(E::custom(format_args!("duplicate key `{key}`")));
             }
-            seen.push(key.clone());
+            KeyCheck::Unique(seen) => seen.push(key.clone()),
+            KeyCheck::Find(want) if want == key => return Err(E::custom(HERE)),
+            KeyCheck::Find(_) | KeyCheck::None => {}
         }
         Ok(KeyText(Some(key)))
     }
@@ -196,7 +235,9 @@ struct SeenKey<'s>(&'s mut Vec<String>);
 impl<'de> DeserializeSeed<'de> for SeenKey<'_> {
     type Value = KeyText;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KeyText, D::Error> {
-        d.deserialize_any(KeyVisitor { seen: Some(self.0) })
+        d.deserialize_any(KeyVisitor {
+            check: KeyCheck::Unique(self.0),
+        })
     }
 }
 
@@ -266,16 +307,54 @@ mod tests {
     #[test]
     fn finds_keys_values_and_indices() {
         assert_eq!(loc(DOC, at!["name"]), Some(Pos { line: 1, column: 7 }));
-        assert_eq!(loc(DOC, at!["healthcheck"]), Some(Pos { line: 3, column: 3 }));
-        assert_eq!(loc(DOC, at!["healthcheck", "timeout"]), Some(Pos { line: 4, column: 12 }));
-        assert_eq!(loc(DOC, at!["mounts", 0usize, "target"]), Some(Pos { line: 6, column: 28 }));
-        assert_eq!(loc(DOC, at!["mounts", 1usize, "target"]), Some(Pos { line: 8, column: 13 }));
+        assert_eq!(
+            loc(DOC, at!["healthcheck"]),
+            Some(Pos { line: 3, column: 3 })
+        );
+        assert_eq!(
+            loc(DOC, at!["healthcheck", "timeout"]),
+            Some(Pos {
+                line: 4,
+                column: 12
+            })
+        );
+        assert_eq!(
+            loc(DOC, at!["mounts", 0usize, "target"]),
+            Some(Pos {
+                line: 6,
+                column: 28
+            })
+        );
+        assert_eq!(
+            loc(DOC, at!["mounts", 1usize, "target"]),
+            Some(Pos {
+                line: 8,
+                column: 13
+            })
+        );
+        assert_eq!(
+            loc(DOC, at![Seg::KeyOf("healthcheck")]),
+            Some(Pos { line: 2, column: 1 })
+        );
+        assert_eq!(
+            loc(DOC, at!["mounts", 0usize, Seg::KeyOf("target")]),
+            Some(Pos {
+                line: 6,
+                column: 20
+            })
+        );
     }
 
     #[test]
     fn an_absent_node_points_at_its_nearest_ancestor() {
-        assert_eq!(loc(DOC, at!["healthcheck", "retries"]), Some(Pos { line: 3, column: 3 }));
-        assert_eq!(loc(DOC, at!["mounts", 7usize]), Some(Pos { line: 6, column: 3 }));
+        assert_eq!(
+            loc(DOC, at!["healthcheck", "retries"]),
+            Some(Pos { line: 3, column: 3 })
+        );
+        assert_eq!(
+            loc(DOC, at!["mounts", 7usize]),
+            Some(Pos { line: 6, column: 3 })
+        );
         assert_eq!(loc("", at!["name"]), Some(Pos { line: 1, column: 1 }));
     }
 
@@ -283,9 +362,18 @@ mod tests {
     fn duplicate_keys_are_refused_where_they_repeat() {
         assert!(refuse_duplicate_keys(DOC).is_ok());
         let e = refuse_duplicate_keys("env:\n  A: 1\n  B: 2\n  A: 3\n").unwrap_err();
-        assert_eq!(e.location().map(Pos::from), Some(Pos { line: 4, column: 3 }));
+        assert_eq!(
+            e.location().map(Pos::from),
+            Some(Pos { line: 4, column: 3 })
+        );
         assert!(e.to_string().starts_with("env: duplicate key `A`"), "{e}");
         let e = refuse_duplicate_keys("a: 1\nb: [ {x: 1, x: 2} ]\n").unwrap_err();
-        assert_eq!(e.location().map(Pos::from), Some(Pos { line: 2, column: 13 }));
+        assert_eq!(
+            e.location().map(Pos::from),
+            Some(Pos {
+                line: 2,
+                column: 13
+            })
+        );
     }
 }

@@ -49,7 +49,12 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
             Ok(mut found) => files.append(&mut found),
             Err(e) => {
                 loaded.invalid += 1;
-                loaded.problems.push(Problem { file: path.clone(), pos: None, app: None, kind: ProblemKind::Read(e) });
+                loaded.problems.push(Problem {
+                    file: path.clone(),
+                    pos: None,
+                    app: None,
+                    kind: ProblemKind::Read(e),
+                });
             }
         }
     }
@@ -64,16 +69,30 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
 /// Loads manifests given as text, as if read from the files named; for tests, fuzzers
 /// and tools that hold manifests in memory.
 pub fn load_texts(sources: impl IntoIterator<Item = (PathBuf, String)>) -> Loaded {
-    load_sources(sources.into_iter().map(|(file, text)| (file, Ok(text))), Loaded::default())
+    load_sources(
+        sources.into_iter().map(|(file, text)| (file, Ok(text))),
+        Loaded::default(),
+    )
 }
 
-fn load_sources(sources: impl Iterator<Item = (PathBuf, Result<String, ProblemKind>)>, mut loaded: Loaded) -> Loaded {
+fn load_sources(
+    sources: impl Iterator<Item = (PathBuf, Result<String, ProblemKind>)>,
+    mut loaded: Loaded,
+) -> Loaded {
     let mut candidates = Vec::new();
     let mut broken: Vec<AppName> = Vec::new();
     for (file, text) in sources {
         let checked = match text {
             Ok(text) => load_one(&file, text),
-            Err(kind) => Err((vec![Problem { file: file.clone(), pos: None, app: None, kind }], None)),
+            Err(kind) => Err((
+                vec![Problem {
+                    file: file.clone(),
+                    pos: None,
+                    app: None,
+                    kind,
+                }],
+                None,
+            )),
         };
         match checked {
             Ok(candidate) => candidates.push(candidate),
@@ -93,24 +112,34 @@ fn load_sources(sources: impl Iterator<Item = (PathBuf, Result<String, ProblemKi
         } else {
             loaded.invalid += 1;
             let Candidate { text, manifest } = candidate;
-            loaded.problems.extend(findings.into_iter().map(|(path, rule)| Problem {
-                pos: locate::locate(&text, &path),
-                file: manifest.file.clone(),
-                app: Some(manifest.name.clone()),
-                kind: ProblemKind::Rule(rule),
-            }));
+            loaded
+                .problems
+                .extend(findings.into_iter().map(|(path, rule)| Problem {
+                    pos: locate::locate(&text, &path),
+                    file: manifest.file.clone(),
+                    app: Some(manifest.name.clone()),
+                    kind: ProblemKind::Rule(rule),
+                }));
         }
     }
     // Report in file order, then position, whichever check found the problem.
-    loaded.problems.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
-    log::debug!("loaded {} apps, {} invalid", loaded.apps.len(), loaded.invalid);
+    loaded
+        .problems
+        .sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+    log::debug!(
+        "loaded {} apps, {} invalid",
+        loaded.apps.len(),
+        loaded.invalid
+    );
     loaded
 }
 
 /// The position of the node at `path` in the manifest `file`, read again (for problems
 /// found after loading, such as an image whose digest does not match).
 pub fn locate_in_file(file: &Path, path: &[locate::Seg]) -> Option<Pos> {
-    read_limited(file).ok().and_then(|text| locate::locate(&text, path))
+    read_limited(file)
+        .ok()
+        .and_then(|text| locate::locate(&text, path))
 }
 
 /// `path` itself if it is not a directory, else its `*.yaml` entries (no hidden
@@ -135,8 +164,22 @@ fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Parses and checks one file alone. On failure returns its problems and, if it
 /// can still be made out, the app name it declares.
 fn load_one(file: &Path, text: String) -> Result<Candidate, (Vec<Problem>, Option<AppName>)> {
-    let problem = |pos, kind| Problem { file: file.to_owned(), pos, app: None, kind };
-    let raw = parse_yaml::<RawManifest>(&text).map_err(|(pos, kind)| (vec![problem(pos, kind)], declared_name(&text)))?;
+    let problem = |pos, kind| Problem {
+        file: file.to_owned(),
+        pos,
+        app: None,
+        kind,
+    };
+    let raw = parse_yaml::<RawManifest>(&text).map_err(|(pos, kind)| {
+        let name = declared_name(&text);
+        (
+            vec![Problem {
+                app: name.clone(),
+                ..problem(pos, kind)
+            }],
+            name,
+        )
+    })?;
     let name = raw.name.clone();
     match validate::validate(raw, file) {
         Ok(manifest) => Ok(Candidate { text, manifest }),
@@ -156,18 +199,25 @@ fn load_one(file: &Path, text: String) -> Result<Candidate, (Vec<Problem>, Optio
 fn read_limited(file: &Path) -> Result<String, ProblemKind> {
     let f = fs::File::open(file).map_err(ProblemKind::Read)?;
     let mut text = String::new();
-    f.take(MAX_MANIFEST_BYTES + 1).read_to_string(&mut text).map_err(ProblemKind::Read)?;
+    f.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(ProblemKind::Read)?;
     if text.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(ProblemKind::TooLarge { limit: MAX_MANIFEST_BYTES });
+        return Err(ProblemKind::TooLarge {
+            limit: MAX_MANIFEST_BYTES,
+        });
     }
     Ok(text)
 }
 
 /// Parses YAML text into `T` with berth's error reporting: well-formed YAML first
 /// (a single document, no repeated keys), then the typed shape.
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, (Option<Pos>, ProblemKind)> {
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, (Option<Pos>, ProblemKind)> {
     locate::refuse_duplicate_keys(text).map_err(|e| {
         let (pos, message) = split_error(&e);
+        let pos = pos.or_else(|| second_document(text));
         let kind = match YamlKind::of(strip_key_path(&message)) {
             YamlKind::DuplicateKey => YamlKind::DuplicateKey,
             _ => YamlKind::Syntax,
@@ -196,6 +246,24 @@ fn split_error(e: &serde_yaml::Error) -> (Option<Pos>, String) {
         }
     }
     (pos, message)
+}
+
+/// Where a second YAML document starts: the first `---` after some content.
+fn second_document(text: &str) -> Option<Pos> {
+    let mut content = false;
+    for (i, line) in text.lines().enumerate() {
+        if line == "---" || line.starts_with("--- ") {
+            if content {
+                return Some(Pos {
+                    line: i + 1,
+                    column: 1,
+                });
+            }
+        } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            content = true;
+        }
+    }
+    None
 }
 
 /// `resources.memory: invalid size` → `invalid size`. serde_yaml puts the key path

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::types::{
-    AbsPath, AppName, Arg, Capability, CpuSet, Digest, EnvName, Hostname, HttpUrl, IdMap,
+    AbsPath, AppName, Arg, Args, Capability, CpuSet, Digest, EnvName, Hostname, HttpUrl, IdMap,
     NetworkMode, Port, PortMapping, User, Weight,
 };
 use super::units::{Cpu, Duration, Signal, Size, deserialize_from_str};
@@ -23,7 +23,7 @@ pub struct Manifest {
     pub name: AppName,
     pub image: Image,
     /// Exec form; `None` means the image's own entrypoint and cmd.
-    pub command: Option<Vec<Arg>>,
+    pub command: Option<Args>,
     /// In file order; names are unique.
     pub env: Vec<(EnvName, Arg)>,
     pub workdir: Option<AbsPath>,
@@ -136,15 +136,29 @@ deserialize_from_str!(Count, "a whole number of at least 1");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mount {
-    Bind { source: AbsPath, target: AbsPath, readonly: bool },
-    Tmpfs { target: AbsPath, size: Option<Size>, readonly: bool },
-    Volume { name: AppName, target: AbsPath, readonly: bool },
+    Bind {
+        source: AbsPath,
+        target: AbsPath,
+        readonly: bool,
+    },
+    Tmpfs {
+        target: AbsPath,
+        size: Option<Size>,
+        readonly: bool,
+    },
+    Volume {
+        name: AppName,
+        target: AbsPath,
+        readonly: bool,
+    },
 }
 
 impl Mount {
     pub fn target(&self) -> &AbsPath {
         match self {
-            Mount::Bind { target, .. } | Mount::Tmpfs { target, .. } | Mount::Volume { target, .. } => target,
+            Mount::Bind { target, .. }
+            | Mount::Tmpfs { target, .. }
+            | Mount::Volume { target, .. } => target,
         }
     }
 }
@@ -168,7 +182,7 @@ pub enum Seccomp {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    Exec(Vec<Arg>),
+    Exec(Args),
     Tcp(Port),
     Http(HttpUrl),
 }
@@ -258,7 +272,10 @@ impl Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { initial: Backoff::default_initial(), max: Backoff::default_max() }
+        Backoff {
+            initial: Backoff::default_initial(),
+            max: Backoff::default_max(),
+        }
     }
 }
 
@@ -298,7 +315,10 @@ impl Stop {
 
 impl Default for Stop {
     fn default() -> Self {
-        Stop { signal: Stop::default_signal(), timeout: Stop::default_timeout() }
+        Stop {
+            signal: Stop::default_signal(),
+            timeout: Stop::default_timeout(),
+        }
     }
 }
 
@@ -322,17 +342,24 @@ impl Logs {
 
 impl Default for Logs {
     fn default() -> Self {
-        Logs { max_size: Logs::default_max_size(), max_files: Logs::default_max_files() }
+        Logs {
+            max_size: Logs::default_max_size(),
+            max_files: Logs::default_max_files(),
+        }
     }
 }
 
 /// The shape of a manifest file, as parsed before validation.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "manifest", expecting = "a manifest: a mapping with name, image and the other app settings")]
+#[serde(
+    deny_unknown_fields,
+    rename = "manifest",
+    expecting = "a manifest: a mapping with name, image and the other app settings"
+)]
 pub(super) struct RawManifest {
     pub name: AppName,
     pub image: RawImage,
-    pub command: Option<Vec<Arg>>,
+    pub command: Option<Args>,
     #[serde(default)]
     pub env: RawEnv,
     pub workdir: Option<AbsPath>,
@@ -368,7 +395,11 @@ pub(super) struct RawManifest {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "image", expecting = "a mapping with path and sha256")]
+#[serde(
+    deny_unknown_fields,
+    rename = "image",
+    expecting = "a mapping with path and sha256"
+)]
 pub(super) struct RawImage {
     pub path: Arg,
     pub sha256: Digest,
@@ -386,7 +417,10 @@ impl<'de> Deserialize<'de> for RawEnv {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a mapping of variable names to values")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawEnv, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawEnv, A::Error> {
                 let mut vars = Vec::new();
                 while let Some(pair) = map.next_entry()? {
                     vars.push(pair);
@@ -408,7 +442,11 @@ pub(super) enum MountType {
 
 /// A mount entry with every field any type may have; validation checks which apply.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "mount", expecting = "a mount: a mapping with type, target and the fields of its type")]
+#[serde(
+    deny_unknown_fields,
+    rename = "mount",
+    expecting = "a mount: a mapping with type, target and the fields of its type"
+)]
 pub(super) struct RawMount {
     #[serde(rename = "type")]
     pub kind: MountType,
@@ -421,9 +459,13 @@ pub(super) struct RawMount {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "healthcheck", expecting = "a mapping with one of exec, tcp or http and the probe timings")]
+#[serde(
+    deny_unknown_fields,
+    rename = "healthcheck",
+    expecting = "a mapping with one of exec, tcp or http and the probe timings"
+)]
 pub(super) struct RawHealthcheck {
-    pub exec: Option<Vec<Arg>>,
+    pub exec: Option<Args>,
     pub tcp: Option<Port>,
     pub http: Option<HttpUrl>,
     pub interval: Option<Duration>,

@@ -18,7 +18,14 @@ pub fn cross_check(apps: &[&Manifest], broken: &[AppName]) -> Vec<Vec<Finding>> 
     let mut first: BTreeMap<&AppName, usize> = BTreeMap::new();
     for (i, app) in apps.iter().enumerate() {
         match first.get(&app.name).and_then(|&f| apps.get(f)) {
-            Some(owner) => push(&mut found, i, at!["name"], Rule::DuplicateName { first: owner.file.clone() }),
+            Some(owner) => push(
+                &mut found,
+                i,
+                at!["name"],
+                Rule::DuplicateName {
+                    first: owner.file.clone(),
+                },
+            ),
             None => {
                 first.insert(&app.name, i);
             }
@@ -45,7 +52,11 @@ fn ok(found: &[Vec<Finding>], i: usize) -> bool {
 }
 
 /// Reports every app on a `depends_on` cycle, each with the cycle read from itself.
-fn check_cycles(apps: &[&Manifest], index: &dyn Fn(&AppName) -> Option<usize>, found: &mut [Vec<Finding>]) {
+fn check_cycles(
+    apps: &[&Manifest],
+    index: &dyn Fn(&AppName) -> Option<usize>,
+    found: &mut [Vec<Finding>],
+) {
     for (start, app) in apps.iter().enumerate() {
         if index(&app.name) != Some(start) {
             continue; // a duplicate name: refused already, and not the app the name means
@@ -63,7 +74,9 @@ fn check_cycles(apps: &[&Manifest], index: &dyn Fn(&AppName) -> Option<usize>, f
                     cycle = Some(stack.iter().map(|&(n, _)| n).chain([start]).collect());
                     break;
                 }
-                Some(d) if done.get(d) == Some(&false) && stack.iter().all(|&(n, _)| n != d) => stack.push((d, 0)),
+                Some(d) if done.get(d) == Some(&false) && stack.iter().all(|&(n, _)| n != d) => {
+                    stack.push((d, 0))
+                }
                 Some(_) => {}
                 None if dep.is_some() => {}
                 None => {
@@ -75,10 +88,23 @@ fn check_cycles(apps: &[&Manifest], index: &dyn Fn(&AppName) -> Option<usize>, f
             }
         }
         if let Some(cycle) = cycle {
-            let names = cycle.iter().filter_map(|&n| apps.get(n)).map(|a| a.name.clone()).collect();
+            let names = cycle
+                .iter()
+                .filter_map(|&n| apps.get(n))
+                .map(|a| a.name.clone())
+                .collect();
             let first_hop = cycle.get(1).and_then(|&n| apps.get(n)).map(|a| &a.name);
-            let edge = app.depends_on.iter().position(|d| Some(&d.app) == first_hop).unwrap_or(0);
-            push(found, start, at!["depends_on", edge, "app"], Rule::DependencyCycle(names));
+            let edge = app
+                .depends_on
+                .iter()
+                .position(|d| Some(&d.app) == first_hop)
+                .unwrap_or(0);
+            push(
+                found,
+                start,
+                at!["depends_on", edge, "app"],
+                Rule::DependencyCycle(names),
+            );
         }
     }
 }
@@ -86,13 +112,25 @@ fn check_cycles(apps: &[&Manifest], index: &dyn Fn(&AppName) -> Option<usize>, f
 /// `depends_on` and `container:` must name apps that exist, with what the reference
 /// needs (a healthcheck, a network of its own). Checked for every app, so that one
 /// run of `berth check` reports all of these at once.
-fn check_targets(apps: &[&Manifest], broken: &[AppName], index: &dyn Fn(&AppName) -> Option<usize>, found: &mut [Vec<Finding>]) {
+fn check_targets(
+    apps: &[&Manifest],
+    broken: &[AppName],
+    index: &dyn Fn(&AppName) -> Option<usize>,
+    found: &mut [Vec<Finding>],
+) {
     for (i, app) in apps.iter().enumerate() {
         for (d, dep) in app.depends_on.iter().enumerate() {
             match index(&dep.app).and_then(|t| apps.get(t)) {
                 None if broken.contains(&dep.app) => {}
-                None => push(found, i, at!["depends_on", d, "app"], Rule::UnknownDependency(dep.app.clone())),
-                Some(target) if dep.condition == Condition::Healthy && target.healthcheck.is_none() => {
+                None => push(
+                    found,
+                    i,
+                    at!["depends_on", d, "app"],
+                    Rule::UnknownDependency(dep.app.clone()),
+                ),
+                Some(target)
+                    if dep.condition == Condition::Healthy && target.healthcheck.is_none() =>
+                {
                     let rule = Rule::HealthyNeedsHealthcheck(dep.app.clone());
                     push(found, i, at!["depends_on", d, "condition"], rule);
                 }
@@ -100,11 +138,22 @@ fn check_targets(apps: &[&Manifest], broken: &[AppName], index: &dyn Fn(&AppName
             }
         }
         if let NetworkMode::Container(owner) = &app.network.mode {
-            match index(owner).and_then(|t| apps.get(t)).map(|t| &t.network.mode) {
+            match index(owner)
+                .and_then(|t| apps.get(t))
+                .map(|t| &t.network.mode)
+            {
                 None if broken.contains(owner) => {}
-                None => push(found, i, at!["network", "mode"], Rule::UnknownNetworkContainer(owner.clone())),
+                None => push(
+                    found,
+                    i,
+                    at!["network", "mode"],
+                    Rule::UnknownNetworkContainer(owner.clone()),
+                ),
                 Some(mode @ NetworkMode::Container(_)) => {
-                    let rule = Rule::ChainedNetworkContainer { app: owner.clone(), mode: mode.to_string() };
+                    let rule = Rule::ChainedNetworkContainer {
+                        app: owner.clone(),
+                        mode: mode.to_string(),
+                    };
                     push(found, i, at!["network", "mode"], rule);
                 }
                 Some(_) => {}
@@ -115,7 +164,12 @@ fn check_targets(apps: &[&Manifest], broken: &[AppName], index: &dyn Fn(&AppName
 
 /// An app whose dependency or network owner will not run cannot run either; repeated
 /// until nothing changes, since refusing one app can refuse its dependants.
-fn check_cascade(apps: &[&Manifest], broken: &[AppName], index: &dyn Fn(&AppName) -> Option<usize>, found: &mut [Vec<Finding>]) {
+fn check_cascade(
+    apps: &[&Manifest],
+    broken: &[AppName],
+    index: &dyn Fn(&AppName) -> Option<usize>,
+    found: &mut [Vec<Finding>],
+) {
     let refused = |name: &AppName, found: &[Vec<Finding>]| match index(name) {
         Some(t) => !ok(found, t),
         None => broken.contains(name),
@@ -128,13 +182,23 @@ fn check_cascade(apps: &[&Manifest], broken: &[AppName], index: &dyn Fn(&AppName
             }
             for (d, dep) in app.depends_on.iter().enumerate() {
                 if refused(&dep.app, found) {
-                    push(found, i, at!["depends_on", d, "app"], Rule::InvalidDependency(dep.app.clone()));
+                    push(
+                        found,
+                        i,
+                        at!["depends_on", d, "app"],
+                        Rule::InvalidDependency(dep.app.clone()),
+                    );
                     changed = true;
                 }
             }
             if let NetworkMode::Container(owner) = &app.network.mode {
                 if refused(owner, found) {
-                    push(found, i, at!["network", "mode"], Rule::InvalidNetworkContainer(owner.clone()));
+                    push(
+                        found,
+                        i,
+                        at!["network", "mode"],
+                        Rule::InvalidNetworkContainer(owner.clone()),
+                    );
                     changed = true;
                 }
             }
@@ -152,11 +216,26 @@ fn check_ports(apps: &[&Manifest], found: &mut [Vec<Finding>]) {
             continue;
         }
         for (p, port) in app.network.ports.iter().enumerate() {
-            let holder = apps.iter().enumerate().take(i).find(|&(o, other)| {
-                ok(found, o) && other.network.ports.iter().any(|q| q.clashes_with(port))
-            });
-            if let Some((_, other)) = holder {
-                let rule = Rule::HostPortTaken { port: *port, app: other.name.clone(), file: other.file.clone() };
+            let holder = apps
+                .iter()
+                .enumerate()
+                .take(i)
+                .filter(|&(o, _)| ok(found, o))
+                .find_map(|(_, other)| {
+                    other
+                        .network
+                        .ports
+                        .iter()
+                        .find(|q| q.clashes_with(port))
+                        .map(|theirs| (other, *theirs))
+                });
+            if let Some((other, theirs)) = holder {
+                let rule = Rule::HostPortTaken {
+                    port: *port,
+                    app: other.name.clone(),
+                    theirs,
+                    file: other.file.clone(),
+                };
                 push(found, i, at!["network", "ports", p], rule);
             }
         }

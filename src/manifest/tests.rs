@@ -15,7 +15,11 @@ fn head(name: &str) -> String {
 }
 
 fn load_set(files: &[(&str, String)]) -> Loaded {
-    load_texts(files.iter().map(|(f, t)| (PathBuf::from("apps.d").join(f), t.clone())))
+    load_texts(
+        files
+            .iter()
+            .map(|(f, t)| (PathBuf::from("apps.d").join(f), t.clone())),
+    )
 }
 
 /// The problems of one manifest (after the two head lines) as (kind, line, column).
@@ -95,16 +99,30 @@ fn every_field_of_the_design_example() {
     assert_eq!(m.name.as_str(), "gateway");
     assert_eq!(m.image.resolved, PathBuf::from("apps.d/images/gateway.tar"));
     assert_eq!(m.image.sha256.as_str(), SHA);
-    let cmd: Vec<&str> = m.command.as_ref().unwrap().iter().map(|a| a.as_str()).collect();
+    let cmd: Vec<&str> = m
+        .command
+        .as_ref()
+        .unwrap()
+        .as_slice()
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     assert_eq!(cmd, ["/bin/gateway", "--port", "8080"]);
-    let env: Vec<(&str, &str)> = m.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env: Vec<(&str, &str)> = m
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(env, [("LOG_LEVEL", "info"), ("RETRIES", "3")]);
     assert_eq!(m.workdir.as_ref().unwrap().as_str(), "/srv");
     assert_eq!((m.user.uid, m.user.gid), (1000, 1000));
     assert_eq!(m.hostname.as_str(), "gw-1");
     assert!(m.init);
     assert_eq!(m.namespaces.len(), 6);
-    assert_eq!(m.user_namespace.as_ref().unwrap().uid_map.to_host(1000), Some(101000));
+    assert_eq!(
+        m.user_namespace.as_ref().unwrap().uid_map.to_host(1000),
+        Some(101000)
+    );
     assert_eq!(m.network.mode, NetworkMode::Bridge);
     assert_eq!(m.network.ports[0].to_string(), "8080:80/tcp");
     let r = &m.resources;
@@ -126,15 +144,33 @@ fn every_field_of_the_design_example() {
     assert_eq!(m.seccomp, Seccomp::Unconfined);
     let h = m.healthcheck.as_ref().unwrap();
     assert!(matches!(&h.probe, Probe::Http(u) if u.port == 8080 && u.path == "/healthz"));
-    assert_eq!((h.interval.as_millis(), h.timeout.as_millis()), (10_000, 2_000));
+    assert_eq!(
+        (h.interval.as_millis(), h.timeout.as_millis()),
+        (10_000, 2_000)
+    );
     assert_eq!((h.retries.get(), h.start_period.as_millis()), (3, 30_000));
     assert_eq!(h.on_unhealthy, OnUnhealthy::None);
     assert_eq!(m.restart.policy, RestartPolicy::OnFailure);
-    assert_eq!((m.restart.backoff.initial.as_millis(), m.restart.backoff.max.as_millis()), (100, 30_000));
-    assert_eq!((m.restart.max_restarts, m.restart.window.as_millis()), (10, 300_000));
+    assert_eq!(
+        (
+            m.restart.backoff.initial.as_millis(),
+            m.restart.backoff.max.as_millis()
+        ),
+        (100, 30_000)
+    );
+    assert_eq!(
+        (m.restart.max_restarts, m.restart.window.as_millis()),
+        (10, 300_000)
+    );
     assert_eq!(m.depends_on[0].condition, Condition::Healthy);
-    assert_eq!((m.stop.signal.number(), m.stop.timeout.as_millis()), (libc::SIGINT, 10_000));
-    assert_eq!((m.logs.max_size.bytes(), m.logs.max_files.get()), (1 << 20, 3));
+    assert_eq!(
+        (m.stop.signal.number(), m.stop.timeout.as_millis()),
+        (libc::SIGINT, 10_000)
+    );
+    assert_eq!(
+        (m.logs.max_size.bytes(), m.logs.max_files.get()),
+        (1 << 20, 3)
+    );
 }
 
 #[test]
@@ -153,41 +189,102 @@ fn defaults_of_a_minimal_manifest() {
     assert_eq!(m.seccomp, Seccomp::Default);
     assert!(m.healthcheck.is_none());
     assert_eq!(m.restart.policy, RestartPolicy::Always);
-    assert_eq!((m.restart.backoff.initial.as_millis(), m.restart.backoff.max.as_millis()), (100, 30_000));
-    assert_eq!((m.restart.max_restarts, m.restart.window.as_millis()), (10, 300_000));
-    assert_eq!((m.stop.signal.number(), m.stop.timeout.as_millis()), (libc::SIGTERM, 10_000));
-    assert_eq!((m.logs.max_size.bytes(), m.logs.max_files.get()), (1 << 20, 3));
+    assert_eq!(
+        (
+            m.restart.backoff.initial.as_millis(),
+            m.restart.backoff.max.as_millis()
+        ),
+        (100, 30_000)
+    );
+    assert_eq!(
+        (m.restart.max_restarts, m.restart.window.as_millis()),
+        (10, 300_000)
+    );
+    assert_eq!(
+        (m.stop.signal.number(), m.stop.timeout.as_millis()),
+        (libc::SIGTERM, 10_000)
+    );
+    assert_eq!(
+        (m.logs.max_size.bytes(), m.logs.max_files.get()),
+        (1 << 20, 3)
+    );
     // Host networking: no net namespace of its own by default.
     let loaded = load_set(&[("h.yaml", head("h") + "network: { mode: host }\n")]);
     assert_eq!(loaded.apps[0].namespaces, [Pid, Mount, Uts, Ipc]);
     // Healthcheck timings.
-    let loaded = load_set(&[("h.yaml", head("h") + "healthcheck: { tcp: 80, interval: 4s }\n")]);
+    let loaded = load_set(&[(
+        "h.yaml",
+        head("h") + "healthcheck: { tcp: 80, interval: 4s }\n",
+    )]);
     let h = loaded.apps[0].healthcheck.as_ref().unwrap();
-    assert_eq!((h.timeout.as_millis(), h.retries.get(), h.start_period.as_millis()), (2_000, 3, 0));
+    assert_eq!(
+        (
+            h.timeout.as_millis(),
+            h.retries.get(),
+            h.start_period.as_millis()
+        ),
+        (2_000, 3, 0)
+    );
     assert_eq!(h.on_unhealthy, OnUnhealthy::Restart);
     let loaded = load_set(&[("h.yaml", head("h") + "healthcheck: { exec: [/bin/true] }\n")]);
     let h = loaded.apps[0].healthcheck.as_ref().unwrap();
-    assert_eq!((h.interval.as_millis(), h.timeout.as_millis()), (30_000, 5_000));
+    assert_eq!(
+        (h.interval.as_millis(), h.timeout.as_millis()),
+        (30_000, 5_000)
+    );
 }
 
 #[test]
 fn parse_errors_have_kind_line_and_column() {
-    assert_eq!(problems("resources:\n  memroy: 64M\n"), one("UnknownField", 4, 3));
-    assert_eq!(problems("resources:\n  memory: 64MB\n"), one("InvalidValue", 4, 11));
+    assert_eq!(
+        problems("resources:\n  memroy: 64M\n"),
+        one("UnknownField", 4, 3)
+    );
+    assert_eq!(
+        problems("resources:\n  memory: 64MB\n"),
+        one("InvalidValue", 4, 11)
+    );
     assert_eq!(problems("colour: red\n"), one("UnknownField", 3, 1));
     assert_eq!(problems("init: yes\n"), one("WrongType", 3, 7));
     assert_eq!(problems("command: /bin/app\n"), one("WrongType", 3, 10));
-    assert_eq!(problems("restart: { policy: sometimes }\n"), one("InvalidValue", 3, 20));
-    assert_eq!(problems("env:\n  A: 1\n  A: 2\n"), one("DuplicateKey", 5, 3));
+    assert_eq!(
+        problems("restart: { policy: sometimes }\n"),
+        one("InvalidValue", 3, 20)
+    );
+    assert_eq!(
+        problems("env:\n  A: 1\n  A: 2\n"),
+        one("DuplicateKey", 5, 3)
+    );
     assert_eq!(problems("name: again\n"), one("DuplicateKey", 3, 1));
     assert_eq!(problems("env: { 1A: x }\n"), one("InvalidValue", 3, 8));
-    assert_eq!(problems("stop: { signal: SIGFOO }\n"), one("InvalidValue", 3, 17));
-    assert_eq!(problems("healthcheck: { tcp: 80, interval: 10 }\n"), one("InvalidValue", 3, 35));
-    assert_eq!(problems("resources: { cpu: 0 }\n"), one("InvalidValue", 3, 19));
-    assert_eq!(problems("mounts: [ { type: tmpfs, target: tmp } ]\n"), one("InvalidValue", 3, 34));
-    assert_eq!(problems("mounts: [ { type: bind, source: /a, target: /x/../etc } ]\n"), one("InvalidValue", 3, 45));
-    assert_eq!(problems("user_namespace: { uid_map: \"0:1\", gid_map: \"0:1:1\" }\n"), one("InvalidValue", 3, 28));
-    assert_eq!(problems("network: { mode: nat }\n"), one("InvalidValue", 3, 18));
+    assert_eq!(
+        problems("stop: { signal: SIGFOO }\n"),
+        one("InvalidValue", 3, 17)
+    );
+    assert_eq!(
+        problems("healthcheck: { tcp: 80, interval: 10 }\n"),
+        one("InvalidValue", 3, 35)
+    );
+    assert_eq!(
+        problems("resources: { cpu: 0 }\n"),
+        one("InvalidValue", 3, 19)
+    );
+    assert_eq!(
+        problems("mounts: [ { type: tmpfs, target: tmp } ]\n"),
+        one("InvalidValue", 3, 34)
+    );
+    assert_eq!(
+        problems("mounts: [ { type: bind, source: /a, target: /x/../etc } ]\n"),
+        one("InvalidValue", 3, 45)
+    );
+    assert_eq!(
+        problems("user_namespace: { uid_map: \"0:1\", gid_map: \"0:1:1\" }\n"),
+        one("InvalidValue", 3, 28)
+    );
+    assert_eq!(
+        problems("network: { mode: nat }\n"),
+        one("InvalidValue", 3, 18)
+    );
     assert_eq!(problems("devices: [ttyUSB0]\n"), one("InvalidValue", 3, 11));
     assert_eq!(problems("  bad: [indent\n"), one("Syntax", 3, 3));
     let loaded = load_set(&[("x.yaml", "image: { path: a.tar, sha256: 00 }\n".into())]);
@@ -198,7 +295,7 @@ fn parse_errors_have_kind_line_and_column() {
     assert_eq!(loaded.problems[0].kind.name(), "Syntax");
     assert_eq!(
         loaded.problems[0].to_string(),
-        "apps.d/x.yaml: a file holds one YAML document; this one has a second (---)"
+        "apps.d/x.yaml:3:1: a file holds one YAML document; this one has a second (---)"
     );
 }
 
@@ -206,49 +303,128 @@ fn parse_errors_have_kind_line_and_column() {
 fn rules_of_one_manifest() {
     assert_eq!(problems("command: []\n"), one("EmptyCommand", 3, 10));
     assert_eq!(problems("command: [\"\"]\n"), one("EmptyCommand", 3, 10));
-    assert_eq!(problems("healthcheck: { interval: 5s }\n"), one("ProbeCount", 3, 14));
-    assert_eq!(problems("healthcheck:\n  tcp: 80\n  exec: [/bin/true]\n"), one("ProbeCount", 4, 3));
-    assert_eq!(problems("healthcheck: { tcp: 80, interval: 2s, timeout: 2s }\n"), one("TimeoutNotBelowInterval", 3, 48));
-    assert_eq!(problems("healthcheck: { tcp: 80, interval: 0s }\n"), one("ZeroInterval", 3, 35));
-    assert_eq!(problems("healthcheck: { exec: [] }\n"), one("EmptyCommand", 3, 22));
-    assert_eq!(problems("restart: { backoff: { initial: 1m, max: 30s } }\n"), one("BackoffInverted", 3, 32));
-    assert_eq!(problems("restart: { window: 0s }\n"), one("ZeroWindow", 3, 20));
-    assert_eq!(problems("resources: { memory: 0 }\n"), one("ZeroSize", 3, 22));
-    assert_eq!(problems("resources: { memory_swap: 8M }\n"), one("SwapWithoutMemory", 3, 27));
+    assert_eq!(
+        problems("healthcheck: { interval: 5s }\n"),
+        one("ProbeCount", 3, 1)
+    );
+    assert_eq!(
+        problems("healthcheck:\n  tcp: 80\n  exec: [/bin/true]\n"),
+        one("ProbeCount", 3, 1)
+    );
+    assert_eq!(
+        problems("healthcheck: { tcp: 80, interval: 2s, timeout: 2s }\n"),
+        one("TimeoutNotBelowInterval", 3, 48)
+    );
+    assert_eq!(
+        problems("healthcheck: { tcp: 80, interval: 0s }\n"),
+        one("ZeroInterval", 3, 35)
+    );
+    assert_eq!(
+        problems("healthcheck: { exec: [] }\n"),
+        one("EmptyCommand", 3, 22)
+    );
+    assert_eq!(
+        problems("restart: { backoff: { initial: 1m, max: 30s } }\n"),
+        one("BackoffInverted", 3, 32)
+    );
+    assert_eq!(
+        problems("restart: { window: 0s }\n"),
+        one("ZeroWindow", 3, 20)
+    );
+    assert_eq!(
+        problems("resources: { memory: 0 }\n"),
+        one("ZeroSize", 3, 22)
+    );
+    assert_eq!(
+        problems("resources: { memory_swap: 8M }\n"),
+        one("SwapWithoutMemory", 3, 27)
+    );
     assert_eq!(problems("logs: { max_size: 0 }\n"), one("ZeroSize", 3, 19));
-    assert_eq!(problems("network: { ports: [\"80:80\"] }\n"), one("PortsNeedBridge", 3, 19));
-    assert_eq!(problems("network: { mode: bridge, ports: [\"80:80\", \"80:81\"] }\n"), one("DuplicatePort", 3, 43));
+    assert_eq!(
+        problems("network: { ports: [\"80:80\"] }\n"),
+        one("PortsNeedBridge", 3, 19)
+    );
+    assert_eq!(
+        problems("network: { mode: bridge, ports: [\"80:80\", \"80:81\"] }\n"),
+        one("DuplicatePort", 3, 43)
+    );
     assert_eq!(problems("network: { mode: \"container:app\" }\n"), {
         // Also: no net namespace of its own, by default.
         one("NetworkContainerSelf", 3, 18)
     });
-    assert_eq!(problems("mounts:\n  - { type: bind, target: /x }\n"), one("MountField", 4, 5));
-    assert_eq!(problems("mounts:\n  - { type: volume, target: /x }\n"), one("MountField", 4, 5));
-    assert_eq!(problems("mounts:\n  - { type: tmpfs, target: /x, source: /y }\n"), one("MountField", 4, 40));
-    assert_eq!(problems("mounts:\n  - { type: bind, source: /y, target: /x, size: 1M }\n"), one("MountField", 4, 49));
-    assert_eq!(problems("mounts:\n  - { type: tmpfs, target: /x, size: 0 }\n"), one("ZeroSize", 4, 38));
     assert_eq!(
-        problems("mounts:\n  - { type: tmpfs, target: /data }\n  - { type: volume, name: v, target: /data/v }\n"),
+        problems("mounts:\n  - { type: bind, target: /x }\n"),
+        one("MountField", 4, 5)
+    );
+    assert_eq!(
+        problems("mounts:\n  - { type: volume, target: /x }\n"),
+        one("MountField", 4, 5)
+    );
+    assert_eq!(
+        problems("mounts:\n  - { type: tmpfs, target: /x, source: /y }\n"),
+        one("MountField", 4, 32)
+    );
+    assert_eq!(
+        problems("mounts:\n  - { type: bind, source: /y, target: /x, size: 1M }\n"),
+        one("MountField", 4, 43)
+    );
+    assert_eq!(
+        problems("mounts:\n  - { type: tmpfs, target: /x, size: 0 }\n"),
+        one("ZeroSize", 4, 38)
+    );
+    assert_eq!(
+        problems(
+            "mounts:\n  - { type: tmpfs, target: /data }\n  - { type: volume, name: v, target: /data/v }\n"
+        ),
         one("MountOverlap", 5, 38)
     );
-    assert_eq!(problems("mounts:\n  - { type: tmpfs, target: /dev/shm }\n"), one("MountOverSystem", 4, 28));
-    assert_eq!(problems("devices: [/dev/ttyS0, /dev/ttyS0]\n"), one("DuplicateDevice", 3, 23));
-    assert_eq!(problems("namespaces: [pid, mount, net, pid]\n"), one("DuplicateNamespace", 3, 31));
-    assert_eq!(problems("namespaces: [pid, net]\n"), one("MountNamespaceRequired", 3, 13));
-    assert_eq!(problems("namespaces: [mount]\n"), one("NetNamespace", 3, 13));
-    assert_eq!(problems("namespaces: [mount, net]\nnetwork: { mode: host }\n"), one("NetNamespace", 3, 13));
-    assert_eq!(problems("namespaces: [mount, net, user]\n"), one("UserNamespaceNeedsMap", 3, 13));
+    assert_eq!(
+        problems("mounts:\n  - { type: tmpfs, target: /dev/shm }\n"),
+        one("MountOverSystem", 4, 28)
+    );
+    assert_eq!(
+        problems("devices: [/dev/ttyS0, /dev/ttyS0]\n"),
+        one("DuplicateDevice", 3, 23)
+    );
+    assert_eq!(
+        problems("namespaces: [pid, mount, net, pid]\n"),
+        one("DuplicateNamespace", 3, 31)
+    );
+    assert_eq!(
+        problems("namespaces: [pid, net]\n"),
+        one("MountNamespaceRequired", 3, 13)
+    );
+    assert_eq!(
+        problems("namespaces: [mount]\n"),
+        one("NetNamespace", 3, 13)
+    );
+    assert_eq!(
+        problems("namespaces: [mount, net]\nnetwork: { mode: host }\n"),
+        one("NetNamespace", 3, 13)
+    );
+    assert_eq!(
+        problems("namespaces: [mount, net, user]\n"),
+        one("UserNamespaceNeedsMap", 3, 13)
+    );
     assert_eq!(
         problems("user_namespace: { uid_map: \"0:1000:1\", gid_map: \"0:1000:1\" }\n"),
-        one("UserNamespaceWithoutUser", 3, 17)
+        one("UserNamespaceWithoutUser", 3, 1)
     );
     assert_eq!(
-        problems("namespaces: [mount, net, user]\nuser: \"5:0\"\nuser_namespace: { uid_map: \"0:1000:1\", gid_map: \"0:1000:1\" }\n"),
+        problems(
+            "namespaces: [mount, net, user]\nuser: \"5:0\"\nuser_namespace: { uid_map: \"0:1000:1\", gid_map: \"0:1000:1\" }\n"
+        ),
         one("UserNotMapped", 4, 7)
     );
-    assert_eq!(problems("capabilities: { add: [NET_RAW], drop: [CAP_NET_RAW] }\n"), one("CapabilityAddedAndDropped", 3, 23));
+    assert_eq!(
+        problems("capabilities: { add: [NET_RAW], drop: [CAP_NET_RAW] }\n"),
+        one("CapabilityAddedAndDropped", 3, 23)
+    );
     // Refused alone, so the unknown `db` is not looked up.
-    assert_eq!(problems("depends_on: [{ app: db }, { app: db }]\n"), one("DuplicateDependency", 3, 34));
+    assert_eq!(
+        problems("depends_on: [{ app: db }, { app: db }]\n"),
+        one("DuplicateDependency", 3, 34)
+    );
 }
 
 #[test]
@@ -272,28 +448,40 @@ fn rules_of_a_set_of_manifests() {
 
     let self_dep = head("s") + "depends_on: [{ app: s }]\n";
     let loaded = load_set(&[("s.yaml", self_dep)]);
-    assert_eq!(loaded.problems[0].to_string(), "apps.d/s.yaml:3:21: s: dependency cycle: s -> s");
+    assert_eq!(
+        loaded.problems[0].to_string(),
+        "apps.d/s.yaml:3:21: s: dependency cycle: s -> s"
+    );
 
     let one_name = [("x1.yaml", head("x")), ("x2.yaml", head("x"))];
     let loaded = load_set(&one_name);
     assert_eq!(loaded.apps.len(), 1);
-    assert_eq!(loaded.problems[0].to_string(), "apps.d/x2.yaml:1:7: x: app name already used by apps.d/x1.yaml");
+    assert_eq!(
+        loaded.problems[0].to_string(),
+        "apps.d/x2.yaml:1:7: x: app name already used by apps.d/x1.yaml"
+    );
 
     let web = head("web") + "network: { mode: bridge, ports: [\"8080:80\"] }\n";
-    let api = head("api") + "network: { mode: bridge, ports: [\"443:443\", \"0.0.0.0:8080:81/tcp\"] }\n";
+    let api =
+        head("api") + "network: { mode: bridge, ports: [\"443:443\", \"0.0.0.0:8080:81/tcp\"] }\n";
     let dns = head("dns") + "network: { mode: bridge, ports: [\"8080:53/udp\"] }\n";
     let loaded = load_set(&[("api.yaml", api), ("dns.yaml", dns), ("web.yaml", web)]);
     assert_eq!(loaded.apps.len(), 2);
     assert_eq!(
         loaded.problems[0].to_string(),
-        "apps.d/web.yaml:3:34: web: host port 8080:80/tcp is already forwarded by api (apps.d/api.yaml)"
+        "apps.d/web.yaml:3:34: web: host port 8080/tcp of 8080:80/tcp is already forwarded by api (0.0.0.0:8080:81/tcp in apps.d/api.yaml)"
     );
 
     let owner = head("owner") + "network: { mode: bridge }\n";
     let side = head("side") + "network: { mode: \"container:owner\" }\n";
     let chained = head("chained") + "network: { mode: \"container:side\" }\n";
     let lost = head("lost") + "network: { mode: \"container:ghost\" }\n";
-    let loaded = load_set(&[("chained.yaml", chained), ("lost.yaml", lost), ("owner.yaml", owner), ("side.yaml", side)]);
+    let loaded = load_set(&[
+        ("chained.yaml", chained),
+        ("lost.yaml", lost),
+        ("owner.yaml", owner),
+        ("side.yaml", side),
+    ]);
     let printed: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
     assert_eq!(
         printed,
@@ -311,9 +499,21 @@ fn rules_of_a_set_of_manifests() {
     let loaded = load_set(&[("api.yaml", api), ("cache.yaml", cache), ("db.yaml", db)]);
     let kinds: Vec<String> = loaded.problems.iter().map(|p| p.kind.name()).collect();
     assert_eq!(kinds, ["HealthyNeedsHealthcheck", "InvalidValue"]);
-    assert_eq!(loaded.problems[0].pos, Some(Pos { line: 3, column: 52 }));
+    assert_eq!(
+        loaded.problems[0].pos,
+        Some(Pos {
+            line: 3,
+            column: 52
+        })
+    );
     assert_eq!(loaded.apps.len(), 1);
     // A dependant of a file that does not parse is refused, and says why.
-    let loaded = load_set(&[("api.yaml", head("api") + "depends_on: [{ app: db }]\n"), ("db.yaml", head("db") + "oops: 1\n")]);
-    assert_eq!(loaded.problems[0].to_string(), "apps.d/api.yaml:3:21: api: depends_on names db, which is invalid and will not run");
+    let loaded = load_set(&[
+        ("api.yaml", head("api") + "depends_on: [{ app: db }]\n"),
+        ("db.yaml", head("db") + "oops: 1\n"),
+    ]);
+    assert_eq!(
+        loaded.problems[0].to_string(),
+        "apps.d/api.yaml:3:21: api: depends_on names db, which is invalid and will not run"
+    );
 }

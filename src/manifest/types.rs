@@ -21,8 +21,11 @@ impl FromStr for AppName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let ok = s.len() <= 32
-            && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(AppName(s.to_owned()))
         } else {
@@ -65,7 +68,9 @@ impl FromStr for Digest {
         if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(Digest(s.to_ascii_lowercase()))
         } else {
-            Err(format!("invalid sha256 {s:?}: use the 64 hex digits printed by sha256sum"))
+            Err(format!(
+                "invalid sha256 {s:?}: use the 64 hex digits printed by sha256sum"
+            ))
         }
     }
 }
@@ -105,7 +110,9 @@ impl FromStr for Hostname {
         if s.len() <= 64 && s.split('.').all(label_ok) {
             Ok(Hostname(s.to_owned()))
         } else {
-            Err(format!("invalid hostname {s:?}: use labels of a-z, 0-9 and - separated by dots, at most 64 characters"))
+            Err(format!(
+                "invalid hostname {s:?}: use labels of a-z, 0-9 and - separated by dots, at most 64 characters"
+            ))
         }
     }
 }
@@ -124,12 +131,17 @@ impl EnvName {
 impl FromStr for EnvName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        let ok = s
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
             && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if ok {
             Ok(EnvName(s.to_owned()))
         } else {
-            Err(format!("invalid environment variable name {s:?}: use letters, digits and _, not starting with a digit"))
+            Err(format!(
+                "invalid environment variable name {s:?}: use letters, digits and _, not starting with a digit"
+            ))
         }
     }
 }
@@ -157,6 +169,38 @@ impl FromStr for Arg {
 }
 deserialize_from_str!(Arg, "a string");
 
+/// A command in exec form: a list of strings, the program first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args(Vec<Arg>);
+
+impl Args {
+    pub fn as_slice(&self) -> &[Arg] {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Args {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Args;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a list of strings, program first, e.g. [\"/bin/app\", \"--port\", \"80\"]",
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Args, A::Error> {
+                let mut args = Vec::new();
+                while let Some(arg) = seq.next_element()? {
+                    args.push(arg);
+                }
+                Ok(Args(args))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
 /// An absolute path with no `.`, `..` or empty components, and not `/` itself:
 /// a mount target inside the app, a bind source or a device on the host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -170,7 +214,10 @@ impl AbsPath {
     /// below `/data`).
     pub fn is_within(&self, other: &AbsPath) -> bool {
         self.0 == other.0
-            || self.0.strip_prefix(other.0.as_str()).is_some_and(|rest| rest.starts_with('/'))
+            || self
+                .0
+                .strip_prefix(other.0.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
     }
 }
 
@@ -178,7 +225,9 @@ impl FromStr for AbsPath {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let Some(rest) = s.strip_prefix('/') else {
-            return Err(format!("invalid path {s:?}: must be absolute (start with /)"));
+            return Err(format!(
+                "invalid path {s:?}: must be absolute (start with /)"
+            ));
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.is_empty() {
@@ -187,8 +236,13 @@ impl FromStr for AbsPath {
         if s.contains('\0') {
             return Err(format!("invalid path {s:?}: contains a NUL byte"));
         }
-        if let Some(c) = rest.split('/').find(|c| c.is_empty() || *c == "." || *c == "..") {
-            return Err(format!("invalid path {s:?}: must not contain {c:?} components"));
+        if let Some(c) = rest
+            .split('/')
+            .find(|c| c.is_empty() || *c == "." || *c == "..")
+        {
+            return Err(format!(
+                "invalid path {s:?}: must not contain {c:?} components"
+            ));
         }
         Ok(AbsPath(format!("/{rest}")))
     }
@@ -213,7 +267,10 @@ impl FromStr for User {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("invalid user {s:?}: use numeric uid:gid, e.g. 1000:1000");
         let (uid, gid) = s.split_once(':').ok_or_else(bad)?;
-        Ok(User { uid: uid.parse().map_err(|_| bad())?, gid: gid.parse().map_err(|_| bad())? })
+        Ok(User {
+            uid: uid.parse().map_err(|_| bad())?,
+            gid: gid.parse().map_err(|_| bad())?,
+        })
     }
 }
 deserialize_from_str!(User, "numeric uid:gid");
@@ -247,14 +304,25 @@ impl FromStr for IdMap {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let mut ranges: Vec<IdRange> = Vec::new();
+        let several = s.contains(',');
         for part in s.split(',').map(str::trim) {
-            let bad = |why: &str| format!("invalid id map {s:?}: {part:?} {why}");
+            let bad = |why: &str| match several {
+                true => format!("invalid id map {s:?}: {part:?} {why}"),
+                false => format!("invalid id map {s:?}: {why}"),
+            };
             let fields: Vec<&str> = part.split(':').collect();
             let [inside, outside, count] = fields.as_slice() else {
-                return Err(bad("is not inside:outside:count"));
+                return Err(bad("is not inside:outside:count, e.g. 0:100000:65536"));
             };
-            let num = |t: &str| t.parse::<u32>().map_err(|_| bad("is not inside:outside:count"));
-            let r = IdRange { inside: num(inside)?, outside: num(outside)?, count: num(count)? };
+            let num = |t: &str| {
+                t.parse::<u32>()
+                    .map_err(|_| bad("is not inside:outside:count, e.g. 0:100000:65536"))
+            };
+            let r = IdRange {
+                inside: num(inside)?,
+                outside: num(outside)?,
+                count: num(count)?,
+            };
             if r.count == 0 {
                 return Err(bad("maps no ids (count 0)"));
             }
@@ -265,13 +333,17 @@ impl FromStr for IdMap {
             let overlaps = |a: u32, b: u32, n: u32| {
                 u64::from(a) < u64::from(b) + u64::from(n) && u64::from(b) < end(a)
             };
-            if ranges.iter().any(|o| overlaps(r.inside, o.inside, o.count) || overlaps(r.outside, o.outside, o.count)) {
+            if ranges.iter().any(|o| {
+                overlaps(r.inside, o.inside, o.count) || overlaps(r.outside, o.outside, o.count)
+            }) {
                 return Err(bad("overlaps an earlier range"));
             }
             ranges.push(r);
         }
         if ranges.len() > 340 {
-            return Err(format!("invalid id map {s:?}: the kernel takes at most 340 ranges"));
+            return Err(format!(
+                "invalid id map {s:?}: the kernel takes at most 340 ranges"
+            ));
         }
         Ok(IdMap(ranges))
     }
@@ -301,7 +373,9 @@ impl FromStr for NetworkMode {
             "bridge" => Ok(NetworkMode::Bridge),
             _ => match s.strip_prefix("container:") {
                 Some(app) => app.parse().map(NetworkMode::Container),
-                None => Err(format!("invalid network mode {s:?}: use none, host, bridge or container:<app>")),
+                None => Err(format!(
+                    "invalid network mode {s:?}: use none, host, bridge or container:<app>"
+                )),
             },
         }
     }
@@ -360,7 +434,11 @@ fn parse_port(s: &str) -> Option<u16> {
 impl FromStr for PortMapping {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid port mapping {s:?}: use HOST_PORT:APP_PORT with an optional HOST_IP: before and /tcp or /udp after, ports 1 to 65535");
+        let bad = || {
+            format!(
+                "invalid port mapping {s:?}: use HOST_PORT:APP_PORT with an optional HOST_IP: before and /tcp or /udp after, ports 1 to 65535"
+            )
+        };
         let (ports, protocol) = match s.rsplit_once('/') {
             Some((p, "tcp")) => (p, Protocol::Tcp),
             Some((p, "udp")) => (p, Protocol::Udp),
@@ -399,19 +477,56 @@ pub struct Port(pub u16);
 impl FromStr for Port {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        parse_port(s).map(Port).ok_or_else(|| format!("invalid port {s:?}: use a number from 1 to 65535"))
+        parse_port(s)
+            .map(Port)
+            .ok_or_else(|| format!("invalid port {s:?}: use a number from 1 to 65535"))
     }
 }
 deserialize_from_str!(Port, "a port number");
 
 /// Capability names in kernel order: the index is the capability number.
 const CAPABILITIES: [&str; 41] = [
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
 
 /// A capability name (`NET_ADMIN` or `CAP_NET_ADMIN`), or `ALL`.
@@ -523,17 +638,30 @@ impl FromStr for HttpUrl {
             .ok_or_else(|| bad("use http://HOST[:PORT]/PATH (no https: the probe runs inside the app's own network)"))?;
         let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, parse_port(p).ok_or_else(|| bad("port must be 1 to 65535"))?),
+            Some((h, p)) => (
+                h,
+                parse_port(p).ok_or_else(|| bad("port must be 1 to 65535"))?,
+            ),
             None => (authority, 80),
         };
         let host = match host {
             "localhost" => Ipv4Addr::LOCALHOST,
-            h => h.parse().map_err(|_| bad("host must be an IPv4 address or localhost"))?,
+            h => h
+                .parse()
+                .map_err(|_| bad("host must be an IPv4 address or localhost"))?,
         };
-        if path.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if path
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(bad("path must not contain spaces or control characters"));
         }
-        Ok(HttpUrl { host, port, path: path.to_owned(), text: s.to_owned() })
+        Ok(HttpUrl {
+            host,
+            port,
+            path: path.to_owned(),
+            text: s.to_owned(),
+        })
     }
 }
 deserialize_from_str!(HttpUrl, "an http:// url");
@@ -548,14 +676,24 @@ mod tests {
         assert!("0-a".parse::<AppName>().is_ok());
         assert!("a".repeat(32).parse::<AppName>().is_ok());
         for bad in ["", "-a", "Gateway", "a_b", "a.b", &"a".repeat(33)] {
-            assert!(bad.parse::<AppName>().unwrap_err().starts_with("invalid name"), "{bad}");
+            assert!(
+                bad.parse::<AppName>()
+                    .unwrap_err()
+                    .starts_with("invalid name"),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn digests_are_64_hex() {
-        let d: Digest = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08".parse().unwrap();
-        assert_eq!(d.as_str(), "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+        let d: Digest = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            d.as_str(),
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
         assert_eq!(Digest::from_bytes(&[0, 1, 0xab]).as_str(), "0001ab");
         assert!("9f86".parse::<Digest>().is_err());
         assert!("g".repeat(64).parse::<Digest>().is_err());
@@ -563,10 +701,22 @@ mod tests {
 
     #[test]
     fn abs_paths() {
-        assert_eq!("/var/lib/x/".parse::<AbsPath>().unwrap().as_str(), "/var/lib/x");
-        assert_eq!("tmp".parse::<AbsPath>(), Err("invalid path \"tmp\": must be absolute (start with /)".into()));
-        assert_eq!("/a/../b".parse::<AbsPath>(), Err("invalid path \"/a/../b\": must not contain \"..\" components".into()));
-        assert_eq!("/a//b".parse::<AbsPath>(), Err("invalid path \"/a//b\": must not contain \"\" components".into()));
+        assert_eq!(
+            "/var/lib/x/".parse::<AbsPath>().unwrap().as_str(),
+            "/var/lib/x"
+        );
+        assert_eq!(
+            "tmp".parse::<AbsPath>(),
+            Err("invalid path \"tmp\": must be absolute (start with /)".into())
+        );
+        assert_eq!(
+            "/a/../b".parse::<AbsPath>(),
+            Err("invalid path \"/a/../b\": must not contain \"..\" components".into())
+        );
+        assert_eq!(
+            "/a//b".parse::<AbsPath>(),
+            Err("invalid path \"/a//b\": must not contain \"\" components".into())
+        );
         assert!("/".parse::<AbsPath>().is_err());
         let p = |s: &str| s.parse::<AbsPath>().unwrap();
         assert!(p("/data/x").is_within(&p("/data")));
@@ -576,7 +726,13 @@ mod tests {
 
     #[test]
     fn users_and_id_maps() {
-        assert_eq!("1000:100".parse(), Ok(User { uid: 1000, gid: 100 }));
+        assert_eq!(
+            "1000:100".parse(),
+            Ok(User {
+                uid: 1000,
+                gid: 100
+            })
+        );
         assert!("1000".parse::<User>().is_err());
         assert!("nobody:nogroup".parse::<User>().is_err());
         let m: IdMap = "0:100000:65536, 65536:300000:1".parse().unwrap();
@@ -587,32 +743,66 @@ mod tests {
         assert_eq!(m.to_host(65537), None);
         assert_eq!(
             "0:100000".parse::<IdMap>(),
-            Err("invalid id map \"0:100000\": \"0:100000\" is not inside:outside:count".into())
+            Err(
+                "invalid id map \"0:100000\": is not inside:outside:count, e.g. 0:100000:65536"
+                    .into()
+            )
         );
         assert_eq!(
             "0:1:0".parse::<IdMap>(),
-            Err("invalid id map \"0:1:0\": \"0:1:0\" maps no ids (count 0)".into())
+            Err("invalid id map \"0:1:0\": maps no ids (count 0)".into())
         );
-        assert!("0:100:10,5:200:10".parse::<IdMap>().unwrap_err().ends_with("overlaps an earlier range"));
-        assert!("0:4294967295:2".parse::<IdMap>().unwrap_err().ends_with("runs past id 4294967295"));
+        assert!(
+            "0:100:10,5:200:10"
+                .parse::<IdMap>()
+                .unwrap_err()
+                .ends_with("overlaps an earlier range")
+        );
+        assert!(
+            "0:4294967295:2"
+                .parse::<IdMap>()
+                .unwrap_err()
+                .ends_with("runs past id 4294967295")
+        );
     }
 
     #[test]
     fn network_modes() {
         assert_eq!("bridge".parse(), Ok(NetworkMode::Bridge));
-        assert_eq!("container:broker".parse(), Ok(NetworkMode::Container("broker".parse().unwrap())));
-        assert!("container:".parse::<NetworkMode>().unwrap_err().starts_with("invalid name"));
-        assert!("nat".parse::<NetworkMode>().unwrap_err().starts_with("invalid network mode \"nat\""));
+        assert_eq!(
+            "container:broker".parse(),
+            Ok(NetworkMode::Container("broker".parse().unwrap()))
+        );
+        assert!(
+            "container:"
+                .parse::<NetworkMode>()
+                .unwrap_err()
+                .starts_with("invalid name")
+        );
+        assert!(
+            "nat"
+                .parse::<NetworkMode>()
+                .unwrap_err()
+                .starts_with("invalid network mode \"nat\"")
+        );
     }
 
     #[test]
     fn port_mappings() {
         let p: PortMapping = "8080:80".parse().unwrap();
-        assert_eq!((p.host_ip, p.host_port, p.app_port, p.protocol), (None, 8080, 80, Protocol::Tcp));
+        assert_eq!(
+            (p.host_ip, p.host_port, p.app_port, p.protocol),
+            (None, 8080, 80, Protocol::Tcp)
+        );
         let p: PortMapping = "127.0.0.1:53:5353/udp".parse().unwrap();
         assert_eq!(p.to_string(), "127.0.0.1:53:5353/udp");
         for bad in ["80", "0:80", "8080:80/sctp", "70000:80", "x:1:2", "1:2:3:4"] {
-            assert!(bad.parse::<PortMapping>().unwrap_err().starts_with("invalid port mapping"), "{bad}");
+            assert!(
+                bad.parse::<PortMapping>()
+                    .unwrap_err()
+                    .starts_with("invalid port mapping"),
+                "{bad}"
+            );
         }
         let any: PortMapping = "8080:80".parse().unwrap();
         let lo: PortMapping = "127.0.0.1:8080:81".parse().unwrap();
@@ -642,11 +832,24 @@ mod tests {
     #[test]
     fn http_urls() {
         let u: HttpUrl = "http://127.0.0.1:8080/healthz".parse().unwrap();
-        assert_eq!((u.host, u.port, u.path.as_str()), (Ipv4Addr::LOCALHOST, 8080, "/healthz"));
+        assert_eq!(
+            (u.host, u.port, u.path.as_str()),
+            (Ipv4Addr::LOCALHOST, 8080, "/healthz")
+        );
         let u: HttpUrl = "http://localhost".parse().unwrap();
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
-        assert!("https://127.0.0.1/".parse::<HttpUrl>().unwrap_err().contains("no https"));
-        assert!("http://example.com/".parse::<HttpUrl>().unwrap_err().contains("IPv4 address or localhost"));
+        assert!(
+            "https://127.0.0.1/"
+                .parse::<HttpUrl>()
+                .unwrap_err()
+                .contains("no https")
+        );
+        assert!(
+            "http://example.com/"
+                .parse::<HttpUrl>()
+                .unwrap_err()
+                .contains("IPv4 address or localhost")
+        );
         assert!("http://127.0.0.1:0/".parse::<HttpUrl>().is_err());
     }
 }

@@ -51,7 +51,11 @@ impl Size {
 impl FromStr for Size {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid size {s:?}: use a number with K, M or G (powers of 1024) or plain bytes");
+        let bad = || {
+            format!(
+                "invalid size {s:?}: use a number with K, M or G (powers of 1024) or plain bytes"
+            )
+        };
         let (digits, unit) = split_number(s);
         let n: u64 = digits.parse().map_err(|_| bad())?;
         let shift = match unit {
@@ -105,7 +109,11 @@ impl From<Duration> for std::time::Duration {
 impl FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid duration {s:?}: use a whole number with ms, s, m or h, e.g. 500ms or 10s");
+        let bad = || {
+            format!(
+                "invalid duration {s:?}: use a whole number with ms, s, m or h, e.g. 500ms or 10s"
+            )
+        };
         let (digits, unit) = split_number(s);
         let n: u64 = digits.parse().map_err(|_| bad())?;
         let scale = match unit {
@@ -147,7 +155,9 @@ impl FromStr for Cpu {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("invalid cpu {s:?}: use a number of CPUs (0.25, 2) or millicpus (250m), at least 1m")
+            format!(
+                "invalid cpu {s:?}: use a number of CPUs (0.25, 2) or millicpus (250m), at least 1m"
+            )
         };
         let millis: u64 = if let Some(m) = s.strip_suffix('m') {
             m.parse().map_err(|_| bad())?
@@ -160,8 +170,16 @@ impl FromStr for Cpu {
             if whole.is_empty() && frac.is_empty() || frac.len() > 3 {
                 return Err(bad());
             }
-            let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-            let frac_digits: u64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+            let whole: u64 = if whole.is_empty() {
+                0
+            } else {
+                whole.parse().map_err(|_| bad())?
+            };
+            let frac_digits: u64 = if frac.is_empty() {
+                0
+            } else {
+                frac.parse().map_err(|_| bad())?
+            };
             if !frac.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
             }
@@ -183,9 +201,14 @@ impl fmt::Display for Cpu {
         write!(f, "{}m", self.0)
     }
 }
-deserialize_from_str!(Cpu, "a number of CPUs such as 0.5 or millicpus such as 500m");
+deserialize_from_str!(
+    Cpu,
+    "a number of CPUs such as 0.5 or millicpus such as 500m"
+);
 
-/// The signals a manifest may name, with their numbers on this target.
+/// The signals a manifest may name, with their numbers on this target. Job-control
+/// signals (SIGSTOP, SIGTSTP, SIGCONT) are left out: as a stop signal they would
+/// pause the app instead of ending it.
 const SIGNALS: &[(&str, libc::c_int)] = &[
     ("HUP", libc::SIGHUP),
     ("INT", libc::SIGINT),
@@ -197,9 +220,6 @@ const SIGNALS: &[(&str, libc::c_int)] = &[
     ("PIPE", libc::SIGPIPE),
     ("ALRM", libc::SIGALRM),
     ("TERM", libc::SIGTERM),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
     ("WINCH", libc::SIGWINCH),
     ("PWR", libc::SIGPWR),
 ];
@@ -282,7 +302,12 @@ mod tests {
         assert_eq!(Duration(300_000).to_string(), "5m");
         assert_eq!(Duration(1500).to_string(), "1500ms");
         for bad in ["10", "1.5s", "10 s", "10sec", "s", "-1s", "1m30s"] {
-            assert!(bad.parse::<Duration>().unwrap_err().starts_with("invalid duration"), "{bad}");
+            assert!(
+                bad.parse::<Duration>()
+                    .unwrap_err()
+                    .starts_with("invalid duration"),
+                "{bad}"
+            );
         }
     }
 
@@ -295,8 +320,13 @@ mod tests {
         assert_eq!("2".parse(), Ok(Cpu(2000)));
         assert_eq!("1.5".parse(), Ok(Cpu(1500)));
         assert_eq!("250m".parse(), Ok(Cpu(250)));
-        for bad in ["0", "0.0", "0m", "0.0001", "1.", "-1", "1.-5", "abc", "", ".", "m", "1e3", "0.5 "] {
-            assert!(bad.parse::<Cpu>().unwrap_err().starts_with("invalid cpu"), "{bad:?}");
+        for bad in [
+            "0", "0.0", "0m", "0.0001", "1.", "-1", "1.-5", "abc", "", ".", "m", "1e3", "0.5 ",
+        ] {
+            assert!(
+                bad.parse::<Cpu>().unwrap_err().starts_with("invalid cpu"),
+                "{bad:?}"
+            );
         }
     }
 
@@ -305,7 +335,12 @@ mod tests {
         assert_eq!("SIGTERM".parse(), Ok(Signal(libc::SIGTERM)));
         assert_eq!("INT".parse(), Ok(Signal(libc::SIGINT)));
         assert_eq!(Signal(libc::SIGUSR1).to_string(), "SIGUSR1");
-        assert!("SIGFOO".parse::<Signal>().unwrap_err().starts_with("invalid signal \"SIGFOO\": use one of SIGHUP"));
+        assert!(
+            "SIGFOO"
+                .parse::<Signal>()
+                .unwrap_err()
+                .starts_with("invalid signal \"SIGFOO\": use one of SIGHUP")
+        );
         assert!("sigterm".parse::<Signal>().is_err());
     }
 }

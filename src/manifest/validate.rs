@@ -9,15 +9,20 @@ use super::model::{
     Healthcheck, Manifest, Mount, MountType, Namespace, Probe, RawHealthcheck, RawManifest,
     RawMount, Validated,
 };
-use super::types::{AbsPath, Arg, Capability, Hostname, NetworkMode};
+use super::types::{AbsPath, Args, Capability, Hostname, NetworkMode};
 use super::units::Duration;
 
 /// A broken rule and the path of the node it is about.
 pub type Finding = (Vec<Seg>, Rule);
 
 /// The namespaces an app gets when its manifest does not list them.
-const DEFAULT_NAMESPACES: [Namespace; 5] =
-    [Namespace::Pid, Namespace::Mount, Namespace::Uts, Namespace::Ipc, Namespace::Net];
+const DEFAULT_NAMESPACES: [Namespace; 5] = [
+    Namespace::Pid,
+    Namespace::Mount,
+    Namespace::Uts,
+    Namespace::Ipc,
+    Namespace::Net,
+];
 
 /// Checks one parsed manifest and makes the validated [`Manifest`], or returns every
 /// rule it breaks.
@@ -39,7 +44,10 @@ pub fn validate(raw: RawManifest, file: &Path) -> Result<Manifest, Vec<Finding>>
     }
     for (i, cap) in raw.capabilities.add.iter().enumerate() {
         if raw.capabilities.drop.contains(cap) && *cap != Capability::All {
-            found.push((at!["capabilities", "add", i], Rule::CapabilityAddedAndDropped(*cap)));
+            found.push((
+                at!["capabilities", "add", i],
+                Rule::CapabilityAddedAndDropped(*cap),
+            ));
         }
     }
     let healthcheck = match raw.healthcheck {
@@ -50,7 +58,10 @@ pub fn validate(raw: RawManifest, file: &Path) -> Result<Manifest, Vec<Finding>>
     if backoff.initial > backoff.max {
         found.push((
             at!["restart", "backoff", "initial"],
-            Rule::BackoffInverted { initial: backoff.initial, max: backoff.max },
+            Rule::BackoffInverted {
+                initial: backoff.initial,
+                max: backoff.max,
+            },
         ));
     }
     if raw.restart.window.is_zero() {
@@ -58,7 +69,10 @@ pub fn validate(raw: RawManifest, file: &Path) -> Result<Manifest, Vec<Finding>>
     }
     for (i, dep) in raw.depends_on.iter().enumerate() {
         if raw.depends_on.iter().take(i).any(|d| d.app == dep.app) {
-            found.push((at!["depends_on", i, "app"], Rule::DuplicateDependency(dep.app.clone())));
+            found.push((
+                at!["depends_on", i, "app"],
+                Rule::DuplicateDependency(dep.app.clone()),
+            ));
         }
     }
     if raw.logs.max_size.bytes() == 0 {
@@ -105,8 +119,12 @@ pub fn validate(raw: RawManifest, file: &Path) -> Result<Manifest, Vec<Finding>>
     })
 }
 
-fn check_command(cmd: &[Arg], path: Vec<Seg>, found: &mut Vec<Finding>) {
-    if cmd.first().is_none_or(|program| program.as_str().is_empty()) {
+fn check_command(cmd: &Args, path: Vec<Seg>, found: &mut Vec<Finding>) {
+    if cmd
+        .as_slice()
+        .first()
+        .is_none_or(|program| program.as_str().is_empty())
+    {
         found.push((path, Rule::EmptyCommand));
     }
 }
@@ -128,7 +146,13 @@ fn check_namespaces(raw: &RawManifest, found: &mut Vec<Finding>) -> Vec<Namespac
     }
     if listed.contains(&Namespace::Net) != needs_net {
         let mode = raw.network.mode.to_string();
-        found.push((at!["namespaces"], Rule::NetNamespace { mode, needed: needs_net }));
+        found.push((
+            at!["namespaces"],
+            Rule::NetNamespace {
+                mode,
+                needed: needs_net,
+            },
+        ));
     }
     listed.clone()
 }
@@ -136,14 +160,29 @@ fn check_namespaces(raw: &RawManifest, found: &mut Vec<Finding>) -> Vec<Namespac
 fn check_user(raw: &RawManifest, namespaces: &[Namespace], found: &mut Vec<Finding>) {
     match (&raw.user_namespace, namespaces.contains(&Namespace::User)) {
         (None, true) => found.push((at!["namespaces"], Rule::UserNamespaceNeedsMap)),
-        (Some(_), false) => found.push((at!["user_namespace"], Rule::UserNamespaceWithoutUser)),
+        (Some(_), false) => found.push((
+            at![Seg::KeyOf("user_namespace")],
+            Rule::UserNamespaceWithoutUser,
+        )),
         (Some(userns), true) => {
             let user = raw.user.unwrap_or_default();
             if userns.uid_map.to_host(user.uid).is_none() {
-                found.push((at!["user"], Rule::UserNotMapped { id: user.uid, map: "uid_map" }));
+                found.push((
+                    at!["user"],
+                    Rule::UserNotMapped {
+                        id: user.uid,
+                        map: "uid_map",
+                    },
+                ));
             }
             if userns.gid_map.to_host(user.gid).is_none() {
-                found.push((at!["user"], Rule::UserNotMapped { id: user.gid, map: "gid_map" }));
+                found.push((
+                    at!["user"],
+                    Rule::UserNotMapped {
+                        id: user.gid,
+                        map: "gid_map",
+                    },
+                ));
             }
         }
         (None, false) => {}
@@ -168,7 +207,10 @@ fn check_network(raw: &RawManifest, found: &mut Vec<Finding>) {
 fn check_resources(raw: &RawManifest, found: &mut Vec<Finding>) {
     let res = &raw.resources;
     if res.memory.is_some_and(|m| m.bytes() == 0) {
-        found.push((at!["resources", "memory"], Rule::ZeroSize("resources.memory")));
+        found.push((
+            at!["resources", "memory"],
+            Rule::ZeroSize("resources.memory"),
+        ));
     }
     if res.memory.is_none() && res.memory_swap.bytes() > 0 {
         found.push((at!["resources", "memory_swap"], Rule::SwapWithoutMemory));
@@ -186,8 +228,19 @@ fn check_mounts(raw: &[RawMount], found: &mut Vec<Finding>) -> Option<Vec<Mount>
                 MountType::Tmpfs => "tmpfs",
                 MountType::Volume => "volume",
             };
-            let path = if needed { at!["mounts", i] } else { at!["mounts", i, name] };
-            found.push((path, Rule::MountField { kind, field: name, needed }));
+            let path = if needed {
+                at!["mounts", i]
+            } else {
+                at!["mounts", i, Seg::KeyOf(name)]
+            };
+            found.push((
+                path,
+                Rule::MountField {
+                    kind,
+                    field: name,
+                    needed,
+                },
+            ));
         };
         if m.kind != MountType::Bind && m.source.is_some() {
             field("source", false, found);
@@ -208,7 +261,11 @@ fn check_mounts(raw: &[RawMount], found: &mut Vec<Finding>) -> Option<Vec<Mount>
                 if m.size.is_some_and(|s| s.bytes() == 0) {
                     found.push((at!["mounts", i, "size"], Rule::ZeroSize("a tmpfs size")));
                 }
-                Some(Mount::Tmpfs { target: m.target.clone(), size: m.size, readonly: m.readonly })
+                Some(Mount::Tmpfs {
+                    target: m.target.clone(),
+                    size: m.size,
+                    readonly: m.readonly,
+                })
             }
             MountType::Volume => m.name.clone().map(|name| Mount::Volume {
                 name,
@@ -223,12 +280,24 @@ fn check_mounts(raw: &[RawMount], found: &mut Vec<Finding>) -> Option<Vec<Mount>
         }
         let system = ["/proc", "/sys", "/dev"].map(|p| p.parse::<AbsPath>());
         if system.iter().flatten().any(|s| m.target.is_within(s)) {
-            found.push((at!["mounts", i, "target"], Rule::MountOverSystem { target: m.target.to_string() }));
-        }
-        if let Some(other) = raw.iter().take(i).find(|o| o.target.is_within(&m.target) || m.target.is_within(&o.target)) {
             found.push((
                 at!["mounts", i, "target"],
-                Rule::MountOverlap { target: m.target.to_string(), other: other.target.to_string() },
+                Rule::MountOverSystem {
+                    target: m.target.to_string(),
+                },
+            ));
+        }
+        if let Some(other) = raw
+            .iter()
+            .take(i)
+            .find(|o| o.target.is_within(&m.target) || m.target.is_within(&o.target))
+        {
+            found.push((
+                at!["mounts", i, "target"],
+                Rule::MountOverlap {
+                    target: m.target.to_string(),
+                    other: other.target.to_string(),
+                },
             ));
         }
     }
@@ -236,7 +305,9 @@ fn check_mounts(raw: &[RawMount], found: &mut Vec<Finding>) -> Option<Vec<Mount>
 }
 
 fn check_healthcheck(h: RawHealthcheck, found: &mut Vec<Finding>) -> Option<Healthcheck> {
-    let probes = usize::from(h.exec.is_some()) + usize::from(h.tcp.is_some()) + usize::from(h.http.is_some());
+    let probes = usize::from(h.exec.is_some())
+        + usize::from(h.tcp.is_some())
+        + usize::from(h.http.is_some());
     if let Some(exec) = &h.exec {
         check_command(exec, at!["healthcheck", "exec"], found);
     }
@@ -249,7 +320,10 @@ fn check_healthcheck(h: RawHealthcheck, found: &mut Vec<Finding>) -> Option<Heal
         Healthcheck::DEFAULT_TIMEOUT.min(Duration::from_millis(interval.as_millis() / 2))
     });
     if timeout >= interval && !interval.is_zero() {
-        let path = if h.timeout.is_some() { at!["healthcheck", "timeout"] } else { at!["healthcheck"] };
+        let path = match h.timeout {
+            Some(_) => at!["healthcheck", "timeout"],
+            None => at!["healthcheck", Seg::KeyOf("interval")],
+        };
         found.push((path, Rule::TimeoutNotBelowInterval { timeout, interval }));
     }
     let probe = match (h.exec, h.tcp, h.http) {
@@ -257,7 +331,7 @@ fn check_healthcheck(h: RawHealthcheck, found: &mut Vec<Finding>) -> Option<Heal
         (None, Some(port), None) => Probe::Tcp(port),
         (None, None, Some(url)) => Probe::Http(url),
         _ => {
-            found.push((at!["healthcheck"], Rule::ProbeCount(probes)));
+            found.push((at![Seg::KeyOf("healthcheck")], Rule::ProbeCount(probes)));
             return None;
         }
     };
