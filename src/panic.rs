@@ -26,6 +26,9 @@ pub fn install() {
             }
             policy();
         }
+        // Never unwind, whatever the build's panic strategy: state half-changed by an
+        // unwinding supervisor is worse than a clean stop.
+        std::process::abort();
     }));
 }
 

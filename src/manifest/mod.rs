@@ -22,6 +22,9 @@ use types::AppName;
 /// A manifest file larger than this is refused unread: no app needs more.
 pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024;
 
+/// Parser messages are cut to this many characters.
+const MAX_MESSAGE_CHARS: usize = 300;
+
 /// The outcome of loading a set of manifests: the apps that can run, and every
 /// problem found in the others (each invalid file has at least one).
 #[derive(Debug, Default)]
@@ -238,6 +241,11 @@ fn split_error(e: &serde_yaml::Error) -> (Option<Pos>, String) {
     let mut message = e.to_string();
     if message.starts_with("deserializing from YAML containing more than one document") {
         message = "a file holds one YAML document; this one has a second (---)".into();
+    }
+    // A value echoed back can be as long as the file: keep the line readable.
+    if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+        message.push_str("...");
     }
     if let Some(p) = pos {
         let suffix = format!(" at line {} column {}", p.line, p.column);

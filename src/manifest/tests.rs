@@ -25,7 +25,7 @@ fn load_set(files: &[(&str, String)]) -> Loaded {
 /// The problems of one manifest (after the two head lines) as (kind, line, column).
 fn problems(body: &str) -> Vec<(String, usize, usize)> {
     let loaded = load_set(&[("app.yaml", head("app") + body)]);
-    assert!(loaded.apps.is_empty() == !loaded.problems.is_empty());
+    assert!(loaded.apps.is_empty() != loaded.problems.is_empty());
     loaded
         .problems
         .iter()

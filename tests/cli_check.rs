@@ -1,0 +1,221 @@
+//! `berth check` as a build pipeline runs it: the binary, its output and exit codes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn berth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .env_remove("BERTH_TEST_PANIC")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// A temporary directory removed on drop, also when the test fails.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("berth-cli-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn write(&self, name: &str, text: &[u8]) -> PathBuf {
+        let p = self.0.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+const TEST_SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"; // sha256("test")
+
+#[test]
+fn examples_are_valid() {
+    let o = berth(&[
+        "check",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/examples"),
+    ]);
+    assert_eq!(stdout(&o), "4 apps ok, 0 invalid\n");
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn every_problem_then_a_summary_and_exit_1() {
+    let d = TempDir::new("problems");
+    d.write(
+        "a.yaml",
+        format!(
+            "name: a\nimage: {{ path: a.tar, sha256: {TEST_SHA} }}\nresources:\n  memroy: 64M\n"
+        )
+        .as_bytes(),
+    );
+    d.write(
+        "b.yaml",
+        format!(
+            "name: b\nimage: {{ path: a.tar, sha256: {TEST_SHA} }}\ndepends_on: [{{ app: zz }}]\n"
+        )
+        .as_bytes(),
+    );
+    d.write(
+        "c.yaml",
+        format!("name: c\nimage: {{ path: a.tar, sha256: {TEST_SHA} }}\n").as_bytes(),
+    );
+    d.write("notes.txt", b"not a manifest");
+    let o = berth(&["check", d.path().to_str().unwrap()]);
+    let dir = d.path().display();
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{dir}/a.yaml:4:3: a: resources: unknown field `memroy`, expected one of `memory`, `memory_swap`, `cpu`, `cpu_weight`, `pids`, `cpuset`, `io_weight`\n\
+             {dir}/b.yaml:3:21: b: depends_on names zz, but there is no app zz\n\
+             1 app ok, 2 invalid\n"
+        )
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn images_are_hashed_and_mismatches_show_both_digests() {
+    let d = TempDir::new("images");
+    d.write("images/good.tar", b"test");
+    d.write("images/bad.tar", b"tampered");
+    let m = |name: &str, image: &str| {
+        format!("name: {name}\nimage:\n  path: {image}\n  sha256: {TEST_SHA}\n")
+    };
+    d.write("apps/good.yaml", m("good", "../images/good.tar").as_bytes());
+    d.write(
+        "apps/also-good.yaml",
+        m(
+            "also-good",
+            &format!("{}/images/good.tar", d.path().display()),
+        )
+        .as_bytes(),
+    );
+    d.write("apps/bad.yaml", m("bad", "../images/bad.tar").as_bytes());
+    d.write("apps/gone.yaml", m("gone", "../images/gone.tar").as_bytes());
+    let apps = d.path().join("apps");
+    // Without --images the files are not opened.
+    assert_eq!(
+        berth(&["check", apps.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let o = berth(&["check", "--images", apps.to_str().unwrap()]);
+    let dir = apps.display();
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{dir}/bad.yaml:4:11: bad: image digest mismatch for ../images/bad.tar: expected {TEST_SHA}, got \
+             a2a5ac4a2b1a1e3b0d4e11f5dc5d8e2a76c3c6e14d1a31c5e9c4b3d68a5d3a7e\n\
+             {dir}/gone.yaml:3:9: gone: cannot read image ../images/gone.tar: No such file or directory (os error 2)\n\
+             2 apps ok, 2 invalid\n"
+        )
+        .replace(
+            "a2a5ac4a2b1a1e3b0d4e11f5dc5d8e2a76c3c6e14d1a31c5e9c4b3d68a5d3a7e",
+            &berth::digest::sha256_reader(&b"tampered"[..]).unwrap().to_string()
+        )
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn apps_dir_from_the_config_when_no_path_is_given() {
+    let d = TempDir::new("config");
+    d.write(
+        "apps/x.yaml",
+        format!("name: x\nimage: {{ path: a.tar, sha256: {TEST_SHA} }}\n").as_bytes(),
+    );
+    let config = d.write("berth.yaml", b"apps_dir: apps\n");
+    let o = berth(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(
+        (stdout(&o).as_str(), o.status.code()),
+        ("1 app ok, 0 invalid\n", Some(0))
+    );
+    let bad = d.write("bad.yaml", b"apps_dir: [apps]\n");
+    let o = berth(&["check", "--config", bad.to_str().unwrap()]);
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{}:1:11: apps_dir: invalid type: sequence, expected a string\n",
+            bad.display()
+        )
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn missing_paths_and_usage_errors() {
+    let o = berth(&["check", "/nonexistent/apps.d"]);
+    assert_eq!(
+        stdout(&o),
+        "/nonexistent/apps.d: cannot read: No such file or directory (os error 2)\n0 apps ok, 1 invalid\n"
+    );
+    assert_eq!(o.status.code(), Some(1));
+    for args in [
+        &["check", "--bogus"][..],
+        &[],
+        &["frobnicate"],
+        &["check", "--config"],
+    ] {
+        let o = berth(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("usage: berth COMMAND"),
+            "{args:?}"
+        );
+    }
+    let o = berth(&["run"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "berth run: not built yet in this version; see README.md, \"Status\"\n"
+    );
+    assert_eq!(
+        stdout(&berth(&["--version"])),
+        format!("berth {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn the_panic_hook_reports_and_aborts_when_not_pid_1() {
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--version")
+        .env("BERTH_TEST_PANIC", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.starts_with("berth: internal error: panicked at src/main.rs:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("forced by BERTH_TEST_PANIC"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGABRT),
+        "the hook aborts; {:?}",
+        o.status
+    );
+}
