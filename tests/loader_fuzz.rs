@@ -189,7 +189,7 @@ fn mutated_manifests_never_panic() {
 
 #[test]
 fn arbitrary_bytes_never_panic() {
-    let mut rng = Rng(0x0b17_e5);
+    let mut rng = Rng(0x000b_17e5);
     for round in 0..3000 {
         let len = rng.below(300);
         let mut bytes = Vec::with_capacity(len);

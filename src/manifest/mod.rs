@@ -23,7 +23,7 @@ use types::AppName;
 pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024;
 
 /// Parser messages are cut to this many characters.
-const MAX_MESSAGE_CHARS: usize = 300;
+const MAX_MESSAGE_CHARS: usize = 600;
 
 /// The outcome of loading a set of manifests: the apps that can run, and every
 /// problem found in the others (each invalid file has at least one).
