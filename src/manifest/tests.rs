@@ -492,6 +492,19 @@ fn rules_of_a_set_of_manifests() {
     );
     assert_eq!(loaded.apps.len(), 2);
     assert!(!loaded.apps[1].namespaces.contains(&Namespace::Net));
+    // The owner of the network is refused, so its guest is refused with it.
+    let owner = head("owner")
+        + "network: { mode: bridge, ports: [\"80:80/tcp\"] }\nresources: { memory: 0 }\n";
+    let guest = head("guest") + "network: { mode: \"container:owner\" }\n";
+    let loaded = load_set(&[("guest.yaml", guest), ("owner.yaml", owner)]);
+    let printed: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        printed,
+        [
+            "apps.d/guest.yaml:3:18: guest: network.mode container:owner names an app that is invalid and will not run",
+            "apps.d/owner.yaml:4:22: owner: resources.memory must be more than 0",
+        ]
+    );
 
     let db = head("db") + "resources: { memory: 64MB }\n";
     let api = head("api") + "depends_on: [{ app: db }, { app: cache, condition: healthy }]\n";
