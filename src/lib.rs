@@ -8,4 +8,5 @@ pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod manifest;
+pub mod image;
 pub mod panic;

@@ -1,0 +1,1 @@
+//! The image store, `STATE_DIR/images/sha256/<digest>/`. (Being written.)
