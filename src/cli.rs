@@ -5,20 +5,40 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::image::ImageDefaults;
+use crate::image::pack::{Compression, PackOptions};
+
+/// The options of `berth pack`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackArgs {
+    pub compression: Compression,
+    pub keep_owners: bool,
+    pub defaults: ImageDefaults,
+}
+
+impl PackArgs {
+    pub fn options(&self) -> PackOptions {
+        PackOptions { compression: self.compression, keep_owners: self.keep_owners, defaults: self.defaults.clone() }
+    }
+}
+
 pub const USAGE: &str = "\
 usage: berth COMMAND [--config FILE] [ARGS]
 
 commands:
   check [PATH...] [--images]   validate manifests (files or directories; default: apps_dir)
   run [--apps DIR]             the supervisor, in the foreground            (not built yet)
-  unpack FILE --sha256 HEX     verify and install one image                 (not built yet)
-  pack ROOTFS_DIR -o FILE      make an image from a directory               (not built yet)
+  unpack FILE --sha256 HEX [--state-dir DIR]
+                               verify and install one image; prints its rootfs
+  pack ROOTFS_DIR -o FILE [--gzip|--zstd] [--keep-owners] [--env K=V]...
+       [--workdir DIR] [--user U] [--entrypoint CMD [ARG...]]
+                               make a reproducible image; prints its sha256
+  gc                           delete images no manifest references
   status [APP] [--json]        state of every app                           (not built yet)
   logs APP [-f] [-n N]         an app's captured output                     (not built yet)
   exec APP -- CMD...           run a command inside a running app           (not built yet)
   start|stop|restart APP       control one app                              (not built yet)
   reload                       re-read the apps directory                   (not built yet)
-  gc                           delete unreferenced images                   (not built yet)
   metrics                      Prometheus text metrics                      (not built yet)
   shutdown [--reboot|--poweroff]  stop every app                            (not built yet)
   help, --help | version, --version
@@ -27,10 +47,8 @@ commands:
 exit status: 0 ok, 1 failed or invalid, 2 usage error";
 
 /// The commands of DESIGN.md §3 that this build does not have yet.
-const NOT_BUILT: [&str; 13] = [
-    "run", "unpack", "pack", "status", "logs", "exec", "start", "stop", "restart", "reload", "gc",
-    "metrics", "shutdown",
-];
+const NOT_BUILT: [&str; 10] =
+    ["run", "status", "logs", "exec", "start", "stop", "restart", "reload", "metrics", "shutdown"];
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
@@ -38,6 +56,20 @@ pub enum Command {
         config: Option<PathBuf>,
         images: bool,
         paths: Vec<PathBuf>,
+    },
+    Unpack {
+        config: Option<PathBuf>,
+        file: PathBuf,
+        sha256: String,
+        state_dir: Option<PathBuf>,
+    },
+    Pack {
+        rootfs: PathBuf,
+        out: PathBuf,
+        options: PackArgs,
+    },
+    Gc {
+        config: Option<PathBuf>,
     },
     Help,
     Version,
@@ -64,6 +96,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
     let command = command.to_string_lossy().into_owned();
     match command.as_str() {
         "check" => parse_check(args),
+        "unpack" => parse_unpack(args),
+        "pack" => parse_pack(args),
+        "gc" => parse_gc(args),
         "help" | "--help" | "-h" => Ok(Command::Help),
         "version" | "--version" | "-V" => Ok(Command::Version),
         other => match NOT_BUILT.iter().find(|&&c| c == other) {
@@ -96,6 +131,80 @@ fn parse_check(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usag
         images,
         paths,
     })
+}
+
+/// The value after `flag`, or a usage error.
+fn value(flag: &str, args: &mut impl Iterator<Item = OsString>) -> Result<OsString, UsageError> {
+    args.next().ok_or_else(|| UsageError(format!("{flag} needs a value")))
+}
+
+/// Text arguments (names, digests, environment entries) must be UTF-8.
+fn text(flag: &str, arg: OsString) -> Result<String, UsageError> {
+    arg.into_string().map_err(|a| UsageError(format!("{flag}: {a:?} is not UTF-8")))
+}
+
+fn parse_unpack(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    let (mut config, mut file, mut sha256, mut state_dir) = (None, None, None, None);
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some(flag @ "--sha256") => sha256 = Some(text(flag, value(flag, &mut args)?)?),
+            Some(flag @ "--state-dir") => state_dir = Some(PathBuf::from(value(flag, &mut args)?)),
+            Some(flag @ "--config") => config = Some(PathBuf::from(value(flag, &mut args)?)),
+            Some(flag) if flag.starts_with('-') => return Err(UsageError(format!("unpack: unknown option {flag:?}"))),
+            _ if file.is_none() => file = Some(PathBuf::from(arg)),
+            _ => return Err(UsageError("unpack takes one FILE".into())),
+        }
+    }
+    let file = file.ok_or_else(|| UsageError("unpack needs a FILE".into()))?;
+    let sha256 = sha256.ok_or_else(|| UsageError("unpack needs --sha256 HEX".into()))?;
+    Ok(Command::Unpack { config, file, sha256, state_dir })
+}
+
+fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    let (mut rootfs, mut out) = (None, None);
+    let mut options = PackArgs::default();
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some(flag @ ("-o" | "--output")) => out = Some(PathBuf::from(value(flag, &mut args)?)),
+            Some("--gzip") => options.compression = Compression::Gzip,
+            Some("--zstd") => options.compression = Compression::Zstd,
+            Some("--keep-owners") => options.keep_owners = true,
+            Some(flag @ "--env") => {
+                let entry = text(flag, value(flag, &mut args)?)?;
+                if !entry.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+                    return Err(UsageError(format!("--env {entry:?}: use NAME=VALUE")));
+                }
+                options.defaults.env.push(entry);
+            }
+            Some(flag @ "--workdir") => options.defaults.workdir = Some(text(flag, value(flag, &mut args)?)?),
+            Some(flag @ "--user") => options.defaults.user = Some(text(flag, value(flag, &mut args)?)?),
+            Some(flag @ "--entrypoint") => {
+                // The rest of the line: the program and its arguments, which may start with -.
+                let rest: Result<Vec<String>, _> = args.by_ref().map(|a| text(flag, a)).collect();
+                options.defaults.entrypoint = rest?;
+                if options.defaults.entrypoint.is_empty() {
+                    return Err(UsageError("--entrypoint needs a program".into()));
+                }
+            }
+            Some(flag) if flag.starts_with('-') => return Err(UsageError(format!("pack: unknown option {flag:?}"))),
+            _ if rootfs.is_none() => rootfs = Some(PathBuf::from(arg)),
+            _ => return Err(UsageError("pack takes one ROOTFS_DIR".into())),
+        }
+    }
+    let rootfs = rootfs.ok_or_else(|| UsageError("pack needs a ROOTFS_DIR".into()))?;
+    let out = out.ok_or_else(|| UsageError("pack needs -o FILE".into()))?;
+    Ok(Command::Pack { rootfs, out, options })
+}
+
+fn parse_gc(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    let mut config = None;
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some(flag @ "--config") => config = Some(PathBuf::from(value(flag, &mut args)?)),
+            _ => return Err(UsageError(format!("gc: unexpected argument {arg:?}"))),
+        }
+    }
+    Ok(Command::Gc { config })
 }
 
 #[cfg(test)]
@@ -135,11 +244,39 @@ mod tests {
     }
 
     #[test]
+    fn image_commands() {
+        assert_eq!(
+            p(&["unpack", "gw.tar", "--sha256", "abc", "--state-dir", "/data"]),
+            Ok(Command::Unpack {
+                config: None,
+                file: "gw.tar".into(),
+                sha256: "abc".into(),
+                state_dir: Some("/data".into())
+            })
+        );
+        assert_eq!(p(&["unpack", "gw.tar"]), Err(UsageError("unpack needs --sha256 HEX".into())));
+        let Ok(Command::Pack { rootfs, out, options }) = p(&[
+            "pack", "root", "-o", "img.tar", "--zstd", "--env", "A=1", "--user", "1:1", "--entrypoint", "/bin/app",
+            "--port", "80",
+        ]) else {
+            panic!("pack did not parse");
+        };
+        assert_eq!((rootfs, out), ("root".into(), "img.tar".into()));
+        assert_eq!(options.compression, Compression::Zstd);
+        assert_eq!(options.defaults.env, ["A=1"]);
+        assert_eq!(options.defaults.user.as_deref(), Some("1:1"));
+        assert_eq!(options.defaults.entrypoint, ["/bin/app", "--port", "80"]);
+        assert_eq!(p(&["pack", "root"]), Err(UsageError("pack needs -o FILE".into())));
+        assert_eq!(p(&["pack", "root", "-o", "x", "--env", "=1"]), Err(UsageError("--env \"=1\": use NAME=VALUE".into())));
+    }
+
+    #[test]
     fn other_commands() {
         assert_eq!(p(&[]), Err(UsageError("no command given".into())));
         assert_eq!(p(&["--help"]), Ok(Command::Help));
         assert_eq!(p(&["version"]), Ok(Command::Version));
         assert_eq!(p(&["run"]), Ok(Command::NotBuilt("run")));
+        assert_eq!(p(&["gc"]), Ok(Command::Gc { config: None }));
         assert_eq!(
             p(&["frobnicate"]),
             Err(UsageError("unknown command \"frobnicate\"".into()))

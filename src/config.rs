@@ -7,8 +7,10 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::image::Limits;
+use crate::manifest::model::Count;
 use crate::manifest::types::{Arg, Hostname};
-use crate::manifest::units::deserialize_from_str;
+use crate::manifest::units::{Size, deserialize_from_str};
 use crate::manifest::{Problem, ProblemKind, parse_yaml};
 
 /// Where the global settings are read from unless `--config` says otherwise.
@@ -25,6 +27,8 @@ pub struct Config {
     /// The device's host name (set at boot when berth is PID 1).
     pub hostname: Option<Hostname>,
     pub on_panic: OnPanic,
+    /// Limits and permissions for unpacking images.
+    pub images: Limits,
 }
 
 impl Default for Config {
@@ -38,6 +42,29 @@ impl Default for Config {
             bridge: Bridge::default(),
             hostname: None,
             on_panic: OnPanic::Reboot,
+            images: Limits::default(),
+        }
+    }
+}
+
+/// `images:` in berth.yaml; unset keys keep [`Limits::default`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "images")]
+struct RawImages {
+    max_size: Option<Size>,
+    max_entries: Option<Count>,
+    allow_devices: Option<bool>,
+    allow_setuid: Option<bool>,
+}
+
+impl RawImages {
+    fn limits(self) -> Limits {
+        let d = Limits::default();
+        Limits {
+            max_size: self.max_size.unwrap_or(d.max_size),
+            max_entries: self.max_entries.map_or(d.max_entries, |c| u64::from(c.get())),
+            allow_devices: self.allow_devices.unwrap_or(d.allow_devices),
+            allow_setuid: self.allow_setuid.unwrap_or(d.allow_setuid),
         }
     }
 }
@@ -190,6 +217,7 @@ struct RawConfig {
     bridge: Option<Bridge>,
     hostname: Option<Hostname>,
     on_panic: Option<OnPanic>,
+    images: Option<RawImages>,
 }
 
 /// Reads the settings at `path`. A missing file means the defaults, unless the user
@@ -232,6 +260,7 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
         bridge: raw.bridge.unwrap_or(d.bridge),
         hostname: raw.hostname,
         on_panic: raw.on_panic.unwrap_or(d.on_panic),
+        images: raw.images.map_or(d.images, RawImages::limits),
     })
 }
 
@@ -274,7 +303,8 @@ mod tests {
         let p = write(
             &d,
             "apps_dir: apps\nstate_dir: /data/berth\nrun_dir: /run/b\nlog_dir: logs\ncgroup_root: fw/berth\n\
-             bridge: { name: br-apps, subnet: 192.168.7.0/24 }\nhostname: gw-0017\non_panic: halt\n",
+             bridge: { name: br-apps, subnet: 192.168.7.0/24 }\nhostname: gw-0017\non_panic: halt\n\
+             images: { max_size: 512M, max_entries: 5000, allow_devices: true }\n",
         );
         let c = load(&p, true).unwrap();
         assert_eq!(c.apps_dir, d.join("apps"));
@@ -285,6 +315,9 @@ mod tests {
         assert_eq!(c.bridge.subnet.to_string(), "192.168.7.0/24");
         assert_eq!(c.hostname.unwrap().as_str(), "gw-0017");
         assert_eq!(c.on_panic, OnPanic::Halt);
+        assert_eq!(c.images.max_size.bytes(), 512 << 20);
+        assert_eq!(c.images.max_entries, 5000);
+        assert!(c.images.allow_devices && !c.images.allow_setuid);
         std::fs::remove_dir_all(d).unwrap();
     }
 

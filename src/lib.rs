@@ -9,4 +9,5 @@ pub mod config;
 pub mod digest;
 pub mod manifest;
 pub mod image;
+pub mod image_cmd;
 pub mod panic;

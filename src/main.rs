@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use berth::cli::{self, Command};
-use berth::{check, config, panic};
+use berth::{check, config, image_cmd, panic};
 
 /// Exit statuses: as documented in the usage text.
 const EXIT_INVALID: u8 = 1;
@@ -43,19 +43,42 @@ fn main() -> ExitCode {
             images,
             paths,
         } => run_check(config, images, paths),
+        Command::Unpack { config, file, sha256, state_dir } => match load_config(config) {
+            Ok(mut config) => {
+                if let Some(dir) = state_dir {
+                    config.state_dir = dir;
+                }
+                let stdout = &mut std::io::stdout().lock();
+                ExitCode::from(image_cmd::unpack(&config, &file, &sha256, stdout))
+            }
+            Err(status) => status,
+        },
+        Command::Pack { rootfs, out, options } => {
+            ExitCode::from(image_cmd::pack(&rootfs, &out, &options, &mut std::io::stdout().lock()))
+        }
+        Command::Gc { config } => match load_config(config) {
+            Ok(config) => ExitCode::from(image_cmd::gc(&config, &mut std::io::stdout().lock())),
+            Err(status) => status,
+        },
     }
+}
+
+/// The global settings: `--config FILE` (which must exist) or the default file (which
+/// may be missing: then the defaults). An error is printed; the exit status returned.
+fn load_config(file: Option<PathBuf>) -> Result<config::Config, ExitCode> {
+    let required = file.is_some();
+    let file = file.unwrap_or_else(|| config::DEFAULT_PATH.into());
+    config::load(&file, required).map_err(|problem| {
+        eprintln!("{problem}");
+        ExitCode::from(EXIT_INVALID)
+    })
 }
 
 fn run_check(config: Option<PathBuf>, images: bool, mut paths: Vec<PathBuf>) -> ExitCode {
     if paths.is_empty() {
-        let required = config.is_some();
-        let file = config.unwrap_or_else(|| config::DEFAULT_PATH.into());
-        match config::load(&file, required) {
+        match load_config(config) {
             Ok(config) => paths.push(config.apps_dir),
-            Err(problem) => {
-                println!("{problem}");
-                return ExitCode::from(EXIT_INVALID);
-            }
+            Err(status) => return status,
         }
     }
     match check::check(&paths, images, &mut std::io::stdout().lock()) {

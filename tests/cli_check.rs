@@ -156,7 +156,7 @@ fn apps_dir_from_the_config_when_no_path_is_given() {
     let bad = d.write("bad.yaml", b"apps_dir: [apps]\n");
     let o = berth(&["check", "--config", bad.to_str().unwrap()]);
     assert_eq!(
-        stdout(&o),
+        String::from_utf8_lossy(&o.stderr),
         format!(
             "{}:1:11: apps_dir: invalid type: sequence, expected a string\n",
             bad.display()

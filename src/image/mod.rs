@@ -11,7 +11,7 @@ pub mod hashing;
 pub mod layout;
 pub mod pack;
 pub mod store;
-mod unpack;
+pub mod unpack;
 
 use std::fmt;
 use std::io;

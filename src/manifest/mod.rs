@@ -283,6 +283,28 @@ fn strip_key_path(message: &str) -> &str {
     }
 }
 
+/// The image digests that the manifests at `paths` name, valid or not: what `berth
+/// gc` must keep. Files that cannot be read or have no readable `image.sha256` are
+/// skipped (they name nothing to keep).
+pub fn declared_digests(paths: &[PathBuf]) -> std::collections::BTreeSet<types::Digest> {
+    #[derive(serde::Deserialize)]
+    struct ImageOnly {
+        image: DigestOnly,
+    }
+    #[derive(serde::Deserialize)]
+    struct DigestOnly {
+        sha256: types::Digest,
+    }
+    paths
+        .iter()
+        .filter_map(|p| manifest_files(p).ok())
+        .flatten()
+        .filter_map(|file| read_limited(&file).ok())
+        .filter_map(|text| serde_yaml::from_str::<ImageOnly>(&text).ok())
+        .map(|m| m.image.sha256)
+        .collect()
+}
+
 /// The `name:` of a manifest that is otherwise broken, if it can be read.
 fn declared_name(text: &str) -> Option<AppName> {
     #[derive(serde::Deserialize)]

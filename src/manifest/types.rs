@@ -44,7 +44,7 @@ impl fmt::Display for AppName {
 deserialize_from_str!(AppName, "a name such as gateway");
 
 /// A sha256 digest as 64 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest(String);
 
 impl Digest {
