@@ -171,7 +171,7 @@ fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usage
             Some("--keep-owners") => options.keep_owners = true,
             Some(flag @ "--env") => {
                 let entry = text(flag, value(flag, &mut args)?)?;
-                if !entry.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+                if entry.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
                     return Err(UsageError(format!("--env {entry:?}: use NAME=VALUE")));
                 }
                 options.defaults.env.push(entry);
