@@ -18,7 +18,11 @@ pub struct PackArgs {
 
 impl PackArgs {
     pub fn options(&self) -> PackOptions {
-        PackOptions { compression: self.compression, keep_owners: self.keep_owners, defaults: self.defaults.clone() }
+        PackOptions {
+            compression: self.compression,
+            keep_owners: self.keep_owners,
+            defaults: self.defaults.clone(),
+        }
     }
 }
 
@@ -47,8 +51,9 @@ commands:
 exit status: 0 ok, 1 failed or invalid, 2 usage error";
 
 /// The commands of DESIGN.md §3 that this build does not have yet.
-const NOT_BUILT: [&str; 10] =
-    ["run", "status", "logs", "exec", "start", "stop", "restart", "reload", "metrics", "shutdown"];
+const NOT_BUILT: [&str; 10] = [
+    "run", "status", "logs", "exec", "start", "stop", "restart", "reload", "metrics", "shutdown",
+];
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
@@ -135,12 +140,14 @@ fn parse_check(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usag
 
 /// The value after `flag`, or a usage error.
 fn value(flag: &str, args: &mut impl Iterator<Item = OsString>) -> Result<OsString, UsageError> {
-    args.next().ok_or_else(|| UsageError(format!("{flag} needs a value")))
+    args.next()
+        .ok_or_else(|| UsageError(format!("{flag} needs a value")))
 }
 
 /// Text arguments (names, digests, environment entries) must be UTF-8.
 fn text(flag: &str, arg: OsString) -> Result<String, UsageError> {
-    arg.into_string().map_err(|a| UsageError(format!("{flag}: {a:?} is not UTF-8")))
+    arg.into_string()
+        .map_err(|a| UsageError(format!("{flag}: {a:?} is not UTF-8")))
 }
 
 fn parse_unpack(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
@@ -150,14 +157,21 @@ fn parse_unpack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usa
             Some(flag @ "--sha256") => sha256 = Some(text(flag, value(flag, &mut args)?)?),
             Some(flag @ "--state-dir") => state_dir = Some(PathBuf::from(value(flag, &mut args)?)),
             Some(flag @ "--config") => config = Some(PathBuf::from(value(flag, &mut args)?)),
-            Some(flag) if flag.starts_with('-') => return Err(UsageError(format!("unpack: unknown option {flag:?}"))),
+            Some(flag) if flag.starts_with('-') => {
+                return Err(UsageError(format!("unpack: unknown option {flag:?}")));
+            }
             _ if file.is_none() => file = Some(PathBuf::from(arg)),
             _ => return Err(UsageError("unpack takes one FILE".into())),
         }
     }
     let file = file.ok_or_else(|| UsageError("unpack needs a FILE".into()))?;
     let sha256 = sha256.ok_or_else(|| UsageError("unpack needs --sha256 HEX".into()))?;
-    Ok(Command::Unpack { config, file, sha256, state_dir })
+    Ok(Command::Unpack {
+        config,
+        file,
+        sha256,
+        state_dir,
+    })
 }
 
 fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
@@ -176,8 +190,12 @@ fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usage
                 }
                 options.defaults.env.push(entry);
             }
-            Some(flag @ "--workdir") => options.defaults.workdir = Some(text(flag, value(flag, &mut args)?)?),
-            Some(flag @ "--user") => options.defaults.user = Some(text(flag, value(flag, &mut args)?)?),
+            Some(flag @ "--workdir") => {
+                options.defaults.workdir = Some(text(flag, value(flag, &mut args)?)?)
+            }
+            Some(flag @ "--user") => {
+                options.defaults.user = Some(text(flag, value(flag, &mut args)?)?)
+            }
             Some(flag @ "--entrypoint") => {
                 // The rest of the line: the program and its arguments, which may start with -.
                 let rest: Result<Vec<String>, _> = args.by_ref().map(|a| text(flag, a)).collect();
@@ -186,14 +204,20 @@ fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usage
                     return Err(UsageError("--entrypoint needs a program".into()));
                 }
             }
-            Some(flag) if flag.starts_with('-') => return Err(UsageError(format!("pack: unknown option {flag:?}"))),
+            Some(flag) if flag.starts_with('-') => {
+                return Err(UsageError(format!("pack: unknown option {flag:?}")));
+            }
             _ if rootfs.is_none() => rootfs = Some(PathBuf::from(arg)),
             _ => return Err(UsageError("pack takes one ROOTFS_DIR".into())),
         }
     }
     let rootfs = rootfs.ok_or_else(|| UsageError("pack needs a ROOTFS_DIR".into()))?;
     let out = out.ok_or_else(|| UsageError("pack needs -o FILE".into()))?;
-    Ok(Command::Pack { rootfs, out, options })
+    Ok(Command::Pack {
+        rootfs,
+        out,
+        options,
+    })
 }
 
 fn parse_gc(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
@@ -246,7 +270,14 @@ mod tests {
     #[test]
     fn image_commands() {
         assert_eq!(
-            p(&["unpack", "gw.tar", "--sha256", "abc", "--state-dir", "/data"]),
+            p(&[
+                "unpack",
+                "gw.tar",
+                "--sha256",
+                "abc",
+                "--state-dir",
+                "/data"
+            ]),
             Ok(Command::Unpack {
                 config: None,
                 file: "gw.tar".into(),
@@ -254,11 +285,30 @@ mod tests {
                 state_dir: Some("/data".into())
             })
         );
-        assert_eq!(p(&["unpack", "gw.tar"]), Err(UsageError("unpack needs --sha256 HEX".into())));
-        let Ok(Command::Pack { rootfs, out, options }) = p(&[
-            "pack", "root", "-o", "img.tar", "--zstd", "--env", "A=1", "--user", "1:1", "--entrypoint", "/bin/app",
-            "--port", "80",
-        ]) else {
+        assert_eq!(
+            p(&["unpack", "gw.tar"]),
+            Err(UsageError("unpack needs --sha256 HEX".into()))
+        );
+        let Ok(Command::Pack {
+            rootfs,
+            out,
+            options,
+        }) = p(&[
+            "pack",
+            "root",
+            "-o",
+            "img.tar",
+            "--zstd",
+            "--env",
+            "A=1",
+            "--user",
+            "1:1",
+            "--entrypoint",
+            "/bin/app",
+            "--port",
+            "80",
+        ])
+        else {
             panic!("pack did not parse");
         };
         assert_eq!((rootfs, out), ("root".into(), "img.tar".into()));
@@ -266,8 +316,14 @@ mod tests {
         assert_eq!(options.defaults.env, ["A=1"]);
         assert_eq!(options.defaults.user.as_deref(), Some("1:1"));
         assert_eq!(options.defaults.entrypoint, ["/bin/app", "--port", "80"]);
-        assert_eq!(p(&["pack", "root"]), Err(UsageError("pack needs -o FILE".into())));
-        assert_eq!(p(&["pack", "root", "-o", "x", "--env", "=1"]), Err(UsageError("--env \"=1\": use NAME=VALUE".into())));
+        assert_eq!(
+            p(&["pack", "root"]),
+            Err(UsageError("pack needs -o FILE".into()))
+        );
+        assert_eq!(
+            p(&["pack", "root", "-o", "x", "--env", "=1"]),
+            Err(UsageError("--env \"=1\": use NAME=VALUE".into()))
+        );
     }
 
     #[test]

@@ -62,7 +62,9 @@ impl RawImages {
         let d = Limits::default();
         Limits {
             max_size: self.max_size.unwrap_or(d.max_size),
-            max_entries: self.max_entries.map_or(d.max_entries, |c| u64::from(c.get())),
+            max_entries: self
+                .max_entries
+                .map_or(d.max_entries, |c| u64::from(c.get())),
             allow_devices: self.allow_devices.unwrap_or(d.allow_devices),
             allow_setuid: self.allow_setuid.unwrap_or(d.allow_setuid),
         }

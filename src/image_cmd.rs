@@ -7,8 +7,8 @@ use std::path::Path;
 use crate::cli::PackArgs;
 use crate::config::Config;
 use crate::image::layout::Platform;
-use crate::image::store::{Installed, Store};
 use crate::image::pack;
+use crate::image::store::{Installed, Store};
 use crate::manifest::{self, types::Digest};
 
 /// Exit statuses, as the usage text says.
@@ -40,7 +40,11 @@ pub fn unpack(config: &Config, file: &Path, sha256: &str, out: &mut impl Write) 
             }
             report(out, OK, format_args!("{}", installed.rootfs().display()))
         }
-        Err(e) => report(out, FAILED, format_args!("berth unpack: {}: {e}", file.display())),
+        Err(e) => report(
+            out,
+            FAILED,
+            format_args!("berth unpack: {}: {e}", file.display()),
+        ),
     }
 }
 
@@ -50,7 +54,10 @@ pub fn pack(rootfs: &Path, file: &Path, args: &PackArgs, out: &mut impl Write) -
         Ok(digest) => report(
             out,
             OK,
-            format_args!("{digest}\nimage:\n  path: {}\n  sha256: {digest}", file.display()),
+            format_args!(
+                "{digest}\nimage:\n  path: {}\n  sha256: {digest}",
+                file.display()
+            ),
         ),
         Err(e) => report(out, FAILED, format_args!("berth pack: {e}")),
     }
@@ -71,7 +78,11 @@ pub fn gc(config: &Config, out: &mut impl Write) -> u8 {
                 total += bytes;
                 let _ = writeln!(out, "removed {digest} ({bytes} bytes)");
             }
-            report(out, OK, format_args!("freed {total} bytes in {} images", removed.len()))
+            report(
+                out,
+                OK,
+                format_args!("freed {total} bytes in {} images", removed.len()),
+            )
         }
         Err(e) => report(out, FAILED, format_args!("berth gc: {e}")),
     }

@@ -7,7 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod digest;
-pub mod manifest;
 pub mod image;
 pub mod image_cmd;
+pub mod manifest;
 pub mod panic;

@@ -43,7 +43,12 @@ fn main() -> ExitCode {
             images,
             paths,
         } => run_check(config, images, paths),
-        Command::Unpack { config, file, sha256, state_dir } => match load_config(config) {
+        Command::Unpack {
+            config,
+            file,
+            sha256,
+            state_dir,
+        } => match load_config(config) {
             Ok(mut config) => {
                 if let Some(dir) = state_dir {
                     config.state_dir = dir;
@@ -53,9 +58,16 @@ fn main() -> ExitCode {
             }
             Err(status) => status,
         },
-        Command::Pack { rootfs, out, options } => {
-            ExitCode::from(image_cmd::pack(&rootfs, &out, &options, &mut std::io::stdout().lock()))
-        }
+        Command::Pack {
+            rootfs,
+            out,
+            options,
+        } => ExitCode::from(image_cmd::pack(
+            &rootfs,
+            &out,
+            &options,
+            &mut std::io::stdout().lock(),
+        )),
         Command::Gc { config } => match load_config(config) {
             Ok(config) => ExitCode::from(image_cmd::gc(&config, &mut std::io::stdout().lock())),
             Err(status) => status,

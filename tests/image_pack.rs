@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
@@ -53,6 +54,15 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
+}
+
+/// Fails the test loudly when not root: CI runs as root, and a skipped test would
+/// hide a missing setup.
+fn require_root(why: &str) {
+    assert!(
+        is_root(),
+        "this test must run as root ({why}); CI runs it as root"
+    );
 }
 
 fn is_root() -> bool {
@@ -330,10 +340,7 @@ fn opts(compression: Compression) -> PackOptions {
 
 #[test]
 fn round_trip_keeps_every_attribute() {
-    if !is_root() {
-        eprintln!("skipped: building a tree with owners 1000:1000 needs root");
-        return;
-    }
+    require_root("building a tree with owners 1000:1000 needs root");
     let scratch = TempDir::new();
     let tree = scratch.dir("tree");
     build_tree(&tree);
@@ -367,10 +374,7 @@ fn round_trip_keeps_every_attribute() {
 /// checked independently of berth's own extractor.
 #[test]
 fn round_trip_through_a_reference_extractor() {
-    if !is_root() {
-        eprintln!("skipped: building a tree with owners 1000:1000 needs root");
-        return;
-    }
+    require_root("building a tree with owners 1000:1000 needs root");
     let scratch = TempDir::new();
     let tree = scratch.dir("tree");
     build_tree(&tree);
@@ -561,10 +565,7 @@ fn defaults_round_trip() {
         berth::manifest::parse_yaml(&yaml).unwrap_or_else(|e| panic!("{e:?} in {yaml}"));
     assert_eq!(parsed, defaults);
     drop(first);
-    if !is_root() {
-        eprintln!("skipped the unpack: extraction sets owners, which needs root");
-        return;
-    }
+    require_root("extraction sets owners, which needs root");
     let (rootfs, unpacked) = unpack_into(&image, &digest, &scratch);
     assert_eq!(unpacked.defaults, defaults);
     assert!(
@@ -645,18 +646,36 @@ fn a_missing_directory_is_an_io_error_naming_it() {
 
 #[test]
 fn an_unreadable_file_leaves_no_temporary_file() {
-    if is_root() {
-        eprintln!("skipped: root reads files of mode 000");
-        return;
-    }
+    // Root reads files of mode 000, so `berth pack` runs as nobody (65534) here.
+    require_root("running berth pack as another user");
     let scratch = TempDir::new();
     let tree = scratch.dir("tree");
     fs::write(tree.join("locked"), "x").unwrap();
     set_mode(&tree.join("locked"), 0);
     let out = scratch.dir("out");
-    let err = pack(&tree, &out.join("image.tar"), &PackOptions::default()).unwrap_err();
-    assert!(err.to_string().starts_with("cannot open "), "{err}");
-    assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+    std::os::unix::fs::chown(&out, Some(65534), Some(65534)).unwrap();
+    for dir in [&scratch.0, &tree] {
+        set_mode(dir, 0o755);
+    }
+    let image = out.join("image.tar");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("pack")
+        .arg(&tree)
+        .arg("-o")
+        .arg(&image)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.starts_with("berth pack: cannot open "), "{stdout}");
+    assert!(stdout.contains("Permission denied"), "{stdout}");
+    assert_eq!(
+        fs::read_dir(&out).unwrap().count(),
+        0,
+        "no temporary file left"
+    );
 }
 
 #[test]
@@ -749,10 +768,7 @@ fn fifos_are_kept_and_sockets_skipped() {
 
 #[test]
 fn devices_keep_their_numbers() {
-    if !is_root() {
-        eprintln!("skipped: mknod needs root");
-        return;
-    }
+    require_root("mknod needs root");
     use nix::sys::stat::{Mode, SFlag, makedev, mknod};
     let scratch = TempDir::new();
     let root = scratch.dir("tree");

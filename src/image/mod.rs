@@ -71,50 +71,112 @@ pub struct ImageDefaults {
 #[derive(Debug)]
 pub enum ImageError {
     /// A system call failed: `action` is what was attempted (e.g. "create directory").
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// One archive entry is refused or could not be written.
-    Entry { path: String, offset: u64, why: String },
+    Entry {
+        path: String,
+        offset: u64,
+        why: String,
+    },
     /// The archive itself is broken (truncated, bad header) after `last` at `offset`.
-    Corrupt { last: Option<String>, offset: u64, source: io::Error },
-    TooLarge { limit: Size },
-    TooManyEntries { limit: u64 },
-    DigestMismatch { path: PathBuf, expected: String, actual: String },
+    Corrupt {
+        last: Option<String>,
+        offset: u64,
+        source: io::Error,
+    },
+    TooLarge {
+        limit: Size,
+    },
+    TooManyEntries {
+        limit: u64,
+    },
+    DigestMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     /// A blob whose content does not match the digest that names or describes it.
-    BlobMismatch { what: String, expected: String, actual: String },
+    BlobMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
     /// The archive is not a format berth knows, or its JSON is inconsistent.
     Format(String),
     /// A multi-platform image without the running platform.
-    NoPlatform { wanted: String, available: Vec<String> },
+    NoPlatform {
+        wanted: String,
+        available: Vec<String>,
+    },
 }
 
 impl fmt::Display for ImageError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            ImageError::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
-            ImageError::Entry { path, offset, why } => write!(f, "entry {path:?} at offset {offset}: {why}"),
-            ImageError::Corrupt { last: Some(last), offset, source } => {
-                write!(f, "corrupt archive after entry {last:?}, at offset {offset}: {source}")
+            ImageError::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
+            ImageError::Entry { path, offset, why } => {
+                write!(f, "entry {path:?} at offset {offset}: {why}")
             }
-            ImageError::Corrupt { last: None, offset, source } => {
+            ImageError::Corrupt {
+                last: Some(last),
+                offset,
+                source,
+            } => {
+                write!(
+                    f,
+                    "corrupt archive after entry {last:?}, at offset {offset}: {source}"
+                )
+            }
+            ImageError::Corrupt {
+                last: None,
+                offset,
+                source,
+            } => {
                 write!(f, "corrupt archive at offset {offset}: {source}")
             }
             ImageError::TooLarge { limit } => {
                 write!(f, "image unpacks to more than {limit} (images.max_size)")
             }
             ImageError::TooManyEntries { limit } => {
-                write!(f, "image has more than {limit} entries (images.max_entries)")
+                write!(
+                    f,
+                    "image has more than {limit} entries (images.max_entries)"
+                )
             }
-            ImageError::DigestMismatch { path, expected, actual } => write!(
+            ImageError::DigestMismatch {
+                path,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "image digest mismatch for {}: expected {expected}, got {actual}",
                 path.display()
             ),
-            ImageError::BlobMismatch { what, expected, actual } => {
-                write!(f, "{what} digest mismatch: expected {expected}, got {actual}")
+            ImageError::BlobMismatch {
+                what,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "{what} digest mismatch: expected {expected}, got {actual}"
+                )
             }
             ImageError::Format(why) => f.write_str(why),
             ImageError::NoPlatform { wanted, available } => {
-                write!(f, "image has no {wanted} manifest; it has: {}", available.join(", "))
+                write!(
+                    f,
+                    "image has no {wanted} manifest; it has: {}",
+                    available.join(", ")
+                )
             }
         }
     }
@@ -130,7 +192,14 @@ impl std::error::Error for ImageError {
 }
 
 /// Shorthand for an [`ImageError::Io`].
-pub(crate) fn io_error(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ImageError {
+pub(crate) fn io_error(
+    action: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> ImageError {
     let path = path.into();
-    move |source| ImageError::Io { action, path, source }
+    move |source| ImageError::Io {
+        action,
+        path,
+        source,
+    }
 }

@@ -68,7 +68,10 @@ impl Store {
             let Some(_lock) = try_lock(&leftover)? else {
                 continue;
             };
-            log::info!("removing {} left by an interrupted unpack", leftover.display());
+            log::info!(
+                "removing {} left by an interrupted unpack",
+                leftover.display()
+            );
             fs::remove_dir_all(&leftover).map_err(io_error("remove leftover", &leftover))?;
         }
         Ok(store)
@@ -108,12 +111,20 @@ impl Store {
     /// Verifies the image `file` against `digest` and installs it, unless it is
     /// installed already. Nothing partial is ever visible: on any error the
     /// temporary directory is removed and the store is as before.
-    pub fn install(&self, file: &Path, digest: &Digest, limits: &Limits, platform: &Platform) -> Result<Installed, ImageError> {
+    pub fn install(
+        &self,
+        file: &Path,
+        digest: &Digest,
+        limits: &Limits,
+        platform: &Platform,
+    ) -> Result<Installed, ImageError> {
         let target = self.path(digest);
         if target.is_dir() {
             return Ok(Installed::Already(target.join("rootfs")));
         }
-        let tmp = self.dir.join(format!("{TMP_PREFIX}{digest}-{}", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!("{TMP_PREFIX}{digest}-{}", std::process::id()));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(io_error("remove leftover", &tmp))?;
         }
@@ -148,18 +159,23 @@ impl Store {
         let spool = tmp.join("spool");
         fs::create_dir(tmp).map_err(io_error("create directory", tmp))?;
         // Held until this function returns: marks the directory as being worked in.
-        let _lock = try_lock(tmp)?.ok_or_else(|| ImageError::Format(format!("{} is locked", tmp.display())))?;
+        let _lock = try_lock(tmp)?
+            .ok_or_else(|| ImageError::Format(format!("{} is locked", tmp.display())))?;
         for dir in [&rootfs, &spool] {
             fs::create_dir(dir).map_err(io_error("create directory", dir))?;
         }
         let unpacked = unpack(file, digest, &rootfs, &spool, limits, platform)?;
         fs::remove_dir_all(&spool).map_err(io_error("remove directory", &spool))?;
-        let info = ImageInfo { format: unpacked.format.to_string(), defaults: unpacked.defaults.clone() };
+        let info = ImageInfo {
+            format: unpacked.format.to_string(),
+            defaults: unpacked.defaults.clone(),
+        };
         let text = serde_yaml::to_string(&info)
             .map_err(|e| ImageError::Format(format!("cannot write {INFO_FILE}: {e}")))?;
         let info_path = tmp.join(INFO_FILE);
         let mut f = fs::File::create(&info_path).map_err(io_error("create", &info_path))?;
-        f.write_all(text.as_bytes()).map_err(io_error("write", &info_path))?;
+        f.write_all(text.as_bytes())
+            .map_err(io_error("write", &info_path))?;
         f.sync_all().map_err(io_error("flush", &info_path))?;
         sync_dir(tmp)?;
         // The commit point.
@@ -194,7 +210,10 @@ impl Store {
     pub fn remove(&self, digest: &Digest) -> Result<u64, ImageError> {
         let path = self.path(digest);
         let bytes = disk_usage(&path)?;
-        let doomed = self.dir.join(format!("{TMP_PREFIX}remove-{digest}-{}", std::process::id()));
+        let doomed = self.dir.join(format!(
+            "{TMP_PREFIX}remove-{digest}-{}",
+            std::process::id()
+        ));
         let _lock = try_lock(&path)?;
         fs::rename(&path, &doomed).map_err(io_error("rename for removal", &path))?;
         sync_dir(&self.dir)?;
@@ -204,7 +223,11 @@ impl Store {
 
     /// Removes every installed image that is neither in `keep` nor in use, returning
     /// what it removed and the bytes freed by each.
-    pub fn gc(&self, keep: &BTreeSet<Digest>, in_use: &BTreeSet<Digest>) -> Result<Vec<(Digest, u64)>, ImageError> {
+    pub fn gc(
+        &self,
+        keep: &BTreeSet<Digest>,
+        in_use: &BTreeSet<Digest>,
+    ) -> Result<Vec<(Digest, u64)>, ImageError> {
         let mut removed = Vec::new();
         for digest in self.list()? {
             if keep.contains(&digest) || in_use.contains(&digest) {
@@ -225,7 +248,11 @@ impl Store {
         };
         let needle = format!("{}/", self.dir.display());
         for entry in entries.flatten() {
-            let is_pid = entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit());
+            let is_pid = entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit());
             if !is_pid {
                 continue;
             }
@@ -251,13 +278,19 @@ fn try_lock(dir: &Path) -> Result<Option<Flock<fs::File>>, ImageError> {
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(Some(lock)),
         Err((_, Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, errno)) => Err(ImageError::Io { action: "lock", path: dir.to_owned(), source: errno.into() }),
+        Err((_, errno)) => Err(ImageError::Io {
+            action: "lock",
+            path: dir.to_owned(),
+            source: errno.into(),
+        }),
     }
 }
 
 /// Flushes a directory's entries (a rename or create in it) to disk.
 fn sync_dir(dir: &Path) -> Result<(), ImageError> {
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("flush directory", dir))
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("flush directory", dir))
 }
 
 /// Bytes a tree occupies on disk, hardlinked files counted once.

@@ -92,7 +92,11 @@ pub fn unpack(
     let mut defaults = ImageDefaults::default();
     {
         let reader = BufReader::with_capacity(128 * 1024, &mut hashing);
-        let corrupt = |last: &Option<String>, offset, source| ImageError::Corrupt { last: last.clone(), offset, source };
+        let corrupt = |last: &Option<String>, offset, source| ImageError::Corrupt {
+            last: last.clone(),
+            offset,
+            source,
+        };
         let decoded = decompress(reader).map_err(|e| corrupt(&None, 0, e))?;
         let mut archive = tar::Archive::new(decoded);
         let mut entries = archive.entries().map_err(|e| corrupt(&None, 0, e))?;
@@ -107,7 +111,9 @@ pub fn unpack(
             };
             let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let name = entry_name(&path);
-            if !decided && !name.is_empty() {
+            // A pax global header (from `git archive`, say) says nothing about the format.
+            let global = entry.header().entry_type() == tar::EntryType::XGlobalHeader;
+            if !decided && !name.is_empty() && !global {
                 decided = true;
                 if Spool::is_layout_path(name) {
                     spool = Some(Spool::new(spool_dir)?);
@@ -116,7 +122,9 @@ pub fn unpack(
             last_offset = entry.raw_header_position();
             match spool.as_mut() {
                 Some(spool) => spool.entry(&mut entry)?,
-                None if name == DEFAULTS_ENTRY => defaults = read_defaults(&mut entry, &path, last_offset)?,
+                None if name == DEFAULTS_ENTRY => {
+                    defaults = read_defaults(&mut entry, &path, last_offset)?
+                }
                 None => extractor.entry(&mut entry, false)?,
             }
             last = Some(path);
@@ -139,16 +147,34 @@ pub fn unpack(
         None => Format::Rootfs,
     };
     let report = extractor.finish()?;
-    Ok(Unpacked { format, defaults, report, file_size })
+    Ok(Unpacked {
+        format,
+        defaults,
+        report,
+        file_size,
+    })
 }
 
-fn read_defaults<R: Read>(entry: &mut tar::Entry<'_, R>, path: &str, offset: u64) -> Result<ImageDefaults, ImageError> {
-    let bad = |why: String| ImageError::Entry { path: path.to_owned(), offset, why };
+fn read_defaults<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    path: &str,
+    offset: u64,
+) -> Result<ImageDefaults, ImageError> {
+    let bad = |why: String| ImageError::Entry {
+        path: path.to_owned(),
+        offset,
+        why,
+    };
     if entry.header().entry_size().unwrap_or(u64::MAX) > MAX_DEFAULTS_BYTES {
-        return Err(bad(format!("image defaults larger than {MAX_DEFAULTS_BYTES} bytes")));
+        return Err(bad(format!(
+            "image defaults larger than {MAX_DEFAULTS_BYTES} bytes"
+        )));
     }
     let mut text = String::new();
-    entry.take(MAX_DEFAULTS_BYTES).read_to_string(&mut text).map_err(|e| bad(format!("cannot read: {e}")))?;
+    entry
+        .take(MAX_DEFAULTS_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
     crate::manifest::parse_yaml(&text).map_err(|(pos, kind)| {
         let at = pos.map(|p| format!(" at {p}")).unwrap_or_default();
         bad(format!("invalid image defaults{at}: {kind}"))
@@ -175,15 +201,28 @@ mod tests {
         gz.write_all(b"hello tar").unwrap();
         let gz = gz.finish().unwrap();
         let mut out = String::new();
-        decompress(&gz[..]).unwrap().read_to_string(&mut out).unwrap();
+        decompress(&gz[..])
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "hello tar");
         let mut zst = Vec::new();
-        ruzstd::encoding::compress(&b"hello zstd"[..], &mut zst, ruzstd::encoding::CompressionLevel::Fastest);
+        ruzstd::encoding::compress(
+            &b"hello zstd"[..],
+            &mut zst,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
         let mut out = String::new();
-        decompress(&zst[..]).unwrap().read_to_string(&mut out).unwrap();
+        decompress(&zst[..])
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "hello zstd");
         let mut out = String::new();
-        decompress(&b"plain"[..]).unwrap().read_to_string(&mut out).unwrap();
+        decompress(&b"plain"[..])
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "plain");
     }
 }
