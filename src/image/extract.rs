@@ -94,6 +94,9 @@ struct State {
     /// Something an earlier layer made was removed for the current entry.
     pruned: bool,
     buf: Vec<u8>,
+    /// The process umask, read once: a file created with permission bits it does not
+    /// mask needs no chmod afterwards.
+    umask: Mode,
 }
 
 impl Extractor {
@@ -115,6 +118,7 @@ impl Extractor {
                 dir_times: Vec::new(),
                 pruned: false,
                 buf: vec![0; data::BUFFER],
+                umask: current_umask(),
             },
         })
     }
@@ -374,7 +378,10 @@ impl State {
         let mode = self.file_mode(meta.mode);
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let open = || openat(parent, path.name(), flags, Mode::from_bits_truncate(0o600));
+        // Created with its final permission bits (never setuid/setgid/sticky: those
+        // come after the owner, as chown clears them), so most files need no chmod.
+        let perm = Mode::from_bits_truncate(mode.bits() & 0o777);
+        let open = || openat(parent, path.name(), flags, perm);
         let mut file = File::from(self.create(at, parent, path, layered, "create file", open)?);
         let copied = data::copy(entry, &mut file, size, &mut self.buf).map_err(|e| {
             at.refuse(match e {
@@ -390,7 +397,9 @@ impl State {
         self.report.bytes += copied;
         // The owner first: chown clears setuid and setgid bits.
         fchown(&file, Some(meta.uid), Some(meta.gid)).map_err(|e| at.failed("set the owner", e))?;
-        fchmod(&file, mode).map_err(|e| at.failed("set the mode", e))?;
+        if mode != perm || perm.intersects(self.umask) {
+            fchmod(&file, mode).map_err(|e| at.failed("set the mode", e))?;
+        }
         futimens(&file, &TimeSpec::UTIME_OMIT, &meta.mtime)
             .map_err(|e| at.failed("set the times", e))?;
         self.wrote(path, layered);
@@ -588,4 +597,11 @@ impl At<'_> {
     fn failed(&self, action: &str, errno: Errno) -> ImageError {
         self.refuse(format!("cannot {action}: {errno}"))
     }
+}
+
+/// The process's file mode creation mask (set back at once: reading it means setting it).
+fn current_umask() -> Mode {
+    let mask = nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(mask);
+    mask
 }
