@@ -10,6 +10,7 @@ pub mod extract;
 pub mod hashing;
 pub mod layout;
 pub mod pack;
+pub mod process;
 pub mod store;
 pub mod unpack;
 

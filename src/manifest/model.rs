@@ -27,7 +27,8 @@ pub struct Manifest {
     /// In file order; names are unique.
     pub env: Vec<(EnvName, Arg)>,
     pub workdir: Option<AbsPath>,
-    pub user: User,
+    /// `None`: the image's `User`, else 0:0.
+    pub user: Option<User>,
     pub hostname: Hostname,
     pub init: bool,
     /// The namespaces the app gets of its own; never contains duplicates.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::model::{Condition, Mount, Namespace, OnUnhealthy, Probe, RestartPolicy, Seccomp};
-use super::types::{Capability, NetworkMode};
+use super::types::{Capability, NetworkMode, User};
 use super::*;
 
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
@@ -115,7 +115,13 @@ fn every_field_of_the_design_example() {
         .collect();
     assert_eq!(env, [("LOG_LEVEL", "info"), ("RETRIES", "3")]);
     assert_eq!(m.workdir.as_ref().unwrap().as_str(), "/srv");
-    assert_eq!((m.user.uid, m.user.gid), (1000, 1000));
+    assert_eq!(
+        m.user,
+        Some(User {
+            uid: 1000,
+            gid: 1000
+        })
+    );
     assert_eq!(m.hostname.as_str(), "gw-1");
     assert!(m.init);
     assert_eq!(m.namespaces.len(), 6);
@@ -178,7 +184,7 @@ fn defaults_of_a_minimal_manifest() {
     let loaded = load_set(&[("min.yaml", head("min"))]);
     let m = &loaded.apps[0];
     assert!(m.command.is_none() && m.env.is_empty() && m.workdir.is_none());
-    assert_eq!((m.user.uid, m.user.gid), (0, 0));
+    assert_eq!(m.user, None);
     assert_eq!(m.hostname.as_str(), "min");
     assert!(!m.init && !m.readonly_rootfs);
     use Namespace::*;

@@ -98,7 +98,7 @@ pub fn validate(raw: RawManifest, file: &Path) -> Result<Manifest, Vec<Finding>>
         command: raw.command,
         env: raw.env.0,
         workdir: raw.workdir,
-        user: raw.user.unwrap_or_default(),
+        user: raw.user,
         hostname,
         init: raw.init,
         namespaces,

@@ -1,0 +1,287 @@
+//! The process an app runs: the manifest's `command`, `env`, `workdir` and `user`, and
+//! where it is silent, its image's defaults (OCI/docker config or `.berth-image.yaml`).
+//! Pure apart from reading the image's `/etc/passwd` and `/etc/group` for user names.
+
+use std::fs;
+use std::path::Path;
+
+use super::ImageDefaults;
+use crate::manifest::Manifest;
+
+/// `PATH` when neither the image nor the manifest sets one (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What to exec, and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub argv: Vec<String>,
+    /// `NAME=value`, each name once, in order of first appearance.
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Works out the app's process. `rootfs` is the image's unpacked root, read only to
+/// turn a user or group name of the image's `User` into ids.
+pub fn resolve(
+    manifest: &Manifest,
+    image: &ImageDefaults,
+    rootfs: &Path,
+) -> Result<Process, String> {
+    let app = &manifest.name;
+    let argv: Vec<String> = match &manifest.command {
+        Some(command) => command
+            .as_slice()
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect(),
+        None => image.entrypoint.iter().chain(&image.cmd).cloned().collect(),
+    };
+    if argv.is_empty() {
+        return Err(format!(
+            "{app}: no command: the manifest sets none and the image has no Entrypoint or Cmd"
+        ));
+    }
+    let mut env: Vec<String> = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={}", manifest.hostname.as_str()),
+    ];
+    for entry in &image.env {
+        if entry.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+            set_env(&mut env, entry.clone());
+        }
+    }
+    for (name, value) in &manifest.env {
+        set_env(&mut env, format!("{}={}", name.as_str(), value.as_str()));
+    }
+    let workdir = match (&manifest.workdir, image.workdir.as_deref()) {
+        (Some(dir), _) => dir.as_str().to_owned(),
+        (None, Some(dir)) if dir.starts_with('/') => dir.to_owned(),
+        (None, Some(dir)) if !dir.is_empty() => format!("/{dir}"),
+        (None, _) => "/".to_owned(),
+    };
+    let (uid, gid) = match (manifest.user, image.user.as_deref()) {
+        (Some(user), _) => (user.uid, user.gid),
+        (None, Some(user)) if !user.is_empty() => {
+            image_user(user, rootfs).map_err(|e| format!("{app}: image user {user:?}: {e}"))?
+        }
+        (None, _) => (0, 0),
+    };
+    Ok(Process {
+        argv,
+        env,
+        workdir,
+        uid,
+        gid,
+    })
+}
+
+/// Sets `NAME=value`, replacing an earlier value of the same name in place.
+fn set_env(env: &mut Vec<String>, entry: String) {
+    let name_len = entry.find('=').unwrap_or(entry.len());
+    let same = |e: &String| e.get(..=name_len) == entry.get(..=name_len);
+    match env.iter_mut().find(|e| same(e)) {
+        Some(slot) => *slot = entry,
+        None => env.push(entry),
+    }
+}
+
+/// An OCI `User`: `uid`, `uid:gid`, `name`, `name:group`, `uid:group`, `name:gid`. A
+/// user without a group gets its primary group from the image's /etc/passwd, else 0.
+fn image_user(user: &str, rootfs: &Path) -> Result<(u32, u32), String> {
+    let (user, group) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = || read_db(rootfs, "passwd");
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(uid) => (
+            uid,
+            passwd()
+                .ok()
+                .and_then(|db| lookup(&db, |f| f.get(2) == Some(&user)).and_then(|f| field(&f, 3))),
+        ),
+        Err(_) => {
+            let db = passwd()?;
+            let entry = lookup(&db, |f| f.first() == Some(&user))
+                .ok_or_else(|| format!("no user {user} in /etc/passwd"))?;
+            (
+                field(&entry, 2).ok_or("bad /etc/passwd line")?,
+                field(&entry, 3),
+            )
+        }
+    };
+    let gid = match group {
+        None => primary.unwrap_or(0),
+        Some(group) => match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let db = read_db(rootfs, "group")?;
+                let entry = lookup(&db, |f| f.first() == Some(&group))
+                    .ok_or_else(|| format!("no group {group} in /etc/group"))?;
+                field(&entry, 2).ok_or("bad /etc/group line")?
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Reads `/etc/NAME` of the image. The image is data from outside: a symbolic link
+/// on the way (which could point at the host's own files) is refused.
+fn read_db(rootfs: &Path, name: &str) -> Result<String, String> {
+    let etc = rootfs.join("etc");
+    let file = etc.join(name);
+    for p in [&etc, &file] {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("/etc/{name} is reached through a symbolic link"));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot read /etc/{name}: {e}")),
+        }
+    }
+    let text = fs::read(&file).map_err(|e| format!("cannot read /etc/{name}: {e}"))?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+fn lookup(db: &str, matches: impl Fn(&[&str]) -> bool) -> Option<Vec<&str>> {
+    db.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| matches(f))
+}
+
+fn field(fields: &[&str], i: usize) -> Option<u32> {
+    fields.get(i).and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn manifest(body: &str) -> Manifest {
+        let text = format!(
+            "name: web\nimage: {{ path: a.tar, sha256: {} }}\n{body}",
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        );
+        let mut loaded = crate::manifest::load_texts([(PathBuf::from("apps.d/web.yaml"), text)]);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        loaded.apps.remove(0)
+    }
+
+    fn image() -> ImageDefaults {
+        ImageDefaults {
+            entrypoint: vec!["/bin/server".into()],
+            cmd: vec!["--port".into(), "80".into()],
+            env: vec![
+                "PATH=/opt/bin:/bin".into(),
+                "MODE=image".into(),
+                "KEEP=1".into(),
+            ],
+            workdir: Some("srv".into()),
+            user: Some("www:web".into()),
+        }
+    }
+
+    struct Root(PathBuf);
+    impl Root {
+        fn new(name: &str) -> Root {
+            let d =
+                std::env::temp_dir().join(format!("berth-process-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&d);
+            fs::create_dir_all(d.join("etc")).unwrap();
+            fs::write(
+                d.join("etc/passwd"),
+                "root:x:0:0::/root:/bin/sh\nwww:x:33:34::/srv:/bin/false\n",
+            )
+            .unwrap();
+            fs::write(d.join("etc/group"), "root:x:0:\nweb:x:80:\nwww:x:34:\n").unwrap();
+            Root(d)
+        }
+    }
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_image_fills_in_what_the_manifest_leaves_out() {
+        let root = Root::new("fill");
+        let p = resolve(&manifest(""), &image(), &root.0).unwrap();
+        assert_eq!(p.argv, ["/bin/server", "--port", "80"]);
+        assert_eq!(
+            p.env,
+            ["PATH=/opt/bin:/bin", "HOSTNAME=web", "MODE=image", "KEEP=1"]
+        );
+        assert_eq!((p.workdir.as_str(), p.uid, p.gid), ("/srv", 33, 80));
+    }
+
+    #[test]
+    fn the_manifest_wins_where_it_speaks() {
+        let root = Root::new("wins");
+        let m = manifest(
+            "command: [/bin/sh, -c, \"exit 3\"]\nenv: { MODE: manifest, NEW: x }\nworkdir: /data\nuser: \"1000:1001\"\nhostname: front\n",
+        );
+        let p = resolve(&m, &image(), &root.0).unwrap();
+        assert_eq!(p.argv, ["/bin/sh", "-c", "exit 3"]);
+        assert_eq!(
+            p.env,
+            [
+                "PATH=/opt/bin:/bin",
+                "HOSTNAME=front",
+                "MODE=manifest",
+                "KEEP=1",
+                "NEW=x"
+            ]
+        );
+        assert_eq!((p.workdir.as_str(), p.uid, p.gid), ("/data", 1000, 1001));
+    }
+
+    #[test]
+    fn users_by_id_or_name_and_the_errors() {
+        let root = Root::new("users");
+        let with_user = |u: &str| ImageDefaults {
+            user: Some(u.into()),
+            ..image()
+        };
+        let m = manifest("");
+        let ids = |u: &str| resolve(&m, &with_user(u), &root.0).map(|p| (p.uid, p.gid));
+        assert_eq!(ids("www"), Ok((33, 34)));
+        assert_eq!(ids("33"), Ok((33, 34)));
+        assert_eq!(ids("500"), Ok((500, 0)));
+        assert_eq!(ids("500:7"), Ok((500, 7)));
+        assert_eq!(ids("www:root"), Ok((33, 0)));
+        assert_eq!(
+            ids("nobody"),
+            Err("web: image user \"nobody\": no user nobody in /etc/passwd".into())
+        );
+        assert_eq!(
+            ids("www:staff"),
+            Err("web: image user \"www:staff\": no group staff in /etc/group".into())
+        );
+        fs::remove_file(root.0.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.0.join("etc/passwd")).unwrap();
+        assert_eq!(
+            ids("root"),
+            Err("web: image user \"root\": /etc/passwd is reached through a symbolic link".into())
+        );
+        let none = ImageDefaults::default();
+        assert_eq!(
+            resolve(&m, &none, &root.0),
+            Err(
+                "web: no command: the manifest sets none and the image has no Entrypoint or Cmd"
+                    .into()
+            )
+        );
+        // An explicit 0:0 in the manifest wins over the image's user.
+        let p = resolve(&manifest("user: \"0:0\"\n"), &image(), &root.0).unwrap();
+        assert_eq!((p.uid, p.gid), (0, 0));
+        let p = resolve(&manifest("command: [/app]\n"), &none, &root.0).unwrap();
+        assert_eq!(
+            (p.env[0].as_str(), p.workdir.as_str(), p.uid, p.gid),
+            (format!("PATH={DEFAULT_PATH}").as_str(), "/", 0, 0)
+        );
+    }
+}
