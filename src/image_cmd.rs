@@ -7,8 +7,8 @@ use std::path::Path;
 use crate::cli::PackArgs;
 use crate::config::Config;
 use crate::image::layout::Platform;
-use crate::image::pack;
 use crate::image::store::{Installed, Store};
+use crate::image::{ImageError, pack};
 use crate::manifest::{self, types::Digest};
 
 /// Exit statuses, as the usage text says.
@@ -39,6 +39,10 @@ pub fn unpack(config: &Config, file: &Path, sha256: &str, out: &mut impl Write) 
                 );
             }
             report(out, OK, format_args!("{}", installed.rootfs().display()))
+        }
+        // A digest mismatch names the file itself.
+        Err(e @ ImageError::DigestMismatch { .. }) => {
+            report(out, FAILED, format_args!("berth unpack: {e}"))
         }
         Err(e) => report(
             out,

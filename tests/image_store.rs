@@ -153,7 +153,7 @@ fn a_wrong_digest_installs_nothing() {
     assert_eq!(
         text(&o.stdout),
         format!(
-            "berth unpack: {image}: image digest mismatch for {image}: expected {wrong}, got {actual}\n"
+            "berth unpack: image digest mismatch for {image}: expected {wrong}, got {actual}\n"
         )
     );
     let store: Vec<_> = fs::read_dir(d.join("state/images/sha256"))
