@@ -10,10 +10,14 @@
     reason = "test code"
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use common::{TempDir, require_root};
 
 use berth::digest::sha256_file;
 use berth::image::layout::Platform;
@@ -21,45 +25,6 @@ use berth::image::{Format, ImageDefaults, ImageError, Limits, Unpacked, unpack};
 use sha2::{Digest as _, Sha256};
 
 // ---------------------------------------------------------------- helpers
-
-/// A temporary directory removed on drop, also when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("berth-formats-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn mkdir(&self, name: &str) -> PathBuf {
-        let p = self.0.join(name);
-        fs::create_dir(&p).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Fails the test loudly when not root: CI runs as root, and a skipped test would
-/// hide a missing setup.
-fn require_root(why: &str) {
-    assert!(
-        is_root(),
-        "this test must run as root ({why}); CI runs it as root"
-    );
-}
-
-fn is_root() -> bool {
-    nix::unistd::Uid::effective().is_root()
-}
 
 macro_rules! require_root {
     () => {

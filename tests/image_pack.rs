@@ -11,14 +11,17 @@
     reason = "test code"
 )]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
+
+use common::{TempDir, is_root, require_root};
 
 use berth::image::layout::Platform;
 use berth::image::pack::{Compression, PackOptions, pack};
@@ -27,47 +30,6 @@ use berth::manifest::types::Digest;
 use tar::EntryType;
 
 const DEFAULTS_ENTRY: &str = ".berth-image.yaml";
-
-/// A scratch directory, removed when dropped (also when the test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("berth-image-pack-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    /// A new subdirectory.
-    fn dir(&self, name: &str) -> PathBuf {
-        let path = self.0.join(name);
-        fs::create_dir(&path).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Fails the test loudly when not root: CI runs as root, and a skipped test would
-/// hide a missing setup.
-fn require_root(why: &str) {
-    assert!(
-        is_root(),
-        "this test must run as root ({why}); CI runs it as root"
-    );
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
 
 fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
@@ -249,8 +211,8 @@ fn unpack_into(
     digest: &Digest,
     scratch: &TempDir,
 ) -> (PathBuf, berth::image::Unpacked) {
-    let rootfs = scratch.dir("unpacked");
-    let spool = scratch.dir("spool");
+    let rootfs = scratch.mkdir("unpacked");
+    let spool = scratch.mkdir("spool");
     let limits = Limits {
         allow_setuid: true,
         ..Limits::default()
@@ -341,8 +303,8 @@ fn opts(compression: Compression) -> PackOptions {
 #[test]
 fn round_trip_keeps_every_attribute() {
     require_root("building a tree with owners 1000:1000 needs root");
-    let scratch = TempDir::new();
-    let tree = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let tree = scratch.mkdir("tree");
     build_tree(&tree);
     let image = scratch.0.join("image.tar");
     let digest = pack(
@@ -375,8 +337,8 @@ fn round_trip_keeps_every_attribute() {
 #[test]
 fn round_trip_through_a_reference_extractor() {
     require_root("building a tree with owners 1000:1000 needs root");
-    let scratch = TempDir::new();
-    let tree = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let tree = scratch.mkdir("tree");
     build_tree(&tree);
     for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
         let image = scratch.0.join(format!("image-{compression:?}"));
@@ -390,7 +352,7 @@ fn round_trip_through_a_reference_extractor() {
             },
         )
         .unwrap();
-        let rootfs = scratch.dir(&format!("unpacked-{compression:?}"));
+        let rootfs = scratch.mkdir(&format!("unpacked-{compression:?}"));
         let mut archive = open_tar(&image);
         archive.set_preserve_permissions(true);
         archive.set_preserve_ownerships(true);
@@ -428,9 +390,9 @@ fn reset_times(root: &Path) {
 
 #[test]
 fn the_same_tree_gives_the_same_bytes() {
-    let scratch = TempDir::new();
-    let first = scratch.dir("first");
-    let second = scratch.dir("second");
+    let scratch = TempDir::new("pack");
+    let first = scratch.mkdir("first");
+    let second = scratch.mkdir("second");
     build_tree(&first);
     build_tree(&second);
     // Other inode numbers and creation order, other mtimes.
@@ -477,8 +439,8 @@ fn the_same_tree_gives_the_same_bytes() {
 
 #[test]
 fn compressed_images_hold_the_same_tar() {
-    let scratch = TempDir::new();
-    let tree = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let tree = scratch.mkdir("tree");
     build_tree(&tree);
     let plain = scratch.0.join("image.tar");
     pack(&tree, &plain, &PackOptions::default()).unwrap();
@@ -502,8 +464,8 @@ fn compressed_images_hold_the_same_tar() {
 
 #[test]
 fn without_keep_owners_everything_is_root_owned() {
-    let scratch = TempDir::new();
-    let tree = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let tree = scratch.mkdir("tree");
     build_tree(&tree);
     let image = scratch.0.join("image.tar.zst");
     pack(&tree, &image, &opts(Compression::Zstd)).unwrap();
@@ -533,8 +495,8 @@ fn without_keep_owners_everything_is_root_owned() {
 
 #[test]
 fn defaults_round_trip() {
-    let scratch = TempDir::new();
-    let tree = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let tree = scratch.mkdir("tree");
     fs::write(tree.join("app"), "#!/bin/sh\n").unwrap();
     let defaults = ImageDefaults {
         entrypoint: vec!["/app".into(), "--serve".into()],
@@ -577,8 +539,8 @@ fn defaults_round_trip() {
 
 #[test]
 fn defaults_may_not_clash_with_a_file_of_the_rootfs() {
-    let scratch = TempDir::new();
-    let tree = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let tree = scratch.mkdir("tree");
     fs::write(tree.join(DEFAULTS_ENTRY), "cmd: [x]\n").unwrap();
     let options = PackOptions {
         defaults: ImageDefaults {
@@ -603,9 +565,9 @@ fn defaults_may_not_clash_with_a_file_of_the_rootfs() {
 
 #[test]
 fn a_missing_directory_is_an_io_error_naming_it() {
-    let scratch = TempDir::new();
+    let scratch = TempDir::new("pack");
     let missing = scratch.0.join("no-such-rootfs");
-    let out = scratch.dir("out");
+    let out = scratch.mkdir("out");
     let err = pack(&missing, &out.join("image.tar"), &PackOptions::default()).unwrap_err();
     let ImageError::Io {
         action,
@@ -648,11 +610,11 @@ fn a_missing_directory_is_an_io_error_naming_it() {
 fn an_unreadable_file_leaves_no_temporary_file() {
     // Root reads files of mode 000, so `berth pack` runs as nobody (65534) here.
     require_root("running berth pack as another user");
-    let scratch = TempDir::new();
-    let tree = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let tree = scratch.mkdir("tree");
     fs::write(tree.join("locked"), "x").unwrap();
     set_mode(&tree.join("locked"), 0);
-    let out = scratch.dir("out");
+    let out = scratch.mkdir("out");
     std::os::unix::fs::chown(&out, Some(65534), Some(65534)).unwrap();
     for dir in [&scratch.0, &tree] {
         set_mode(dir, 0o755);
@@ -680,8 +642,8 @@ fn an_unreadable_file_leaves_no_temporary_file() {
 
 #[test]
 fn entries_are_sorted_depth_first_with_fixed_metadata() {
-    let scratch = TempDir::new();
-    let root = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let root = scratch.mkdir("tree");
     fs::create_dir(root.join("b")).unwrap();
     fs::create_dir(root.join("a")).unwrap();
     fs::write(root.join("a/z"), "z").unwrap();
@@ -713,8 +675,8 @@ fn entries_are_sorted_depth_first_with_fixed_metadata() {
 
 #[test]
 fn long_names_and_long_targets_survive() {
-    let scratch = TempDir::new();
-    let root = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let root = scratch.mkdir("tree");
     let long_dir = "d".repeat(120);
     let long_file = format!("{}/{}", long_dir, "f".repeat(200));
     fs::create_dir(root.join(&long_dir)).unwrap();
@@ -732,8 +694,8 @@ fn long_names_and_long_targets_survive() {
 
 #[test]
 fn the_image_inside_the_rootfs_is_not_packed() {
-    let scratch = TempDir::new();
-    let root = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let root = scratch.mkdir("tree");
     fs::write(root.join("a"), "a").unwrap();
     let image = root.join("image.tar");
     let first = pack(&root, &image, &PackOptions::default()).unwrap();
@@ -747,8 +709,8 @@ fn the_image_inside_the_rootfs_is_not_packed() {
 
 #[test]
 fn fifos_are_kept_and_sockets_skipped() {
-    let scratch = TempDir::new();
-    let root = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let root = scratch.mkdir("tree");
     nix::unistd::mkfifo(
         &root.join("fifo"),
         nix::sys::stat::Mode::from_bits_truncate(0o640),
@@ -770,8 +732,8 @@ fn fifos_are_kept_and_sockets_skipped() {
 fn devices_keep_their_numbers() {
     require_root("mknod needs root");
     use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-    let scratch = TempDir::new();
-    let root = scratch.dir("tree");
+    let scratch = TempDir::new("pack");
+    let root = scratch.mkdir("tree");
     mknod(
         &root.join("null"),
         SFlag::S_IFCHR,
