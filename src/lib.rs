@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) is a thin command-line front; everything it does lives in
 //! these modules, so integration tests and fuzzers drive the same code.
 
+pub mod caps;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -11,3 +12,4 @@ pub mod image;
 pub mod image_cmd;
 pub mod manifest;
 pub mod panic;
+pub mod seccomp;

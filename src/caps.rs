@@ -1,0 +1,1 @@
+//! Capabilities and privileges of a launched app. (Being written.)

@@ -1,0 +1,1 @@
+//! The seccomp filter of a launched app. (Being written.)
