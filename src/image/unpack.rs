@@ -6,6 +6,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+
 use super::extract::{Extractor, Report};
 use super::hashing::HashingReader;
 use super::layout::{Platform, Spool};
@@ -56,11 +59,68 @@ pub fn decompress<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<Box<dyn Read
     if magic.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::bufread::MultiGzDecoder::new(reader)))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let decoder = ruzstd::decoding::StreamingDecoder::new(reader)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
-        Ok(Box::new(decoder))
+        Ok(Box::new(MultiZstd {
+            source: reader,
+            decoder: FrameDecoder::new(),
+            in_frame: false,
+        }))
     } else {
         Ok(Box::new(reader))
+    }
+}
+
+/// A zstd stream of one or more frames (pzstd and `zstd -T` write several; a plain
+/// single-frame decoder would stop after the first and lose the rest of the tar),
+/// skippable frames passed over.
+struct MultiZstd<R> {
+    source: R,
+    decoder: FrameDecoder,
+    in_frame: bool,
+}
+
+fn zstd_error(e: impl fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}"))
+}
+
+impl<R: BufRead> Read for MultiZstd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.in_frame {
+                if self.source.fill_buf()?.is_empty() {
+                    return Ok(0);
+                }
+                match self.decoder.init(&mut self.source) {
+                    Ok(()) => self.in_frame = true,
+                    Err(FrameDecoderError::ReadFrameHeaderError(
+                        ReadFrameHeaderError::SkipFrame { length, .. },
+                    )) => {
+                        let skipped =
+                            io::copy(&mut (&mut self.source).take(length.into()), &mut io::sink())?;
+                        if skipped < u64::from(length) {
+                            return Err(zstd_error("truncated skippable frame"));
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(zstd_error(e)),
+                }
+            }
+            while self.decoder.can_collect() < buf.len() && !self.decoder.is_finished() {
+                let wanted = buf.len() - self.decoder.can_collect();
+                self.decoder
+                    .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBytes(wanted))
+                    .map_err(zstd_error)?;
+            }
+            let n = self.decoder.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if self.decoder.is_finished() && self.decoder.can_collect() == 0 {
+                self.in_frame = false;
+            }
+        }
     }
 }
 
