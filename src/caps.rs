@@ -157,7 +157,19 @@ impl fmt::LowerHex for CapSet {
 /// The set an app runs with: [`resolve`] against the capabilities the running kernel
 /// knows.
 pub fn effective(spec: &Capabilities) -> CapSet {
-    resolve(spec, known(Path::new("/proc")))
+    resolve(spec, grantable(Path::new("/proc")))
+}
+
+/// What `add: [ALL]` can mean here: the capabilities the kernel knows that berth itself
+/// still holds in its bounding set (a board's init may have dropped some), so that
+/// `ALL` gives an app everything berth can give rather than failing at launch.
+pub fn grantable(proc_root: &Path) -> CapSet {
+    let known = known(proc_root);
+    let status = proc_root.join("self/status");
+    match std::fs::read_to_string(&status).map(|text| status::ProcCaps::parse(&text)) {
+        Ok(Ok(caps)) => known.difference(known.difference(caps.bounding)),
+        _ => known,
+    }
 }
 
 /// The set an app runs with, given every capability the kernel knows (`known`).

@@ -223,3 +223,20 @@ fn known_falls_back_to_last() {
     assert_eq!(known(&root), ALL);
     fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn all_means_what_berth_itself_can_grant() {
+    let dir = std::env::temp_dir().join(format!("berth-caps-grantable-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sys/kernel")).unwrap();
+    std::fs::create_dir_all(dir.join("self")).unwrap();
+    std::fs::write(dir.join("sys/kernel/cap_last_cap"), "40\n").unwrap();
+    // This host's bounding set: everything but SYS_RESOURCE (24).
+    std::fs::write(
+        dir.join("self/status"),
+        "CapInh:\t0000000000000000\nCapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\nCapBnd:\t000001fffeffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\n",
+    )
+    .unwrap();
+    let g = super::grantable(&dir);
+    assert!(!g.contains(24) && g.contains(21) && g.contains(40));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
