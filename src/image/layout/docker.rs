@@ -26,14 +26,8 @@ pub(super) fn plan(table: &Table) -> Result<Plan, ImageError> {
     let what = format!("image config {config_path}");
     let (_, stored) = table.lookup(config_path, &what)?;
     let config: Config = json::parse(&table.document(stored, &what)?, &what)?;
-    let diff_ids = config.diff_ids(&what)?;
     let n = image.layers.len();
-    if diff_ids.len() != n {
-        return Err(ImageError::Format(format!(
-            "manifest.json lists {n} layers but {what} has {} diff_ids",
-            diff_ids.len()
-        )));
-    }
+    let diff_ids = config.diff_ids_for(&what, "manifest.json", n)?;
     let mut layers = Vec::with_capacity(n);
     for (i, (path, diff_id)) in image.layers.iter().zip(diff_ids).enumerate() {
         let path = archive_path(path, "layer")?;

@@ -150,6 +150,24 @@ impl Config {
             .map(|d| sha256(d, &format!("{what}, rootfs.diff_ids")))
             .collect()
     }
+
+    /// The diff_ids, which must be one per layer of the image: `lister` (the manifest
+    /// that lists the layers) names `layers` of them.
+    pub(super) fn diff_ids_for(
+        &self,
+        what: &str,
+        lister: &str,
+        layers: usize,
+    ) -> Result<Vec<Digest>, ImageError> {
+        let diff_ids = self.diff_ids(what)?;
+        if diff_ids.len() != layers {
+            return Err(ImageError::Format(format!(
+                "{lister} lists {layers} layers but {what} has {} diff_ids",
+                diff_ids.len()
+            )));
+        }
+        Ok(diff_ids)
+    }
 }
 
 #[cfg(test)]

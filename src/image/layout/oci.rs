@@ -41,14 +41,8 @@ pub(super) fn plan(table: &Table, platform: &Platform) -> Result<Plan, ImageErro
     let manifest: Manifest = json::parse(&table.document(stored, &what)?, &what)?;
     let (_, stored, config_what) = blob(table, &manifest.config, "image config")?;
     let config: Config = json::parse(&table.document(stored, &config_what)?, &config_what)?;
-    let diff_ids = config.diff_ids(&config_what)?;
     let n = manifest.layers.len();
-    if diff_ids.len() != n {
-        return Err(ImageError::Format(format!(
-            "{what} lists {n} layers but {config_what} has {} diff_ids",
-            diff_ids.len()
-        )));
-    }
+    let diff_ids = config.diff_ids_for(&config_what, &what, n)?;
     let mut layers = Vec::with_capacity(n);
     for (i, (desc, diff_id)) in manifest.layers.iter().zip(diff_ids).enumerate() {
         let what = format!("layer {} of {n}", i + 1);
