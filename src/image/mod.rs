@@ -116,8 +116,30 @@ pub enum ImageError {
 }
 
 impl fmt::Display for ImageError {
+    /// One line, whatever the archive held: control characters in names and in the
+    /// messages of the tar reader (which can contain newlines) are escaped.
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
+        let text = Raw(self).to_string();
+        if !text.chars().any(char::is_control) {
+            return f.write_str(&text);
+        }
+        for c in text.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The message before escaping.
+struct Raw<'a>(&'a ImageError);
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.0 {
             ImageError::Io {
                 action,
                 path,
@@ -202,5 +224,28 @@ pub(crate) fn io_error(
         action,
         path,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let e = ImageError::Entry {
+            path: "evil\nname".into(),
+            offset: 512,
+            why: "bad\r\nfield\u{1b}[2J".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "entry \"evil\\nname\" at offset 512: bad\\r\\nfield\\u{1b}[2J"
+        );
+        let e = ImageError::TooManyEntries { limit: 5 };
+        assert_eq!(
+            e.to_string(),
+            "image has more than 5 entries (images.max_entries)"
+        );
     }
 }
