@@ -183,6 +183,8 @@ fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usage
             Some("--gzip") => options.compression = Compression::Gzip,
             Some("--zstd") => options.compression = Compression::Zstd,
             Some("--keep-owners") => options.keep_owners = true,
+            // Every command takes --config (DESIGN.md §3); pack needs no setting from it.
+            Some(flag @ "--config") => drop(value(flag, &mut args)?),
             Some(flag @ "--env") => {
                 let entry = text(flag, value(flag, &mut args)?)?;
                 if entry.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
@@ -320,6 +322,10 @@ mod tests {
             p(&["pack", "root"]),
             Err(UsageError("pack needs -o FILE".into()))
         );
+        assert!(matches!(
+            p(&["pack", "root", "--config", "/etc/b.yaml", "-o", "x"]),
+            Ok(Command::Pack { .. })
+        ));
         assert_eq!(
             p(&["pack", "root", "-o", "x", "--env", "=1"]),
             Err(UsageError("--env \"=1\": use NAME=VALUE".into()))
