@@ -9,28 +9,13 @@
     reason = "test code"
 )]
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use berth::manifest::{self, Loaded};
-
-/// xorshift64*: small, fast, and the same sequence everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+use common::Rng;
 
 /// Tokens that stress YAML and the unit parsers.
 const TOKENS: &[&str] = &[

@@ -17,24 +17,10 @@ use std::path::Path;
 
 use berth::image::layout::Platform;
 use berth::image::{Limits, unpack};
-use common::{TempDir, require_root};
+use common::{Rng, TempDir, require_root};
 
 /// Mutated archives per run (BERTH_FUZZ_ROUNDS overrides, for longer local runs).
 const ROUNDS: usize = 3000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());

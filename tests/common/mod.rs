@@ -67,3 +67,91 @@ pub fn require_root(why: &str) {
         "this test must run as root ({why}); CI runs it as root"
     );
 }
+
+/// xorshift64*: small, fast, and the same sequence everywhere.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Tokens that stress YAML and the unit parsers.
+const TOKENS: &[&str] = &[
+    ":",
+    "- ",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "#",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "!!str ",
+    "!!binary ",
+    "|",
+    ">",
+    "'",
+    "\"",
+    "\n",
+    "  ",
+    "\t",
+    "~",
+    "null",
+    "true",
+    "yes",
+    "0",
+    "-1",
+    "0x10",
+    "1e3",
+    ".5",
+    "64M",
+    "64MB",
+    "1G",
+    "250m",
+    "10s",
+    "99999999999999999999",
+    "container:",
+    "container:x",
+    "bridge",
+    "../",
+    "/",
+    "SIGTERM",
+    "ALL",
+    "\u{feff}",
+    "é",
+    "---\n",
+    "...\n",
+    "? ",
+    "%YAML 1.2\n",
+];
+
+fn corpus() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    let mut texts = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                texts.push(fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    texts.sort();
+    texts
+}
