@@ -10,6 +10,7 @@ pub mod config;
 pub mod digest;
 pub mod image;
 pub mod image_cmd;
+pub mod launch;
 pub mod manifest;
 pub mod panic;
 pub mod seccomp;

@@ -11,6 +11,14 @@ const EXIT_INVALID: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // `init: true` apps run berth's sealed copy as their pid-namespace init.
+    let mut args = std::env::args_os();
+    if args
+        .next()
+        .is_some_and(|a| a == berth::launch::reaper::ARGV0)
+    {
+        berth::launch::reaper::main(args.collect());
+    }
     panic::install();
     let _ = simple_logger::SimpleLogger::new()
         .with_level(log::LevelFilter::Warn)

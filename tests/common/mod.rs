@@ -6,6 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod probe;
+
 /// A temporary directory, unique per process and call, removed on drop (also when
 /// the test fails).
 pub struct TempDir(pub PathBuf);

@@ -1,0 +1,503 @@
+//! Launch: start an app's process in its own namespaces, root filesystem and
+//! privileges, as its validated manifest says.
+//!
+//! The parent side, in order ([`Launcher::spawn`]):
+//! 1. work out the [`plan`] (everything the child needs, allocated now);
+//! 2. prepare the host side: the overlay's upper/work directories, volume
+//!    directories, the generated `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`;
+//! 3. `clone` with the namespace flags (from this, the single supervisor thread);
+//! 4. from outside: write the uid/gid maps, idmap the image (user namespace), move
+//!    the child into its cgroup ([`Cgroup`], the seam the cgroup module fills);
+//! 5. send "go" over the [`channel`]; the child runs [`child::run`], a linear setup
+//!    that ends in `execve`.
+//!
+//! [`Launching::finish`] then reads the channel: end-of-file means the exec worked;
+//! otherwise the child says which step failed with which errno, and the error reads
+//! `gateway: launch failed at pivot_root: Invalid argument (os error 22)`.
+
+pub mod channel;
+pub mod child;
+pub mod plan;
+pub mod reaper;
+pub mod rootfs;
+pub mod sys;
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, chown};
+use std::path::{Path, PathBuf};
+
+use crate::caps::{self, CapSet};
+use crate::image::ImageDefaults;
+use crate::manifest::Manifest;
+use crate::manifest::types::IdMap;
+use channel::{Report, Step};
+use plan::Dirs;
+
+/// The cgroup seam: the parent moves the child into the app's cgroup before it is
+/// released, so nothing it does is charged elsewhere.
+pub trait Cgroup {
+    fn join(&mut self, pid: i32) -> io::Result<()>;
+}
+
+/// No cgroup of its own: the app stays in the supervisor's.
+pub struct NoCgroup;
+
+impl Cgroup for NoCgroup {
+    fn join(&mut self, _pid: i32) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What to launch.
+pub struct App<'a> {
+    pub manifest: &'a Manifest,
+    /// The unpacked image (`.../rootfs`).
+    pub image_root: &'a Path,
+    pub defaults: &'a ImageDefaults,
+    /// `network.mode: container:<app>`: that app's network namespace.
+    pub join_net: Option<BorrowedFd<'a>>,
+    /// Extra `/etc/hosts` lines (address, name).
+    pub hosts: &'a [(String, String)],
+}
+
+/// A failed launch.
+#[derive(Debug)]
+pub enum LaunchError {
+    /// The manifest and image do not make a launchable process.
+    Plan { app: String, message: String },
+    /// Something on the host side failed (before or while releasing the child).
+    Host {
+        app: String,
+        what: String,
+        source: io::Error,
+    },
+    /// The child failed at `step` and exited with `status`.
+    Child {
+        app: String,
+        step: String,
+        source: io::Error,
+        status: i32,
+    },
+}
+
+impl LaunchError {
+    /// The exit status of a child that failed (125 setup, 126 cannot exec, 127 not
+    /// found), if it got that far.
+    pub fn status(&self) -> Option<i32> {
+        match self {
+            LaunchError::Child { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            LaunchError::Plan { message, .. } => f.write_str(message),
+            LaunchError::Host { app, what, source } => {
+                write!(f, "{app}: launch failed: {what}: {source}")
+            }
+            LaunchError::Child {
+                app, step, source, ..
+            } => write!(f, "{app}: launch failed at {step}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for LaunchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LaunchError::Plan { .. } => None,
+            LaunchError::Host { source, .. } | LaunchError::Child { source, .. } => Some(source),
+        }
+    }
+}
+
+/// Launches apps; holds what is worked out once per supervisor.
+pub struct Launcher {
+    state_dir: PathBuf,
+    run_dir: PathBuf,
+    known_caps: CapSet,
+    openat2: bool,
+    reaper_exe: PathBuf,
+    reaper: Option<OwnedFd>,
+    own_net: Option<OwnedFd>,
+}
+
+impl Launcher {
+    pub fn new(state_dir: &Path, run_dir: &Path) -> Launcher {
+        let probe = sys::openat2(libc::AT_FDCWD, c"/", libc::O_PATH, 0);
+        if let Ok(fd) = probe {
+            sys::close(fd);
+        }
+        Launcher {
+            state_dir: state_dir.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+            known_caps: caps::known(Path::new("/proc")),
+            openat2: probe.is_ok(),
+            reaper_exe: PathBuf::from("/proc/self/exe"),
+            reaper: None,
+            own_net: None,
+        }
+    }
+
+    /// The berth executable whose sealed copy is the `init: true` reaper (default:
+    /// this process's own; tests, which are not berth, name the built binary).
+    pub fn with_reaper_exe(mut self, exe: &Path) -> Launcher {
+        self.reaper_exe = exe.to_path_buf();
+        self
+    }
+
+    /// As on a kernel without `openat2` (tests of the fallback walk).
+    pub fn without_openat2(mut self) -> Launcher {
+        self.openat2 = false;
+        self
+    }
+
+    /// Starts `app`: returns once the child is released; [`Launching::finish`] tells
+    /// whether it reached exec.
+    pub fn spawn(&mut self, app: &App, cgroup: &mut dyn Cgroup) -> Result<Launching, LaunchError> {
+        let name = app.manifest.name.as_str().to_owned();
+        let host = |what: &str| {
+            let what = what.to_owned();
+            let app = name.clone();
+            move |source| LaunchError::Host { app, what, source }
+        };
+        let dirs = Dirs::new(&self.state_dir, &self.run_dir, &name);
+        let plan = plan::build(
+            app.manifest,
+            app.defaults,
+            app.image_root,
+            &dirs,
+            self.known_caps,
+        )
+        .map_err(|message| LaunchError::Plan {
+            app: name.clone(),
+            message,
+        })?;
+        prepare_host(app, &dirs).map_err(|(what, e)| host(&what)(e))?;
+        if plan.init && self.reaper.is_none() {
+            let copy = reaper::sealed_copy(&self.reaper_exe).map_err(host(&format!(
+                "copy {} for the init reaper",
+                self.reaper_exe.display()
+            )))?;
+            self.reaper = Some(copy);
+        }
+        if app.join_net.is_some() && self.own_net.is_none() {
+            let own =
+                fs::File::open("/proc/self/ns/net").map_err(host("open /proc/self/ns/net"))?;
+            self.own_net = Some(own.into());
+        }
+
+        let stdin = fs::File::open("/dev/null").map_err(host("open /dev/null"))?;
+        let (out_r, out_w) = pipe().map_err(host("create the stdout pipe"))?;
+        let (err_r, err_w) = pipe().map_err(host("create the stderr pipe"))?;
+        let (parent_end, child_end) =
+            channel::pair().map_err(host("create the launch socket pair"))?;
+        let argv = plan::pointers(&plan.exec.argv);
+        let envp = plan::pointers(&plan.exec.env);
+        let reaper_args = reaper::argv(child_end.as_raw_fd(), &plan.exec.argv);
+        let reaper_argv = plan::pointers(&reaper_args);
+        let inputs = child::Inputs {
+            plan: &plan,
+            channel: child_end.as_raw_fd(),
+            stdio: [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+            argv: &argv,
+            envp: &envp,
+            reaper: match (&self.reaper, plan.init) {
+                (Some(fd), true) => Some((fd.as_raw_fd(), reaper_argv.as_slice())),
+                _ => None,
+            },
+            openat2: self.openat2,
+        };
+
+        // `container:<app>`: clone from inside the other app's network namespace
+        // (a child in a new user namespace could not join it itself), then return.
+        if let Some(net) = app.join_net {
+            sys::setns(net.as_raw_fd(), libc::CLONE_NEWNET)
+                .map_err(|e| host("join the network namespace")(from(e)))?;
+        }
+        let cloned = sys::clone(plan.clone_flags);
+        if let (Some(_), Some(own)) = (app.join_net, &self.own_net) {
+            if let Err(e) = sys::setns(own.as_raw_fd(), libc::CLONE_NEWNET) {
+                // Still in the other app's namespace: nothing more may be launched.
+                if let Ok(pid) = cloned {
+                    kill_and_reap(pid);
+                }
+                return Err(host("return to berth's network namespace")(from(e)));
+            }
+        }
+        let pid = match cloned {
+            Ok(0) => child::run(&inputs),
+            Ok(pid) => pid,
+            Err(e) => return Err(host("clone")(from(e))),
+        };
+        drop((stdin, out_w, err_w, child_end));
+
+        let mut release = || -> Result<(), LaunchError> {
+            let lower = if plan.user_ns {
+                Some(idmap(pid, app).map_err(|(what, e)| host(&what)(e))?)
+            } else {
+                None
+            };
+            cgroup
+                .join(pid)
+                .map_err(host(&format!("move pid {pid} into its cgroup")))?;
+            channel::send_go(&parent_end, lower.as_ref().map(AsRawFd::as_raw_fd))
+                .map_err(host("release the child"))
+        };
+        if let Err(e) = release() {
+            kill_and_reap(pid);
+            return Err(e);
+        }
+        Ok(Launching {
+            app: name,
+            pid,
+            channel: parent_end,
+            stdout: out_r,
+            stderr: err_r,
+            steps: plan.ops.iter().map(rootfs::Op::describe).collect(),
+            program: plan.process.argv.first().cloned().unwrap_or_default(),
+        })
+    }
+}
+
+/// A child released and on its way to exec.
+pub struct Launching {
+    pub app: String,
+    pub pid: i32,
+    channel: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    steps: Vec<String>,
+    program: String,
+}
+
+/// A child that exec'd its program.
+#[derive(Debug)]
+pub struct Running {
+    pub pid: i32,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+impl Launching {
+    /// The channel, readable when the child exec'd (end-of-file) or failed (a report):
+    /// for an event loop that waits before calling [`finish`](Self::finish).
+    pub fn channel(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.channel.as_fd()
+    }
+
+    /// Waits for the outcome. A child that failed is reaped here, and its exit status
+    /// is in the error.
+    pub fn finish(self) -> Result<Running, LaunchError> {
+        let report = channel::read_report(&self.channel);
+        let report = match report {
+            Ok(None) => {
+                return Ok(Running {
+                    pid: self.pid,
+                    stdout: self.stdout,
+                    stderr: self.stderr,
+                });
+            }
+            Ok(Some(report)) => report,
+            Err(source) => {
+                kill_and_reap(self.pid);
+                return Err(LaunchError::Host {
+                    app: self.app,
+                    what: "read the launch report".into(),
+                    source,
+                });
+            }
+        };
+        let status =
+            reap(self.pid).unwrap_or_else(|| child::exit_status(report.step, report.errno));
+        Err(LaunchError::Child {
+            step: self.describe(report),
+            app: self.app,
+            source: io::Error::from_raw_os_error(report.errno),
+            status,
+        })
+    }
+
+    fn describe(&self, report: Report) -> String {
+        match report.step {
+            Step::Mount(n) => usize::try_from(n)
+                .ok()
+                .and_then(|n| self.steps.get(n))
+                .cloned()
+                .unwrap_or_else(|| report.step.to_string()),
+            Step::Exec if self.program.contains('/') => format!("exec {:?}", self.program),
+            Step::Exec => format!("exec {:?} (searched the app's PATH)", self.program),
+            step => step.to_string(),
+        }
+    }
+}
+
+fn from(e: sys::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.0)
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is writable for the two descriptors the call stores.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let [r, w] = fds;
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w)) })
+}
+
+/// Waits for `pid`; its exit code, or 128 + the signal that killed it.
+fn reap(pid: i32) -> Option<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is writable for the call.
+        let ret = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        if ret == pid {
+            break;
+        }
+        if ret < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+    if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Some(128 + libc::WTERMSIG(status))
+    } else {
+        None
+    }
+}
+
+fn kill_and_reap(pid: i32) {
+    // SAFETY: plain integer arguments; `pid` is our own child, not yet reaped.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    reap(pid);
+}
+
+type HostResult<T> = Result<T, (String, io::Error)>;
+
+fn ctx(what: impl Fn() -> String) -> impl FnOnce(io::Error) -> (String, io::Error) {
+    move |e| (what(), e)
+}
+
+/// The host side of the app's files: overlay directories (emptied when the image or
+/// the id mapping changed), volume directories, the generated `/etc` files, the
+/// mount points.
+fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
+    let m = app.manifest;
+    let owner = m.user_namespace.as_ref().map(|u| {
+        (
+            u.uid_map.to_host(0).unwrap_or(0),
+            u.gid_map.to_host(0).unwrap_or(0),
+        )
+    });
+    let marker = dirs.app_state.join("image");
+    let identity = format!(
+        "{}\n{}\n",
+        m.image.sha256.as_str(),
+        m.user_namespace
+            .as_ref()
+            .map(|u| format!("{} {}", map_text(&u.uid_map), map_text(&u.gid_map)))
+            .unwrap_or_default()
+    );
+    if fs::read_to_string(&marker).ok().as_deref() != Some(identity.as_str()) {
+        for dir in [dirs.upper(), dirs.work()] {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err((format!("empty {}", dir.display()), e)),
+            }
+        }
+    }
+    for dir in [dirs.upper(), dirs.work()] {
+        mkdir(&dir, 0o755)?;
+        if let Some((uid, gid)) = owner {
+            chown(&dir, Some(uid), Some(gid))
+                .map_err(ctx(|| format!("chown {}", dir.display())))?;
+        }
+    }
+    fs::write(&marker, &identity).map_err(ctx(|| format!("write {}", marker.display())))?;
+    for name in m.mounts.iter().filter_map(|mount| match mount {
+        crate::manifest::model::Mount::Volume { name, .. } => Some(name),
+        _ => None,
+    }) {
+        let dir = dirs.volumes.join(name.as_str());
+        if !dir.is_dir() {
+            mkdir(&dir, 0o755)?;
+            if let Some((uid, gid)) = owner {
+                chown(&dir, Some(uid), Some(gid))
+                    .map_err(ctx(|| format!("chown {}", dir.display())))?;
+            }
+        }
+    }
+    mkdir(&dirs.root(), 0o755)?;
+    if owner.is_some() {
+        mkdir(&dirs.lower(), 0o755)?;
+    }
+    mkdir(&dirs.etc(), 0o755)?;
+    let hostname = m.hostname.as_str();
+    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for (file, text) in [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", plan::hosts(hostname, app.hosts)),
+        ("resolv.conf", plan::resolv_conf(&m.network.mode, &resolv)),
+    ] {
+        let path = dirs.etc().join(file);
+        fs::write(&path, text).map_err(ctx(|| format!("write {}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn mkdir(dir: &Path, mode: u32) -> HostResult<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(ctx(|| format!("create {}", dir.display())))
+}
+
+fn map_text(map: &IdMap) -> String {
+    map.ranges()
+        .iter()
+        .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+        .collect()
+}
+
+/// User namespace: writes the child's uid/gid maps, and makes the idmapped copy of the
+/// image it will use as its lower layer.
+fn idmap(pid: i32, app: &App) -> HostResult<OwnedFd> {
+    let Some(userns) = &app.manifest.user_namespace else {
+        return Err((
+            "user namespace without maps".into(),
+            io::Error::from_raw_os_error(libc::EINVAL),
+        ));
+    };
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    for (file, map) in [("uid_map", &userns.uid_map), ("gid_map", &userns.gid_map)] {
+        let path = proc.join(file);
+        fs::write(&path, map_text(map)).map_err(ctx(|| format!("write {}", path.display())))?;
+    }
+    let ns_path = proc.join("ns/user");
+    let ns = fs::File::open(&ns_path).map_err(ctx(|| format!("open {}", ns_path.display())))?;
+    let image = plan::path_c(app.image_root)
+        .map_err(|m| (m, io::Error::from_raw_os_error(libc::EINVAL)))?;
+    let tree = sys::idmapped_tree(&image, ns.as_raw_fd()).map_err(|e| {
+        (
+            format!(
+                "idmap {} for the user namespace (needs Linux 5.19 with idmapped mounts on this filesystem)",
+                app.image_root.display()
+            ),
+            from(e),
+        )
+    })?;
+    // SAFETY: `tree` was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(tree) })
+}

@@ -1,0 +1,195 @@
+//! The launched child, from `clone` to `execve`: one linear function.
+//!
+//! Runs in a copy of the supervisor made by `clone` without fork handlers, so it
+//! allocates nothing and touches no lock: everything it needs is in the [`Plan`],
+//! built before the clone. A failing step is sent to the parent as a
+//! [`Report`](super::channel::Report) and the child exits: 125 for a setup step, 127
+//! when the program is not found, 126 when it cannot be executed (the shell's codes).
+
+use std::convert::Infallible;
+use std::os::fd::RawFd;
+
+use libc::c_char;
+
+use super::channel::{self, Step};
+use super::plan::{NOFILE, Plan};
+use super::rootfs;
+use super::sys::{self, Errno};
+use crate::{caps, seccomp};
+
+/// Exit status of a child whose setup failed before exec.
+pub const EXIT_SETUP: i32 = 125;
+/// Exit status when the program exists but cannot be executed.
+pub const EXIT_CANNOT_EXEC: i32 = 126;
+/// Exit status when the program is not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+/// The exit status of a child that failed at `step` with `errno`.
+pub fn exit_status(step: Step, errno: i32) -> i32 {
+    match (step, errno) {
+        (Step::Exec, libc::ENOENT | libc::ENOTDIR) => EXIT_NOT_FOUND,
+        (Step::Exec, _) => EXIT_CANNOT_EXEC,
+        _ => EXIT_SETUP,
+    }
+}
+
+/// What the child gets besides the plan: descriptors and ready-made pointer arrays.
+pub struct Inputs<'a> {
+    pub plan: &'a Plan,
+    /// The child's end of the channel (close-on-exec).
+    pub channel: RawFd,
+    /// stdin (`/dev/null`), stdout and stderr (pipes to the supervisor).
+    pub stdio: [RawFd; 3],
+    pub argv: &'a [*const c_char],
+    pub envp: &'a [*const c_char],
+    /// `init: true`: the sealed reaper program and its argv.
+    pub reaper: Option<(RawFd, &'a [*const c_char])>,
+    /// Whether the kernel has `openat2`.
+    pub openat2: bool,
+}
+
+/// The child's whole life: set up, exec, or report the failed step and exit.
+pub fn run(inputs: &Inputs) -> ! {
+    let Err((step, errno)) = setup(inputs);
+    channel::report(inputs.channel, step, errno);
+    sys::exit(exit_status(step, errno.0))
+}
+
+/// Tags a failure with its step.
+trait At<T> {
+    fn at(self, step: Step) -> Result<T, (Step, Errno)>;
+}
+
+impl<T> At<T> for Result<T, Errno> {
+    fn at(self, step: Step) -> Result<T, (Step, Errno)> {
+        self.map_err(|e| (step, e))
+    }
+}
+
+/// The setup, in the order of STYLE.md (habit 5). The namespaces already exist: clone
+/// made them, and the parent has written the id maps and joined the cgroup before
+/// sending the go.
+fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
+    let plan = i.plan;
+    // 1. Wait for the parent: until it has written the uid/gid maps, this process has
+    //    no ids in its user namespace, and until it has joined the cgroup, what it
+    //    allocates would be charged to the supervisor.
+    let lower = channel::wait_go(i.channel).at(Step::Wait)?;
+    // 2. Signals first, so nothing of the supervisor's signalfd setup leaks into the
+    //    app; then the standard descriptors.
+    sys::reset_signals().at(Step::Signals)?;
+    let [stdin, stdout, stderr] = i.stdio;
+    sys::dup_to(stdin, 0).at(Step::Stdio)?;
+    sys::dup_to(stdout, 1).at(Step::Stdio)?;
+    sys::dup_to(stderr, 2).at(Step::Stdio)?;
+    if plan.user_ns {
+        // Become the namespace's root: until now this process kept the host ids it
+        // was cloned with (which the new namespace does not map), so what it creates
+        // and may open would still be judged as the host's root without privilege.
+        sys::set_ids(0, 0).at(Step::Ids)?;
+    }
+    if plan.net_ns {
+        sys::loopback_up().at(Step::Loopback)?;
+    }
+    // 3. Mounts. Nothing may propagate back to the host: make every mount private
+    //    before the first new one.
+    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None).at(Step::Propagation)?;
+    if plan.user_ns {
+        // The image, idmapped through our user namespace by the parent (it could
+        // not be done from in here: the image's filesystem belongs to the host).
+        sys::attach_tree(lower, &plan.lower).at(Step::Lower)?;
+        sys::close(lower);
+    }
+    sys::mount(
+        Some(c"overlay"),
+        &plan.root,
+        Some(c"overlay"),
+        0,
+        Some(&plan.overlay),
+    )
+    .at(Step::Overlay)?;
+    let root = sys::openat(
+        libc::AT_FDCWD,
+        &plan.root,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )
+    .at(Step::OpenRoot)?;
+    for (n, op) in plan.ops.iter().enumerate() {
+        let step = Step::Mount(u32::try_from(n).unwrap_or(u32::MAX));
+        rootfs::apply(root, op, i.openat2).at(step)?;
+    }
+    // 4. Enter the new root; the old one is detached (or, from an initramfs,
+    //    moved under).
+    rootfs::enter(root).at(Step::PivotRoot)?;
+    sys::close(root);
+    if plan.readonly_root {
+        rootfs::root_read_only().at(Step::ReadOnlyRoot)?;
+    }
+    // 5. Host name: only in our own UTS namespace (else it would rename the host).
+    if plan.uts_ns {
+        sys::sethostname(plan.hostname.to_bytes()).at(Step::Hostname)?;
+    }
+    sys::setrlimit(libc::RLIMIT_NOFILE as _, NOFILE.0, NOFILE.1).at(Step::Rlimits)?;
+    sys::setrlimit(libc::RLIMIT_CORE as _, 0, 0).at(Step::Rlimits)?;
+    // 6. Groups, gid, uid: keep the permitted capabilities across the change, then
+    //    set exactly the app's.
+    caps::prepare_uid_change()
+        .map_err(|e| Errno(e.errno()))
+        .at(Step::KeepCaps)?;
+    sys::set_ids(plan.process.uid, plan.process.gid).at(Step::Ids)?;
+    caps::apply(plan.caps)
+        .map_err(|e| Errno(e.errno()))
+        .at(Step::Capabilities)?;
+    // 7. The working directory, as the app's user (so a directory it may not enter
+    //    is refused here, as the kernel would refuse the app). The check afterwards
+    //    makes sure the directory is inside the new root: a descriptor of the host
+    //    leaked into the child could otherwise leave it outside (CVE-2024-21626).
+    sys::chdir(&plan.workdir).at(Step::Workdir)?;
+    let mut cwd = [0u8; 256];
+    match sys::getcwd(&mut cwd) {
+        Ok(_) if cwd.first() == Some(&b'/') => {}
+        Ok(_) | Err(Errno(libc::ERANGE)) => {
+            // A path longer than the buffer is fine; one not starting with '/' is
+            // "(unreachable)/...".
+            if cwd.first() != Some(&b'/') && cwd.first() != Some(&0) {
+                return Err((Step::Workdir, Errno(libc::ENOENT)));
+            }
+        }
+        Err(e) => return Err((Step::Workdir, e)),
+    }
+    // 8. No descriptor but 0, 1, 2 reaches the app. Close-on-exec rather than close,
+    //    so the channel stays open until the exec itself succeeds.
+    sys::cloexec_from(3).at(Step::CloseFds)?;
+    // 9. no_new_privs, then the seccomp filter (which needs it), last before exec so
+    //    that nothing of the setup runs under the filter.
+    caps::no_new_privs()
+        .map_err(|e| Errno(e.errno()))
+        .at(Step::NoNewPrivs)?;
+    if let Some(filter) = &plan.seccomp {
+        seccomp::install(filter)
+            .map_err(|e| match e {
+                seccomp::SeccompError::Install { source, .. } => {
+                    Errno(source.raw_os_error().unwrap_or(libc::EINVAL))
+                }
+                seccomp::SeccompError::Length { .. } => Errno(libc::E2BIG),
+            })
+            .at(Step::Seccomp)?;
+    }
+    // 10. Exec: the reaper (which forks and execs the app itself), or the app, trying
+    //     each PATH candidate as execvp does.
+    if let Some((program, argv)) = i.reaper {
+        // The reaper keeps the channel across its exec (it reports the app's exec).
+        sys::dup_to(i.channel, i.channel).at(Step::Exec)?;
+        return Err((Step::Exec, sys::execve_fd(program, argv, i.envp)));
+    }
+    let mut failure = Errno(libc::ENOENT);
+    for candidate in &plan.exec.candidates {
+        match sys::execve(candidate, i.argv, i.envp) {
+            Errno(libc::ENOENT | libc::ENOTDIR) => {}
+            Errno(libc::EACCES) => failure = Errno(libc::EACCES),
+            other => return Err((Step::Exec, other)),
+        }
+    }
+    Err((Step::Exec, failure))
+}

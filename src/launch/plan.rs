@@ -1,0 +1,459 @@
+//! Everything a launch needs, worked out and allocated before `clone`, so the child
+//! only reads it. Pure apart from looking at the host (bind sources, the host's
+//! `/etc/resolv.conf`), and unit-tested without root.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use libc::{c_char, c_int};
+
+use super::rootfs::{DATA_FLAGS, Kind, Op};
+use crate::caps::{self, CapSet};
+use crate::image::ImageDefaults;
+use crate::image::process::{self, Process};
+use crate::manifest::Manifest;
+use crate::manifest::model::{Mount, Namespace};
+use crate::manifest::types::NetworkMode;
+
+/// Where a launch keeps its files on the host.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// `STATE_DIR/apps/<name>`: the overlay's `upper` and `work`.
+    pub app_state: PathBuf,
+    /// `STATE_DIR/volumes`.
+    pub volumes: PathBuf,
+    /// `RUN_DIR/apps/<name>`: the mount point of the new root, the generated `/etc`
+    /// files.
+    pub app_run: PathBuf,
+}
+
+impl Dirs {
+    pub fn new(state_dir: &Path, run_dir: &Path, app: &str) -> Dirs {
+        Dirs {
+            app_state: state_dir.join("apps").join(app),
+            volumes: state_dir.join("volumes"),
+            app_run: run_dir.join("apps").join(app),
+        }
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.app_state.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.app_state.join("work")
+    }
+    /// The new root's mount point.
+    pub fn root(&self) -> PathBuf {
+        self.app_run.join("rootfs")
+    }
+    /// Where an idmapped copy of the image is attached (user namespace apps).
+    pub fn lower(&self) -> PathBuf {
+        self.app_run.join("lower")
+    }
+    pub fn etc(&self) -> PathBuf {
+        self.app_run.join("etc")
+    }
+}
+
+/// The generated `/etc` files, bound over the image's.
+pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
+
+/// runc's masked paths: hidden behind `/dev/null` or an empty tmpfs.
+pub const MASKED: [&str; 10] = [
+    "proc/acpi",
+    "proc/asound",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+    "sys/firmware",
+];
+
+/// runc's read-only paths.
+pub const READ_ONLY: [&str; 5] = [
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+
+/// The device nodes every app gets, bound from the host's `/dev`.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Open files: soft and hard limit set for every app (the supervisor's own may be
+/// higher or lower). Core dumps are off: on a board they fill the flash.
+pub const NOFILE: (u64, u64) = (1024, 4096);
+
+/// The program the child finally runs.
+#[derive(Debug)]
+pub struct Exec {
+    /// Paths to try in order (the command, or each `PATH` directory joined with it).
+    pub candidates: Vec<CString>,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+}
+
+/// A launch, ready for the child.
+#[derive(Debug)]
+pub struct Plan {
+    pub app: String,
+    pub clone_flags: c_int,
+    pub user_ns: bool,
+    pub net_ns: bool,
+    pub uts_ns: bool,
+    /// `lowerdir=...,upperdir=...,workdir=...`.
+    pub overlay: CString,
+    /// Where the idmapped image goes in a user namespace (the overlay's lower layer).
+    pub lower: CString,
+    pub root: CString,
+    pub readonly_root: bool,
+    pub ops: Vec<Op>,
+    pub hostname: CString,
+    pub process: Process,
+    pub workdir: CString,
+    pub caps: CapSet,
+    pub seccomp: Option<Vec<libc::sock_filter>>,
+    pub exec: Exec,
+    /// `init: true`: argv of the reaper (`berth-init FD -- app argv`), the channel
+    /// number filled in at spawn time.
+    pub init: bool,
+}
+
+/// Builds the plan of `manifest` over the image unpacked at `image_root`.
+pub fn build(
+    manifest: &Manifest,
+    defaults: &ImageDefaults,
+    image_root: &Path,
+    dirs: &Dirs,
+    known_caps: CapSet,
+) -> Result<Plan, String> {
+    let app = manifest.name.as_str().to_owned();
+    let process = process::resolve(manifest, defaults, image_root)?;
+    let has = |ns: Namespace| manifest.namespaces.contains(&ns);
+    let flags = [
+        (Namespace::Pid, libc::CLONE_NEWPID),
+        (Namespace::Mount, libc::CLONE_NEWNS),
+        (Namespace::Uts, libc::CLONE_NEWUTS),
+        (Namespace::Ipc, libc::CLONE_NEWIPC),
+        (Namespace::Net, libc::CLONE_NEWNET),
+        (Namespace::User, libc::CLONE_NEWUSER),
+    ]
+    .iter()
+    .filter(|(ns, _)| has(*ns))
+    .fold(0, |acc, (_, flag)| acc | flag);
+    if !has(Namespace::Mount) {
+        return Err(format!(
+            "{app}: the mount namespace is required to give the app its root"
+        ));
+    }
+    let user_ns = has(Namespace::User);
+    let lower = if user_ns {
+        dirs.lower()
+    } else {
+        image_root.to_path_buf()
+    };
+    let overlay = format!(
+        "lowerdir={},upperdir={},workdir={}{}",
+        text(&lower)?,
+        text(&dirs.upper())?,
+        text(&dirs.work())?,
+        // In a user namespace overlayfs cannot use trusted.* xattrs.
+        if user_ns { ",userxattr" } else { "" }
+    );
+    if [&lower, &dirs.upper(), &dirs.work()]
+        .iter()
+        .any(|p| p.to_string_lossy().contains([',', ':', '\\']))
+    {
+        return Err(format!(
+            "{app}: the state directory {} holds a ',', ':' or '\\', which overlayfs options cannot carry",
+            dirs.app_state.display()
+        ));
+    }
+    let exec = exec(&process)?;
+    Ok(Plan {
+        clone_flags: flags,
+        user_ns,
+        net_ns: has(Namespace::Net),
+        uts_ns: has(Namespace::Uts),
+        overlay: c(&overlay)?,
+        lower: c(text(&dirs.lower())?)?,
+        root: c(text(&dirs.root())?)?,
+        readonly_root: manifest.readonly_rootfs,
+        ops: ops(manifest, dirs, user_ns)?,
+        hostname: c(manifest.hostname.as_str())?,
+        workdir: c(&process.workdir)?,
+        caps: caps::resolve(&manifest.capabilities, known_caps),
+        seccomp: crate::seccomp::filter(manifest.seccomp),
+        exec,
+        init: manifest.init,
+        process,
+        app,
+    })
+}
+
+fn text(path: &Path) -> Result<&str, String> {
+    path.to_str()
+        .ok_or_else(|| format!("{}: not UTF-8", path.display()))
+}
+
+fn c(text: &str) -> Result<CString, String> {
+    CString::new(text).map_err(|_| format!("{text:?} holds a NUL byte"))
+}
+
+/// Relative form of an absolute in-container path.
+fn rel(path: &str) -> Result<CString, String> {
+    c(path.trim_start_matches('/'))
+}
+
+/// The mounts, in order: /proc with its masks, /dev with its nodes, /sys, the
+/// generated /etc files, then the manifest's own mounts (validation keeps them off
+/// the system paths, so none of them hides one of the above).
+fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, String> {
+    let app = manifest.name.as_str();
+    let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let mut ops = vec![Op::Fs {
+        fstype: c"proc",
+        target: c("proc")?,
+        flags: nosuid_nodev_noexec,
+        data: None,
+        fallback: None,
+    }];
+    for path in MASKED.iter().filter(|p| p.starts_with("proc/")) {
+        ops.push(Op::Mask { target: c(path)? });
+    }
+    for path in READ_ONLY {
+        ops.push(Op::ReadOnly { target: c(path)? });
+    }
+    ops.push(Op::Fs {
+        fstype: c"tmpfs",
+        target: c("dev")?,
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: Some(c("mode=755,size=65536k,nr_inodes=4096")?),
+        fallback: None,
+    });
+    for dev in DEVICES {
+        ops.push(Op::Bind {
+            source: c(&format!("/dev/{dev}"))?,
+            target: c(&format!("dev/{dev}"))?,
+            kind: Kind::File,
+            flags: 0,
+        });
+    }
+    // devpts: its own instance; `gid=5` (tty) only outside a user namespace, where
+    // gid 5 may not be mapped.
+    let pts = if user_ns {
+        "newinstance,ptmxmode=0666,mode=0620"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    };
+    ops.push(Op::Fs {
+        fstype: c"devpts",
+        target: c("dev/pts")?,
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: Some(c(pts)?),
+        fallback: None,
+    });
+    ops.push(Op::Fs {
+        fstype: c"tmpfs",
+        target: c("dev/shm")?,
+        flags: nosuid_nodev_noexec,
+        data: Some(c("mode=1777,size=65536k")?),
+        fallback: None,
+    });
+    ops.push(Op::Fs {
+        fstype: c"mqueue",
+        target: c("dev/mqueue")?,
+        flags: nosuid_nodev_noexec,
+        data: None,
+        fallback: Some(c"/dev/mqueue"),
+    });
+    for (name, to) in [
+        ("ptmx", c"pts/ptmx"),
+        ("fd", c"/proc/self/fd"),
+        ("stdin", c"/proc/self/fd/0"),
+        ("stdout", c"/proc/self/fd/1"),
+        ("stderr", c"/proc/self/fd/2"),
+    ] {
+        ops.push(Op::Symlink {
+            dir: c("dev")?,
+            name: c(name)?,
+            to,
+        });
+    }
+    for device in &manifest.devices {
+        let host = Path::new(device.as_str());
+        if !host.exists() {
+            return Err(format!(
+                "{app}: device {} does not exist on this host",
+                device.as_str()
+            ));
+        }
+        ops.push(Op::Bind {
+            source: c(device.as_str())?,
+            target: rel(device.as_str())?,
+            kind: if host.is_dir() { Kind::Dir } else { Kind::File },
+            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        });
+    }
+    ops.push(Op::Fs {
+        fstype: c"sysfs",
+        target: c("sys")?,
+        flags: nosuid_nodev_noexec | libc::MS_RDONLY,
+        data: None,
+        fallback: Some(c"/sys"),
+    });
+    ops.push(Op::Mask {
+        target: c("sys/firmware")?,
+    });
+    for file in ETC_FILES {
+        ops.push(Op::Bind {
+            source: c(text(&dirs.etc().join(file))?)?,
+            target: c(&format!("etc/{file}"))?,
+            kind: Kind::File,
+            flags: DATA_FLAGS,
+        });
+    }
+    for mount in &manifest.mounts {
+        let ro = |readonly: bool| if readonly { libc::MS_RDONLY } else { 0 };
+        ops.push(match mount {
+            Mount::Bind {
+                source,
+                target,
+                readonly,
+            } => {
+                let host = Path::new(source.as_str());
+                if !host.exists() {
+                    return Err(format!(
+                        "{app}: bind mount source {} does not exist on this host",
+                        source.as_str()
+                    ));
+                }
+                Op::Bind {
+                    source: c(source.as_str())?,
+                    target: rel(target.as_str())?,
+                    kind: if host.is_dir() { Kind::Dir } else { Kind::File },
+                    flags: DATA_FLAGS | ro(*readonly),
+                }
+            }
+            Mount::Volume {
+                name,
+                target,
+                readonly,
+            } => Op::Bind {
+                source: c(text(&dirs.volumes.join(name.as_str()))?)?,
+                target: rel(target.as_str())?,
+                kind: Kind::Dir,
+                flags: DATA_FLAGS | ro(*readonly),
+            },
+            Mount::Tmpfs {
+                target,
+                size,
+                readonly,
+            } => Op::Fs {
+                fstype: c"tmpfs",
+                target: rel(target.as_str())?,
+                flags: DATA_FLAGS | ro(*readonly),
+                data: Some(c(&match size {
+                    Some(size) => format!("mode=1777,size={}", size.bytes()),
+                    None => "mode=1777".to_owned(),
+                })?),
+                fallback: None,
+            },
+        });
+    }
+    Ok(ops)
+}
+
+/// The exec candidates, argv and environment as C strings.
+fn exec(process: &Process) -> Result<Exec, String> {
+    let argv = process
+        .argv
+        .iter()
+        .map(|a| c(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = process
+        .env
+        .iter()
+        .map(|e| c(e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path_var = process
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(process::DEFAULT_PATH);
+    let program = process.argv.first().map(String::as_str).unwrap_or_default();
+    let candidates = candidates(program, path_var)
+        .iter()
+        .map(|p| c(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Exec {
+        candidates,
+        argv,
+        env,
+    })
+}
+
+/// Where `program` may be: itself when it holds a `/`, else each directory of
+/// `path_var` joined with it (an empty entry means the current directory, as in
+/// POSIX `execvp`).
+pub fn candidates(program: &str, path_var: &str) -> Vec<String> {
+    if program.contains('/') {
+        return vec![program.to_owned()];
+    }
+    path_var
+        .split(':')
+        .map(|dir| match dir {
+            "" => program.to_owned(),
+            dir => format!("{}/{program}", dir.trim_end_matches('/')),
+        })
+        .collect()
+}
+
+/// A null-terminated array of pointers into `strings`, for `execve`.
+pub fn pointers(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// The generated `/etc/hosts` of an app.
+pub fn hosts(hostname: &str, extra: &[(String, String)]) -> String {
+    let mut text = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    );
+    for (address, name) in extra {
+        text.push_str(&format!("{address}\t{name}\n"));
+    }
+    text
+}
+
+/// The generated `/etc/resolv.conf`: the host's, for apps that have a network;
+/// loopback name servers are dropped for apps in their own network namespace (they
+/// would point at the app itself).
+pub fn resolv_conf(mode: &NetworkMode, host: &str) -> String {
+    match mode {
+        NetworkMode::None => "# network.mode: none: no name servers\n".to_owned(),
+        NetworkMode::Host | NetworkMode::Container(_) => host.to_owned(),
+        NetworkMode::Bridge => host
+            .lines()
+            .filter(|line| {
+                let mut words = line.split_whitespace();
+                !(words.next() == Some("nameserver")
+                    && words
+                        .next()
+                        .is_some_and(|a| a.starts_with("127.") || a == "::1"))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect(),
+    }
+}
+
+/// The C string of a path known to be UTF-8 (checked in [`build`]).
+pub fn path_c(path: &Path) -> Result<CString, String> {
+    c(text(path)?)
+}

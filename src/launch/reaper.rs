@@ -1,0 +1,187 @@
+//! `init: true`: a tiny reaper as PID 1 of the app's pid namespace, with the app as its
+//! child (Docker's `--init`, tini's job): it forwards every signal to the app, reaps
+//! orphans, and exits with the app's status.
+//!
+//! The reaper is berth's own code, but never berth's binary file: the supervisor
+//! copies its executable once into a sealed memfd (no write, grow or shrink can ever
+//! be added) and the child execs that. A process in the container that opens
+//! `/proc/1/exe` gets the sealed copy, so it cannot overwrite the host's berth
+//! (CVE-2019-5736, runc's memfd fix).
+//!
+//! The reaper is started as `berth-init CHANNEL_FD APP_ARGV...` and keeps the launch
+//! channel open across its own exec: the app's exec closes it (end-of-file: success),
+//! or the reaper reports the failed exec on it, so the supervisor sees the app's exec
+//! result either way.
+
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::channel::{self, Step};
+use super::child::exit_status;
+use super::plan::{candidates, pointers};
+use super::sys::{self, Errno};
+use crate::image::process::DEFAULT_PATH;
+
+/// The name the reaper runs under (`argv[0]`), which `main` dispatches on.
+pub const ARGV0: &str = "berth-init";
+
+/// A sealed, executable, in-memory copy of the program at `exe`.
+pub fn sealed_copy(exe: &Path) -> io::Result<OwnedFd> {
+    let name = c"berth-init";
+    // SAFETY: `name` is NUL-terminated; the flags are plain integers.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    let mut memfd = unsafe { File::from_raw_fd(fd) };
+    io::copy(&mut File::open(exe)?, &mut memfd)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: plain integer arguments on a descriptor we own.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(memfd.into())
+}
+
+/// The reaper's argv: `berth-init CHANNEL APP_ARGV...`.
+pub fn argv(channel: RawFd, app: &[CString]) -> Vec<CString> {
+    let mut argv = vec![
+        CString::from(c"berth-init"),
+        CString::new(channel.to_string()).unwrap_or_default(),
+    ];
+    argv.extend(app.iter().cloned());
+    argv
+}
+
+/// The reaper's main: `args` are the arguments after `argv[0]`. Never returns.
+pub fn main(args: Vec<OsString>) -> ! {
+    let mut args = args.into_iter();
+    let channel: RawFd = args
+        .next()
+        .and_then(|a| a.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(-1);
+    let app: Vec<CString> = args
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
+    // Every signal blocked: they are taken one by one with sigwaitinfo below and
+    // forwarded. (Blocked signals reach a pid-namespace init even from outside, where
+    // signals it does not handle are dropped.)
+    let all = all_signals();
+    // SAFETY: `all` is a valid filled set, read for the call.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &raw const all, std::ptr::null_mut()) };
+    let envp_owned: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    let path_var = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_owned());
+    let program = app
+        .first()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tries: Vec<CString> = candidates(&program, &path_var)
+        .into_iter()
+        .filter_map(|p| CString::new(p).ok())
+        .collect();
+    let argv = pointers(&app);
+    let envp = pointers(&envp_owned);
+    // SAFETY: single-threaded process: the child may run any code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        channel::report(channel, Step::Fork, sys::errno());
+        sys::exit(exit_status(Step::Fork, 0));
+    }
+    if pid == 0 {
+        let empty = empty_signals();
+        // SAFETY: `empty` is a valid set, read for the call.
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut()) };
+        // The app gets its own session and process group, as a shell would give it,
+        // so that a signal to the group reaches the app's children too.
+        // SAFETY: plain call without arguments.
+        unsafe { libc::setsid() };
+        // The app's exec closes the channel: end-of-file tells the supervisor it ran.
+        // SAFETY: plain integer arguments.
+        unsafe { libc::fcntl(channel, libc::F_SETFD, libc::FD_CLOEXEC) };
+        let mut failure = Errno(libc::ENOENT);
+        for path in &tries {
+            match sys::execve(path, &argv, &envp) {
+                Errno(libc::ENOENT | libc::ENOTDIR) => {}
+                Errno(libc::EACCES) => failure = Errno(libc::EACCES),
+                other => {
+                    failure = other;
+                    break;
+                }
+            }
+        }
+        channel::report(channel, Step::Exec, failure);
+        sys::exit(exit_status(Step::Exec, failure.0));
+    }
+    // Our copy of the channel must go, or the supervisor would never see end-of-file.
+    sys::close(channel);
+    sys::exit(supervise(pid, &all))
+}
+
+/// Forwards signals to `app` and reaps everything until `app` exits; returns the
+/// status to exit with (the app's code, or 128 + its signal).
+fn supervise(app: libc::pid_t, all: &libc::sigset_t) -> i32 {
+    loop {
+        // SAFETY: an all-zero `siginfo_t` is a valid value; `all` is a valid set;
+        // both borrowed for the call.
+        let sig = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::sigwaitinfo(all, &raw mut info)
+        };
+        if sig < 0 {
+            continue;
+        }
+        if sig != libc::SIGCHLD {
+            // SAFETY: plain integer arguments.
+            unsafe { libc::kill(app, sig) };
+            continue;
+        }
+        // SIGCHLDs merge: reap until nothing is left.
+        loop {
+            let mut status = 0;
+            // SAFETY: `status` is writable for the call.
+            let pid = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if pid == app {
+                if libc::WIFEXITED(status) {
+                    return libc::WEXITSTATUS(status);
+                }
+                if libc::WIFSIGNALED(status) {
+                    return 128 + libc::WTERMSIG(status);
+                }
+            }
+        }
+    }
+}
+
+fn all_signals() -> libc::sigset_t {
+    // SAFETY: an all-zero `sigset_t` is valid and `sigfillset` fills it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&raw mut set);
+        set
+    }
+}
+
+fn empty_signals() -> libc::sigset_t {
+    // SAFETY: an all-zero `sigset_t` is valid and `sigemptyset` empties it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        set
+    }
+}
