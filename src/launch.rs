@@ -222,6 +222,9 @@ impl Launcher {
                 .map_err(|e| host("join the network namespace")(from(e)))?;
         }
         let cloned = sys::clone(plan.clone_flags);
+        if cloned == Ok(0) {
+            child::run(&inputs);
+        }
         if let (Some(_), Some(own)) = (app.join_net, &self.own_net) {
             if let Err(e) = sys::setns(own.as_raw_fd(), libc::CLONE_NEWNET) {
                 // Still in the other app's namespace: nothing more may be launched.
@@ -231,11 +234,7 @@ impl Launcher {
                 return Err(host("return to berth's network namespace")(from(e)));
             }
         }
-        let pid = match cloned {
-            Ok(0) => child::run(&inputs),
-            Ok(pid) => pid,
-            Err(e) => return Err(host("clone")(from(e))),
-        };
+        let pid = cloned.map_err(|e| host("clone")(from(e)))?;
         drop((stdin, out_w, err_w, child_end));
 
         let mut release = || -> Result<(), LaunchError> {

@@ -40,13 +40,60 @@ pub fn sealed_copy(exe: &Path) -> io::Result<OwnedFd> {
     }
     // SAFETY: `fd` was just created and is owned by nobody else.
     let mut memfd = unsafe { File::from_raw_fd(fd) };
-    io::copy(&mut File::open(exe)?, &mut memfd)?;
+    let program = std::fs::read(exe)?;
+    if needs_loader(&program) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "init: true needs a statically linked berth (this one needs a dynamic loader, \
+             which an app's root filesystem does not have; build for a *-linux-musl target)",
+        ));
+    }
+    io::Write::write_all(&mut memfd, &program)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: plain integer arguments on a descriptor we own.
     if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(memfd.into())
+}
+
+/// Whether the ELF program `bytes` names an interpreter (`PT_INTERP`): a dynamically
+/// linked program, which cannot run inside an app's root.
+pub fn needs_loader(bytes: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let Some(ident) = bytes.get(..6) else {
+        return false;
+    };
+    if ident.get(..4) != Some(b"\x7fELF".as_slice()) {
+        return false;
+    }
+    let wide = ident.get(4) == Some(&2);
+    let little = ident.get(5) == Some(&1);
+    let int = |at: usize, len: usize| -> Option<u64> {
+        let field = bytes.get(at..at.checked_add(len)?)?;
+        let mut value = 0u64;
+        for (i, &b) in field.iter().enumerate() {
+            let shift = if little { 8 * i } else { 8 * (len - 1 - i) };
+            value |= u64::from(b) << shift;
+        }
+        Some(value)
+    };
+    // e_phoff, e_phentsize, e_phnum, and each header's p_type.
+    let (phoff, entsize, count) = if wide {
+        (int(0x20, 8), int(0x36, 2), int(0x38, 2))
+    } else {
+        (int(0x1c, 4), int(0x2a, 2), int(0x2c, 2))
+    };
+    let (Some(phoff), Some(entsize), Some(count)) = (phoff, entsize, count) else {
+        return false;
+    };
+    (0..count).any(|n| {
+        n.checked_mul(entsize)
+            .and_then(|off| off.checked_add(phoff))
+            .and_then(|at| usize::try_from(at).ok())
+            .and_then(|at| int(at, 4))
+            == Some(u64::from(PT_INTERP))
+    })
 }
 
 /// The reaper's argv: `berth-init CHANNEL APP_ARGV...`.
@@ -183,5 +230,19 @@ fn empty_signals() -> libc::sigset_t {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&raw mut set);
         set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dynamic_program_needs_a_loader_and_a_static_one_does_not() {
+        // This test binary is linked like the host's programs: with glibc, dynamic.
+        let own = std::fs::read("/proc/self/exe").unwrap();
+        assert_eq!(needs_loader(&own), cfg!(target_env = "gnu"));
+        assert!(!needs_loader(b"#!/bin/sh\n"));
+        assert!(!needs_loader(b"\x7fELF\x02\x01"));
     }
 }

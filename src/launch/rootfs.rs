@@ -172,14 +172,15 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
 fn remount(root: RawFd, target: &CStr, flags: c_ulong, openat2: bool) -> SysResult<()> {
     let fd = Target::open(root, target, openat2)?.ok_or(Errno(libc::ENOENT))?;
     let current = sys::mount_flags(fd.0)?;
-    let locked = [
-        (libc::ST_NOSUID, libc::MS_NOSUID),
-        (libc::ST_NODEV, libc::MS_NODEV),
-        (libc::ST_NOEXEC, libc::MS_NOEXEC),
-        (libc::ST_NOATIME, libc::MS_NOATIME),
-        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
-        (libc::ST_RDONLY, libc::MS_RDONLY),
+    // The `ST_*` values of statvfs(3) (Linux's; musl's libc crate lacks some).
+    let locked: c_ulong = [
+        (0x0002, libc::MS_NOSUID),
+        (0x0004, libc::MS_NODEV),
+        (0x0008, libc::MS_NOEXEC),
+        (0x0400, libc::MS_NOATIME),
+        (0x0800, libc::MS_NODIRATIME),
+        (0x1000, libc::MS_RELATIME),
+        (0x0001, libc::MS_RDONLY),
     ]
     .iter()
     .filter(|(st, _)| current & *st != 0)

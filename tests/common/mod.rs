@@ -6,7 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod launch_world;
 pub mod probe;
+pub mod static_berth;
 
 /// A temporary directory, unique per process and call, removed on drop (also when
 /// the test fails).
