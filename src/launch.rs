@@ -123,6 +123,7 @@ pub struct Launcher {
     run_dir: PathBuf,
     known_caps: CapSet,
     openat2: bool,
+    move_root: bool,
     reaper_exe: PathBuf,
     reaper: Option<OwnedFd>,
     own_net: Option<OwnedFd>,
@@ -139,6 +140,7 @@ impl Launcher {
             run_dir: run_dir.to_path_buf(),
             known_caps: caps::known(Path::new("/proc")),
             openat2: probe.is_ok(),
+            move_root: false,
             reaper_exe: PathBuf::from("/proc/self/exe"),
             reaper: None,
             own_net: None,
@@ -155,6 +157,13 @@ impl Launcher {
     /// As on a kernel without `openat2` (tests of the fallback walk).
     pub fn without_openat2(mut self) -> Launcher {
         self.openat2 = false;
+        self
+    }
+
+    /// Enters app roots the way it is done from an initramfs (move the new root over
+    /// `/` and chroot), as a test of that path on an ordinary root.
+    pub fn with_move_root(mut self) -> Launcher {
+        self.move_root = true;
         self
     }
 
@@ -213,6 +222,7 @@ impl Launcher {
                 _ => None,
             },
             openat2: self.openat2,
+            move_root: self.move_root,
         };
 
         // `container:<app>`: clone from inside the other app's network namespace
@@ -500,3 +510,6 @@ fn idmap(pid: i32, app: &App) -> HostResult<OwnedFd> {
     // SAFETY: `tree` was just created and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(tree) })
 }
+
+#[cfg(test)]
+mod tests;

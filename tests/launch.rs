@@ -138,6 +138,26 @@ fn the_walk_without_openat2_gives_the_same_world() {
 }
 
 #[test]
+fn the_initramfs_fallback_moves_the_root_and_hides_the_host() {
+    let w = World::new("move-root", Variant::Plain);
+    let m = w.manifest("moved", "");
+    let running = w.spawn(&mut w.launcher().with_move_root(), &m).unwrap();
+    let (code, out, err) = collect(running);
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["pid"], 1);
+    assert_eq!(mount(&r, "/").unwrap().0, "overlay");
+    assert_eq!(mount(&r, "/proc").unwrap().0, "proc");
+    for m in r["mounts"].as_array().unwrap() {
+        let target = m["target"].as_str().unwrap();
+        assert!(
+            !target.contains("berth-test"),
+            "host path visible: {target}"
+        );
+    }
+}
+
+#[test]
 fn manifest_options_reach_the_process() {
     let w = World::new("options", Variant::Plain);
     let r = w.report(

@@ -46,6 +46,9 @@ pub struct Inputs<'a> {
     pub reaper: Option<(RawFd, &'a [*const c_char])>,
     /// Whether the kernel has `openat2`.
     pub openat2: bool,
+    /// Enter the root by moving it over `/` instead of `pivot_root` (as from an
+    /// initramfs).
+    pub move_root: bool,
 }
 
 /// The child's whole life: set up, exec, or report the failed step and exit.
@@ -121,7 +124,7 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     }
     // 4. Enter the new root; the old one is detached (or, from an initramfs,
     //    moved under).
-    rootfs::enter(root).at(Step::PivotRoot)?;
+    rootfs::enter(root, i.move_root).at(Step::PivotRoot)?;
     sys::close(root);
     if plan.readonly_root {
         rootfs::root_read_only().at(Step::ReadOnlyRoot)?;

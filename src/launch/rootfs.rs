@@ -343,9 +343,16 @@ fn c_str<'a>(buf: &'a mut [u8; MAX_PATH], bytes: &[u8]) -> SysResult<&'a CStr> {
 /// `pivot_root` fails with EINVAL and the new root is moved over `/` and chrooted
 /// into instead (what `switch_root` does); the initramfs stays underneath, out of
 /// reach of a process without CAP_SYS_CHROOT.
-pub fn enter(root: RawFd) -> SysResult<PivotKind> {
+///
+/// `move_only` skips `pivot_root` (tests of the fallback on a normal root).
+pub fn enter(root: RawFd, move_only: bool) -> SysResult<PivotKind> {
     sys::fchdir(root)?;
-    match sys::pivot_root(c".", c".") {
+    let pivot = if move_only {
+        Err(Errno(libc::EINVAL))
+    } else {
+        sys::pivot_root(c".", c".")
+    };
+    match pivot {
         Ok(()) => {
             // The old root is now on top of ".": make sure nothing of it propagates
             // back to the host, then drop it.
