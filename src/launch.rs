@@ -433,7 +433,7 @@ fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
                 .map_err(ctx(|| format!("chown {}", dir.display())))?;
         }
     }
-    fs::write(&marker, &identity).map_err(ctx(|| format!("write {}", marker.display())))?;
+    write_if_changed(&marker, &identity)?;
     for name in m.mounts.iter().filter_map(|mount| match mount {
         crate::manifest::model::Mount::Volume { name, .. } => Some(name),
         _ => None,
@@ -459,10 +459,18 @@ fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
         ("hosts", plan::hosts(hostname, app.hosts)),
         ("resolv.conf", plan::resolv_conf(&m.network.mode, &resolv)),
     ] {
-        let path = dirs.etc().join(file);
-        fs::write(&path, text).map_err(ctx(|| format!("write {}", path.display())))?;
+        write_if_changed(&dirs.etc().join(file), &text)?;
     }
     Ok(())
+}
+
+/// Writes `text` to `path` unless it holds it already: a restart rewrites nothing
+/// (and on ext4 a rewrite by truncation waits for the data to reach the disk).
+fn write_if_changed(path: &Path, text: &str) -> HostResult<()> {
+    if fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(());
+    }
+    fs::write(path, text).map_err(ctx(|| format!("write {}", path.display())))
 }
 
 fn mkdir(dir: &Path, mode: u32) -> HostResult<()> {

@@ -74,6 +74,10 @@ fn a_default_app_is_pid_1_in_its_own_namespaces_with_a_small_safe_world() {
     // and /sys/firmware (no /proc/kcore: the probe reports ENOENT for it).
     assert_eq!(mount(&r, "/proc/acpi").unwrap().0, "tmpfs");
     assert_eq!(mount(&r, "/sys/firmware").unwrap().0, "tmpfs");
+    assert!(
+        mount(&r, "/dev/null").is_none(),
+        "device nodes are made, not mounted"
+    );
     for file in ["/proc/keys", "/proc/timer_list"] {
         assert_eq!(
             mount(&r, file).unwrap().0,
@@ -275,14 +279,35 @@ fn bind_tmpfs_and_volume_mounts_with_nosuid_nodev() {
 }
 
 #[test]
-fn devices_are_bound_from_the_host() {
+fn devices_are_made_from_the_host_ones() {
     let w = World::new("devices", Variant::Plain);
-    assert!(
-        std::path::Path::new("/dev/loop-control").exists(),
-        "this test binds /dev/loop-control, which this host lacks"
+    for dev in ["/dev/loop-control", "/dev/net/tun"] {
+        assert!(
+            std::path::Path::new(dev).exists(),
+            "this test needs {dev}, which this host lacks"
+        );
+    }
+    let r = w.report(
+        "dev",
+        "devices: [\"/dev/loop-control\", \"/dev/net/tun\"]\n",
     );
-    let r = w.report("dev", "devices: [\"/dev/loop-control\"]\n");
     assert!(strings(&r["dev"]).contains(&"loop-control".to_owned()));
+    assert!(strings(&r["dev"]).contains(&"net".to_owned()));
+    // Made with mknod: no mount of their own.
+    assert!(mount(&r, "/dev/loop-control").is_none());
+    let (code, _, err) = w.run(
+        "dev",
+        "devices: [\"/dev/net/tun\"]\ncommand: [probe, cat, /dev/net/tun]\n",
+    );
+    // It opens (a read then fails: no interface is attached), so it is there.
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("ENOENT"), "{err}");
+    // In a user namespace, where mknod is refused, they are bound from the host.
+    let r = w.report(
+        "devns",
+        "devices: [\"/dev/loop-control\"]\nnamespaces: [pid, mount, uts, ipc, net, user]\n\
+         user_namespace: { uid_map: \"0:100000:65536\", gid_map: \"0:100000:65536\" }\n",
+    );
     let (_, opts) = mount(&r, "/dev/loop-control").unwrap();
     assert!(
         opts.contains(&"nosuid") && opts.contains(&"noexec"),

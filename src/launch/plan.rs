@@ -235,12 +235,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         fallback: None,
     });
     for dev in DEVICES {
-        ops.push(Op::Bind {
-            source: c(&format!("/dev/{dev}"))?,
-            target: c(&format!("dev/{dev}"))?,
-            kind: Kind::File,
-            flags: 0,
-        });
+        ops.push(device(app, &format!("/dev/{dev}"), user_ns)?);
     }
     // devpts: its own instance; `gid=5` (tty) only outside a user namespace, where
     // gid 5 may not be mapped.
@@ -283,20 +278,8 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
             to,
         });
     }
-    for device in &manifest.devices {
-        let host = Path::new(device.as_str());
-        if !host.exists() {
-            return Err(format!(
-                "{app}: device {} does not exist on this host",
-                device.as_str()
-            ));
-        }
-        ops.push(Op::Bind {
-            source: c(device.as_str())?,
-            target: rel(device.as_str())?,
-            kind: if host.is_dir() { Kind::Dir } else { Kind::File },
-            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
-        });
+    for path in &manifest.devices {
+        ops.push(device(app, path.as_str(), user_ns)?);
     }
     ops.push(Op::Fs {
         fstype: c"sysfs",
@@ -308,12 +291,13 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
     ops.push(Op::Mask {
         target: c("sys/firmware")?,
     });
+    // Plain files: nosuid and nodev would mean nothing on them, so no remount.
     for file in ETC_FILES {
         ops.push(Op::Bind {
             source: c(text(&dirs.etc().join(file))?)?,
             target: c(&format!("etc/{file}"))?,
             kind: Kind::File,
-            flags: DATA_FLAGS,
+            flags: 0,
         });
     }
     for mount in &manifest.mounts {
@@ -365,6 +349,40 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         });
     }
     Ok(ops)
+}
+
+/// The host device (or directory of devices) at `path`, for the app's `/dev`: a node
+/// made with the host's mode and device number, or, in a user namespace (where mknod
+/// is refused) and for directories, a bind mount.
+fn device(app: &str, path: &str, user_ns: bool) -> Result<Op, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("{app}: device {path} does not exist on this host"),
+        _ => format!("{app}: device {path} on this host: {e}"),
+    })?;
+    let kind = meta.file_type();
+    let is_node = kind.is_char_device() || kind.is_block_device();
+    if !is_node && !meta.is_dir() {
+        return Err(format!(
+            "{app}: device {path} is not a device node on this host"
+        ));
+    }
+    let target = path.trim_start_matches('/');
+    if user_ns || !is_node {
+        return Ok(Op::Bind {
+            source: c(path)?,
+            target: c(target)?,
+            kind: if is_node { Kind::File } else { Kind::Dir },
+            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        });
+    }
+    let (dir, name) = target.rsplit_once('/').unwrap_or(("", target));
+    Ok(Op::Node {
+        dir: c(dir)?,
+        name: c(name)?,
+        mode: meta.mode(),
+        rdev: meta.rdev(),
+    })
 }
 
 /// The exec candidates, argv and environment as C strings.

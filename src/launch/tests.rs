@@ -47,7 +47,7 @@ fn targets(plan: &Plan) -> Vec<String> {
             | Op::Bind { target, .. }
             | Op::Mask { target }
             | Op::ReadOnly { target } => target.to_string_lossy().into_owned(),
-            Op::Symlink { dir, name, .. } => {
+            Op::Symlink { dir, name, .. } | Op::Node { dir, name, .. } => {
                 format!("{}/{}", dir.to_string_lossy(), name.to_string_lossy())
             }
         })
@@ -161,6 +161,35 @@ fn mounts_come_in_order_system_first_then_the_manifests() {
 }
 
 #[test]
+fn devices_are_nodes_outside_a_user_namespace_and_binds_inside() {
+    let p = build("devices: [/dev/null]\n");
+    match p
+        .ops
+        .iter()
+        .find(|op| matches!(op, Op::Node { name, .. } if name.to_str() == Ok("null")))
+    {
+        Some(Op::Node {
+            dir, mode, rdev, ..
+        }) => {
+            assert_eq!(dir.to_str().unwrap(), "dev");
+            assert_eq!(*mode & libc::S_IFMT, libc::S_IFCHR);
+            assert_eq!((libc::major(*rdev), libc::minor(*rdev)), (1, 3));
+        }
+        other => panic!("{other:?}"),
+    }
+    let p = build(
+        "namespaces: [pid, mount, uts, ipc, net, user]\nuser_namespace: { uid_map: \"0:100000:65536\", gid_map: \"0:100000:65536\" }\n",
+    );
+    assert!(
+        p.ops
+            .iter()
+            .any(|op| matches!(op, Op::Bind { target, flags, .. }
+        if target.to_str() == Ok("dev/null") && *flags == libc::MS_NOSUID | libc::MS_NOEXEC))
+    );
+    assert!(!p.ops.iter().any(|op| matches!(op, Op::Node { .. })));
+}
+
+#[test]
 fn a_missing_bind_source_or_device_is_refused_before_clone() {
     let dirs = Dirs::new(
         Path::new("/var/lib/berth"),
@@ -185,6 +214,10 @@ fn a_missing_bind_source_or_device_is_refused_before_clone() {
     assert_eq!(
         try_build("devices: [/dev/no-such-device]\n"),
         "gateway: device /dev/no-such-device does not exist on this host"
+    );
+    assert_eq!(
+        try_build("devices: [/etc/hostname]\n"),
+        "gateway: device /etc/hostname is not a device node on this host"
     );
 }
 
