@@ -136,18 +136,29 @@ pub fn openat2(dir: RawFd, path: &CStr, flags: c_int, resolve: u64) -> SysResult
         mode: 0,
         resolve,
     };
-    // SAFETY: `path` is NUL-terminated, `how` is a valid `open_how` of the size passed;
-    // both are borrowed for the call and only read by the kernel.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir,
-            path.as_ptr(),
-            &raw const how,
-            size_of::<OpenHow>(),
-        )
-    };
-    check_long(ret).and_then(|fd| RawFd::try_from(fd).map_err(|_| Errno(libc::EBADF)))
+    // EAGAIN: a `..` was resolved while a rename or mount somewhere in the system may
+    // have moved things, so the kernel could not prove it stayed inside; it asks the
+    // caller to retry. Bounded, so an attacker racing forever gets an error, not a hang.
+    let mut tries = 0;
+    loop {
+        // SAFETY: `path` is NUL-terminated, `how` is a valid `open_how` of the size
+        // passed; both are borrowed for the call and only read by the kernel.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir,
+                path.as_ptr(),
+                &raw const how,
+                size_of::<OpenHow>(),
+            )
+        };
+        match check_long(ret) {
+            Err(Errno(libc::EAGAIN)) if tries < 1000 => tries += 1,
+            other => {
+                return other.and_then(|fd| RawFd::try_from(fd).map_err(|_| Errno(libc::EBADF)));
+            }
+        }
+    }
 }
 
 /// `mkdirat(2)`.
@@ -252,13 +263,30 @@ pub fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
 
 /// `setgroups(0, NULL)`, `setresgid`, `setresuid`: the app's ids, with no
 /// supplementary groups.
+///
+/// Raw system calls: the C library's wrappers apply an id change to every thread of
+/// the process they believe exists (glibc's and musl's "setxid" broadcast), and in a
+/// child cloned from a multi-threaded process they wait forever for threads that were
+/// not copied. On 32-bit ARM the 32-bit-id variants are the ones to call.
 pub fn set_ids(uid: libc::uid_t, gid: libc::gid_t) -> SysResult<()> {
+    #[cfg(target_arch = "arm")]
+    let (setgroups, setresgid, setresuid) = (
+        libc::SYS_setgroups32,
+        libc::SYS_setresgid32,
+        libc::SYS_setresuid32,
+    );
+    #[cfg(not(target_arch = "arm"))]
+    let (setgroups, setresgid, setresuid) = (
+        libc::SYS_setgroups,
+        libc::SYS_setresgid,
+        libc::SYS_setresuid,
+    );
     // SAFETY: a zero-length list with a null pointer is the documented way to clear
     // the supplementary groups; the other calls take plain integers.
     unsafe {
-        check(libc::setgroups(0, ptr::null()))?;
-        check(libc::setresgid(gid, gid, gid))?;
-        check(libc::setresuid(uid, uid, uid))?;
+        check_long(libc::syscall(setgroups, 0, ptr::null::<libc::gid_t>()))?;
+        check_long(libc::syscall(setresgid, gid, gid, gid))?;
+        check_long(libc::syscall(setresuid, uid, uid, uid))?;
     }
     Ok(())
 }
