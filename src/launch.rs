@@ -40,6 +40,13 @@ use plan::Dirs;
 /// released, so nothing it does is charged elsewhere.
 pub trait Cgroup {
     fn join(&mut self, pid: i32) -> io::Result<()>;
+
+    /// A cgroup v2 directory descriptor to create the child in directly
+    /// (`clone3(CLONE_INTO_CGROUP)`, Linux 5.7), so it never runs a moment outside
+    /// it; `join` is then not called. Where the kernel lacks it, `join` is used.
+    fn clone_into(&self) -> Option<RawFd> {
+        None
+    }
 }
 
 /// No cgroup of its own: the app stays in the supervisor's.
@@ -231,7 +238,13 @@ impl Launcher {
             sys::setns(net.as_raw_fd(), libc::CLONE_NEWNET)
                 .map_err(|e| host("join the network namespace")(from(e)))?;
         }
-        let cloned = sys::clone(plan.clone_flags);
+        let into = cgroup.clone_into();
+        let (cloned, joined) = match into.map(|fd| sys::clone_into(plan.clone_flags, fd)) {
+            Some(Err(sys::Errno(libc::ENOSYS | libc::E2BIG | libc::EINVAL))) | None => {
+                (sys::clone(plan.clone_flags), false)
+            }
+            Some(result) => (result, true),
+        };
         if cloned == Ok(0) {
             child::run(&inputs);
         }
@@ -253,9 +266,11 @@ impl Launcher {
             } else {
                 None
             };
-            cgroup
-                .join(pid)
-                .map_err(host(&format!("move pid {pid} into its cgroup")))?;
+            if !joined {
+                cgroup
+                    .join(pid)
+                    .map_err(host(&format!("move pid {pid} into its cgroup")))?;
+            }
             channel::send_go(&parent_end, lower.as_ref().map(AsRawFd::as_raw_fd))
                 .map_err(host("release the child"))
         };

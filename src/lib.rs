@@ -4,6 +4,7 @@
 //! these modules, so integration tests and fuzzers drive the same code.
 
 pub mod caps;
+pub mod cgroup;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -10,11 +10,16 @@
 
 mod common;
 
+use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use common::TempDir;
 use common::probe::{Variant, probe_binary, probe_image};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::Value;
 
 const KEYS: &[&str] = &[
@@ -142,6 +147,95 @@ fn probe_small_subcommands() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A probe running on the host, its stdout read line by line on a thread (so a probe
+/// that never prints fails the test instead of hanging it). Dropping it kills and reaps
+/// the probe, so a failed assertion leaves no spinning process behind.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn spawn(args: &[&str]) -> Running {
+        let mut child = Command::new(probe_binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap())
+    }
+
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line from the probe within 10 s")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn probe_cgroup_subcommands_on_the_host() {
+    let spin = Running::spawn(&["spin"]);
+    assert_eq!(spin.line(), "spinning");
+    drop(spin);
+
+    let hog = Running::spawn(&["hog"]);
+    for mib in ["1", "2", "3"] {
+        assert_eq!(hog.line(), mib);
+    }
+    drop(hog);
+
+    let out = Command::new(probe_binary())
+        .args(["alloc", "1024"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), &out.stdout[..]),
+        (Some(0), &b"ok\n"[..])
+    );
+
+    // stubborn ignores SIGTERM and orphans a grandchild that does too.
+    let stubborn = Running::spawn(&["stubborn"]);
+    let line = stubborn.line();
+    let grandchild: i32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not \"ready PID\": {line:?}"));
+    let grandchild = Pid::from_raw(grandchild);
+    assert!(grandchild.as_raw() > 0 && grandchild != stubborn.pid());
+    kill(stubborn.pid(), Signal::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let main_alive = kill(stubborn.pid(), None);
+    let grandchild_alive = kill(grandchild, None);
+    // Kill both before asserting, so a failure leaves neither behind; the grandchild
+    // was orphaned, so whoever adopted it reaps it.
+    let _ = kill(grandchild, Signal::SIGKILL);
+    drop(stubborn);
+    assert_eq!(main_alive, Ok(()), "stubborn died of SIGTERM");
+    assert_eq!(grandchild_alive, Ok(()), "the grandchild is gone");
 }
 
 #[test]

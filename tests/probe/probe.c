@@ -12,6 +12,20 @@
  *   cat FILE          print FILE; exit 1 if it cannot be read
  *   signals           print "ready", then on SIGTERM print "term" and exit 0
  *
+ * and, for the cgroup tests (each prints its lines flushed, one at a time):
+ *
+ *   hog               touch memory 1 MiB at a time, never freed, printing the MiB
+ *                     touched so far ("1", "2", ...) after each; forever, until killed
+ *   forkbomb          print "start", then every process forks forever; the original
+ *                     prints "limited" once, at its first failed fork. Bounded only by
+ *                     the kernel (a pids cgroup): never run it anywhere else
+ *   spin              print "spinning", then busy-loop forever
+ *   stubborn          ignore SIGTERM; orphan a grandchild (in a new session, also
+ *                     ignoring SIGTERM) and print "ready <grandchild pid>"; both pause()
+ *                     forever
+ *   alloc N           touch N KiB once, print "ok" and exit 0 ("ENAME: text", exit 1,
+ *                     if it cannot be mapped)
+ *
  * A usage error exits 125. Every piece of the report that cannot be read is null:
  * the probe never crashes on a strange container.
  */
@@ -26,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -824,10 +839,128 @@ static int do_signals(void) {
     for (;;) pause();
 }
 
+/* ---------- the cgroup subcommands ---------- */
+
+#define MIB (1024L * 1024L)
+#define PAGE 4096L
+
+/* Writes one byte to every 4 KiB page of [p, p + len). */
+static void touch(char *p, size_t len) {
+    volatile char *v = p;
+    for (size_t off = 0; off < len; off += PAGE) v[off] = 1;
+}
+
+static void say(const char *line) {
+    fputs(line, stdout);
+    fflush(stdout);
+}
+
+__attribute__((noreturn)) static void do_hog(void) {
+    int mib = 0;
+    for (;;) {
+        char *p = mmap(NULL, MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            /* Out of address space or overcommit: keep trying until killed. */
+            sleep_ms(10);
+            continue;
+        }
+        /* No transparent huge pages: each chunk charges the cgroup what it says. */
+        (void)madvise(p, MIB, MADV_NOHUGEPAGE);
+        touch(p, MIB);
+        mib++;
+        fprintf(stdout, "%d\n", mib);
+        fflush(stdout);
+    }
+}
+
+/* Read by nobody: the failed forks, kept so the count is not optimised away. */
+static volatile unsigned long fork_failures;
+
+__attribute__((noreturn)) static void do_forkbomb(void) {
+    say("start\n");
+    pid_t original = getpid();
+    int said_limited = 0;
+    for (;;) {
+        /* Parent and child alike fork on. */
+        if (fork() >= 0) continue;
+        fork_failures++;
+        if (getpid() == original && !said_limited) {
+            /* stdout is flushed before every fork, so no child holds a copy of this. */
+            say("limited\n");
+            said_limited = 1;
+        }
+        /* A breath after a failure, so a full cgroup is not only spinning in fork(). */
+        sleep_ms(1);
+    }
+}
+
+__attribute__((noreturn)) static void do_spin(void) {
+    say("spinning\n");
+    volatile unsigned long n = 0;
+    for (;;) n++;
+}
+
+static int do_stubborn(void) {
+    signal(SIGTERM, SIG_IGN);
+    int p[2];
+    if (pipe(p) < 0) {
+        perror("probe stubborn: pipe");
+        return 1;
+    }
+    fflush(stdout);
+    pid_t child = fork();
+    if (child < 0) {
+        perror("probe stubborn: fork");
+        return 1;
+    }
+    if (child == 0) {
+        close(p[0]);
+        setsid();
+        pid_t grandchild = fork();
+        if (grandchild < 0) _exit(1);
+        if (grandchild == 0) {
+            close(p[1]);
+            signal(SIGTERM, SIG_IGN);
+            for (;;) pause();
+        }
+        long gpid = grandchild;
+        (void)!write(p[1], &gpid, sizeof gpid);
+        _exit(0);
+    }
+    close(p[1]);
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    long gpid;
+    if (read_long(p[0], &gpid, 5000) < 0) {
+        fprintf(stderr, "probe stubborn: no grandchild pid from the child\n");
+        return 1;
+    }
+    close(p[0]);
+    fprintf(stdout, "ready %ld\n", gpid);
+    fflush(stdout);
+    for (;;) pause();
+}
+
+static int do_alloc(long kib) {
+    size_t len = (size_t)kib * 1024;
+    if (len > 0) {
+        char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            printf("%s: %s\n", errno_text(e), strerror(e));
+            return 1;
+        }
+        touch(p, len);
+    }
+    printf("ok\n");
+    return 0;
+}
+
 static int usage(void) {
     fprintf(stderr,
             "usage: probe [report | exit N | sleep | doublefork | write FILE TEXT | cat FILE | "
-            "signals]\n");
+            "signals | hog | forkbomb | spin | stubborn | alloc N]\n");
     return USAGE_EXIT;
 }
 
@@ -847,5 +980,16 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "write") == 0 && argc == 4) return do_write(argv[2], argv[3]);
     if (strcmp(cmd, "cat") == 0 && argc == 3) return do_cat(argv[2]);
     if (strcmp(cmd, "signals") == 0 && argc == 2) return do_signals();
+    if (strcmp(cmd, "hog") == 0 && argc == 2) do_hog();
+    if (strcmp(cmd, "forkbomb") == 0 && argc == 2) do_forkbomb();
+    if (strcmp(cmd, "spin") == 0 && argc == 2) do_spin();
+    if (strcmp(cmd, "stubborn") == 0 && argc == 2) return do_stubborn();
+    if (strcmp(cmd, "alloc") == 0 && argc == 3) {
+        char *end;
+        long n = strtol(argv[2], &end, 10);
+        /* At most 1 TiB (in KiB), so the byte count cannot overflow. */
+        if (*argv[2] == 0 || *end != 0 || n < 0 || n > (1L << 30)) return usage();
+        return do_alloc(n);
+    }
     return usage();
 }
