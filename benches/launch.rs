@@ -15,18 +15,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use berth::cgroup::{self, Manager};
 use berth::image::Limits;
 use berth::image::layout::Platform;
 use berth::image::pack::{self, PackOptions};
 use berth::image::store::Store;
-use berth::launch::{App, Cgroup, Launcher};
+use berth::launch::{App, Launcher};
 use berth::manifest::{self, Manifest};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 const WARMUP: u32 = 3;
-const MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -82,12 +82,11 @@ fn run() -> Result<()> {
     eprintln!("image {digest} installed at {}", image_root.display());
 
     let m = load_manifest(&work.0, &digest.to_string())?;
-    let mut cgroups = BenchCgroups::new()?;
-    eprintln!(
-        "cgroups under {} ({})",
-        cgroups.parent.display(),
-        cgroups.layout.name()
+    let cgroups = Cgroups(
+        cgroup::system(&format!("berth-bench-{}", std::process::id()))
+            .map_err(|e| format!("cgroups: {e}"))?,
     );
+    eprintln!("cgroups under {:?}", cgroups.0.roots());
 
     let mut launcher = Launcher::new(&state_dir, &run_dir);
     let app = App {
@@ -99,7 +98,7 @@ fn run() -> Result<()> {
     };
     for i in 0..WARMUP + n {
         let t0 = Instant::now();
-        launch_once(&mut launcher, &app, &mut cgroups)
+        launch_once(&mut launcher, &app, &*cgroups.0)
             .map_err(|e| format!("launch {} of {}: {e}", i + 1, WARMUP + n))?;
         let ns = t0.elapsed().as_nanos();
         if i >= WARMUP {
@@ -128,18 +127,20 @@ fn load_manifest(dir: &Path, digest: &str) -> Result<Manifest> {
         .ok_or_else(|| "the manifest loaded no app".to_owned())
 }
 
-/// One whole launch: a fresh cgroup, spawn, exec, output read to the end, reaped with
-/// exit status 0, the cgroup removed.
-fn launch_once(launcher: &mut Launcher, app: &App, cgroups: &mut BenchCgroups) -> Result<()> {
-    let launching = launcher.spawn(app, cgroups);
-    let running = launching
+/// One whole launch: a fresh cgroup with the memory limit (berth's cgroup module, as
+/// the supervisor does it), spawn, exec, output read to the end, reaped with exit
+/// status 0, the cgroup removed.
+fn launch_once(launcher: &mut Launcher, app: &App, cgroups: &dyn Manager) -> Result<()> {
+    let mut group = cgroup::create(cgroups, "bench", &app.manifest.resources)
+        .map_err(|e| format!("create the cgroup: {e}"))?;
+    let running = launcher
+        .spawn(app, &mut *group)
         .and_then(|l| l.finish())
         .map_err(|e| e.to_string());
     let running = match running {
         Ok(r) => r,
         Err(e) => {
-            // The launcher reaped (or never had) the child; its cgroup may remain.
-            cgroups.remove_current()?;
+            let _ = group.remove();
             return Err(e);
         }
     };
@@ -149,7 +150,7 @@ fn launch_once(launcher: &mut Launcher, app: &App, cgroups: &mut BenchCgroups) -
     let pid = Pid::from_raw(running.pid);
     child.0 = None;
     let status = waitpid(pid, None).map_err(|e| format!("waitpid {pid}: {e}"))?;
-    cgroups.remove_current()?;
+    group.remove().map_err(|e| e.to_string())?;
     match status {
         WaitStatus::Exited(_, 0) => Ok(()),
         other => Err(format!(
@@ -157,6 +158,24 @@ fn launch_once(launcher: &mut Launcher, app: &App, cgroups: &mut BenchCgroups) -
             String::from_utf8_lossy(&out),
             String::from_utf8_lossy(&err)
         )),
+    }
+}
+
+/// berth's cgroup manager for the run; its root is removed at the end.
+struct Cgroups(Box<dyn Manager>);
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        if let Ok(groups) = self.0.existing() {
+            for (_, g) in groups {
+                let _ = cgroup::clean(&*g, 2000);
+            }
+        }
+        for root in self.0.roots() {
+            if let Err(e) = fs::remove_dir(&root) {
+                eprintln!("launch bench: cannot remove {}: {e}", root.display());
+            }
+        }
     }
 }
 
@@ -221,107 +240,6 @@ impl Drop for ChildGuard {
             let pid = Pid::from_raw(pid);
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Layout {
-    V1,
-    V2,
-}
-
-impl Layout {
-    fn name(self) -> &'static str {
-        match self {
-            Layout::V1 => "cgroup v1 memory controller",
-            Layout::V2 => "cgroup v2",
-        }
-    }
-
-    fn limit_file(self) -> &'static str {
-        match self {
-            Layout::V1 => "memory.limit_in_bytes",
-            Layout::V2 => "memory.max",
-        }
-    }
-}
-
-/// `berth-bench-<pid>/` in the memory hierarchy, with a fresh `run-<i>/` per launch
-/// (made and joined in [`Cgroup::join`], removed by [`BenchCgroups::remove_current`]).
-/// Dropping removes whatever is left.
-struct BenchCgroups {
-    layout: Layout,
-    parent: PathBuf,
-    next: u64,
-    current: Option<PathBuf>,
-}
-
-impl BenchCgroups {
-    fn new() -> Result<BenchCgroups> {
-        let name = format!("berth-bench-{}", std::process::id());
-        let v1 = Path::new("/sys/fs/cgroup/memory");
-        let v2 = Path::new("/sys/fs/cgroup");
-        let (layout, parent) = if v1.join("memory.limit_in_bytes").exists() {
-            (Layout::V1, v1.join(&name))
-        } else if fs::read_to_string(v2.join("cgroup.controllers"))
-            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
-        {
-            (Layout::V2, v2.join(&name))
-        } else {
-            return Err("no cgroup memory controller found (v1 /sys/fs/cgroup/memory or v2 /sys/fs/cgroup with memory)".into());
-        };
-        fs::create_dir(&parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
-        let cgroups = BenchCgroups {
-            layout,
-            parent,
-            next: 0,
-            current: None,
-        };
-        if let Layout::V2 = layout {
-            let control = cgroups.parent.join("cgroup.subtree_control");
-            fs::write(&control, "+memory")
-                .map_err(|e| format!("write +memory to {}: {e}", control.display()))?;
-        }
-        write_limit(&cgroups.parent, layout).map_err(|e| e.to_string())?;
-        Ok(cgroups)
-    }
-
-    /// Removes this launch's cgroup (its process is reaped: it is empty).
-    fn remove_current(&mut self) -> Result<()> {
-        match self.current.take() {
-            Some(dir) => fs::remove_dir(&dir).map_err(|e| format!("rmdir {}: {e}", dir.display())),
-            None => Ok(()),
-        }
-    }
-}
-
-fn write_limit(dir: &Path, layout: Layout) -> io::Result<()> {
-    let file = dir.join(layout.limit_file());
-    fs::write(&file, MEMORY_LIMIT.to_string())
-        .map_err(|e| io::Error::new(e.kind(), format!("write {}: {e}", file.display())))
-}
-
-impl Cgroup for BenchCgroups {
-    fn join(&mut self, pid: i32) -> io::Result<()> {
-        let dir = self.parent.join(format!("run-{}", self.next));
-        self.next += 1;
-        fs::create_dir(&dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("create {}: {e}", dir.display())))?;
-        self.current = Some(dir.clone());
-        write_limit(&dir, self.layout)?;
-        fs::write(dir.join("cgroup.procs"), pid.to_string())
-    }
-}
-
-impl Drop for BenchCgroups {
-    fn drop(&mut self) {
-        for dir in self.current.take().iter().chain([&self.parent]) {
-            if let Err(e) = fs::remove_dir(dir) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    eprintln!("launch bench: cannot remove {}: {e}", dir.display());
-                }
-            }
         }
     }
 }

@@ -81,7 +81,10 @@ fn the_host_is_hybrid_and_berth_uses_v1_here() {
     assert_eq!(c.0.version(), Version::V1);
     let offer = c.0.offer();
     for controller in ["memory", "cpu", "cpuacct", "pids", "freezer", "cpuset"] {
-        assert!(offer.controllers.iter().any(|c| c == controller), "{controller}");
+        assert!(
+            offer.controllers.iter().any(|c| c == controller),
+            "{controller}"
+        );
     }
     assert!(offer.swap, "this host has swap accounting (memory.memsw.*)");
 }
@@ -102,7 +105,10 @@ fn a_memory_hog_is_oom_killed_within_its_cap_and_reported() {
     let reason = cgroup::exit_reason(status, usage.oom_kills > 0, m.resources.memory);
     assert_eq!(reason, "killed by the kernel: out of memory (limit 32M)");
     let touched: u64 = out.lines().last().unwrap().parse().unwrap();
-    assert!((20..32).contains(&touched), "touched {touched} MiB before the kill");
+    assert!(
+        (20..32).contains(&touched),
+        "touched {touched} MiB before the kill"
+    );
     let peak = usage.memory_peak.unwrap();
     assert!(peak <= 32 << 20, "peak {peak} within the cap");
     group.remove().unwrap();
@@ -128,7 +134,10 @@ fn collect_status(running: Running) -> (i32, String, String) {
 fn a_fork_bomb_stays_within_its_pids_limit_and_is_stopped_cleanly() {
     let c = Cgroups::new("forkbomb");
     let w = World::new("forkbomb", Variant::Plain);
-    let m = w.manifest("bomb", "command: [probe, forkbomb]\nresources: { pids: 32 }\n");
+    let m = w.manifest(
+        "bomb",
+        "command: [probe, forkbomb]\nresources: { pids: 32 }\n",
+    );
     let mut group = cgroup::create(&*c.0, "bomb", &m.resources).unwrap();
     let running = spawn(&w, &m, &mut group);
     let mut out = BufReader::new(fs::File::from(running.stdout));
@@ -136,7 +145,11 @@ fn a_fork_bomb_stays_within_its_pids_limit_and_is_stopped_cleanly() {
     assert_eq!(line(&mut out), "limited");
     let pids = group.usage().pids.unwrap();
     assert!(pids <= 32, "{pids} processes");
-    let pids_dir = group.dirs().into_iter().find(|d| d.starts_with("/sys/fs/cgroup/pids")).unwrap();
+    let pids_dir = group
+        .dirs()
+        .into_iter()
+        .find(|d| d.starts_with("/sys/fs/cgroup/pids"))
+        .unwrap();
     let events = fs::read_to_string(pids_dir.join("pids.events")).unwrap();
     assert!(!events.contains("max 0"), "the limit was hit: {events}");
     // berth keeps working: another app launches meanwhile.
@@ -162,10 +175,7 @@ fn spin_for(w: &World, group: &mut Box<dyn Group>, m: &Manifest, secs: f64) -> (
     std::thread::sleep(Duration::from_secs_f64(secs));
     let cpu = group.usage().cpu_ns.unwrap() - start_cpu;
     let wall = start.elapsed().as_secs_f64();
-    (
-        (cpu as f64 * secs / wall) as u64,
-        running,
-    )
+    ((cpu as f64 * secs / wall) as u64, running)
 }
 
 #[test]
@@ -187,8 +197,14 @@ fn a_cpu_quota_holds() {
 fn cpu_weights_share_one_cpu_one_to_three() {
     let c = Cgroups::new("weights");
     let w = World::new("weights", Variant::Plain);
-    let light = w.manifest("light", "command: [probe, spin]\nresources: { cpu_weight: 100, cpuset: \"0\" }\n");
-    let heavy = w.manifest("heavy", "command: [probe, spin]\nresources: { cpu_weight: 300, cpuset: \"0\" }\n");
+    let light = w.manifest(
+        "light",
+        "command: [probe, spin]\nresources: { cpu_weight: 100, cpuset: \"0\" }\n",
+    );
+    let heavy = w.manifest(
+        "heavy",
+        "command: [probe, spin]\nresources: { cpu_weight: 300, cpuset: \"0\" }\n",
+    );
     let mut a = cgroup::create(&*c.0, "light", &light.resources).unwrap();
     let mut b = cgroup::create(&*c.0, "heavy", &heavy.resources).unwrap();
     let ra = spawn(&w, &light, &mut a);
@@ -215,7 +231,10 @@ fn stop_kills_a_tree_that_ignores_sigterm_and_double_forks() {
     let w = World::new("stop", Variant::Plain);
     // No pid namespace: the orphaned grandchild leaves the app's process tree, and
     // only the cgroup still holds it.
-    let m = w.manifest("tree", "command: [probe, stubborn]\nnamespaces: [mount, uts, ipc, net]\n");
+    let m = w.manifest(
+        "tree",
+        "command: [probe, stubborn]\nnamespaces: [mount, uts, ipc, net]\n",
+    );
     let mut group = cgroup::create(&*c.0, "tree", &m.resources).unwrap();
     let running = spawn(&w, &m, &mut group);
     let mut out = BufReader::new(fs::File::from(running.stdout));
@@ -243,7 +262,10 @@ fn stop_kills_a_tree_that_ignores_sigterm_and_double_forks() {
 fn an_app_runs_in_512k() {
     let c = Cgroups::new("small");
     let w = World::new("small", Variant::Plain);
-    let m = w.manifest("small", "command: [probe, alloc, \"64\"]\nresources: { memory: 512K }\n");
+    let m = w.manifest(
+        "small",
+        "command: [probe, alloc, \"64\"]\nresources: { memory: 512K }\n",
+    );
     let mut group = cgroup::create(&*c.0, "small", &m.resources).unwrap();
     let running = spawn(&w, &m, &mut group);
     let (code, out, err) = collect(running);
@@ -265,7 +287,10 @@ fn leftovers_of_a_berth_that_died_are_killed_and_removed() {
     let root = format!("berth-test-{}-leftover", std::process::id());
     let again = cgroup::system(&root).unwrap();
     let found = again.existing().unwrap();
-    assert_eq!(found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["old"]);
+    assert_eq!(
+        found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["old"]
+    );
     // ... and cleans it up.
     for (_, g) in &found {
         cgroup::clean(&**g, 5000).unwrap();
@@ -283,7 +308,11 @@ fn leftovers_of_a_berth_that_died_are_killed_and_removed() {
 /// The cgroup2 hierarchy of this host (no controllers): the v2 mechanics.
 fn unified() -> PathBuf {
     let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-    let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap().to_owned();
+    let path = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap()
+        .to_owned();
     PathBuf::from("/sys/fs/cgroup/unified").join(path.trim_start_matches('/'))
 }
 
@@ -306,7 +335,11 @@ impl Drop for V2Root {
 fn v2_clone_into_cgroup_and_cgroup_kill() {
     common::require_root("cgroups need root");
     let own = unified();
-    assert!(own.join("cgroup.procs").exists(), "this test needs the cgroup2 hierarchy at {}", own.display());
+    assert!(
+        own.join("cgroup.procs").exists(),
+        "this test needs the cgroup2 hierarchy at {}",
+        own.display()
+    );
     let name = format!("berth-test-{}-v2", std::process::id());
     let m2 = v2::V2::new(&own, &name).unwrap();
     let _root = V2Root(own.join(&name));
@@ -319,19 +352,34 @@ fn v2_clone_into_cgroup_and_cgroup_kill() {
     assert_eq!(code, 0);
     let r: Value = serde_json::from_str(out.trim()).unwrap();
     assert!(
-        r["cgroup"].as_str().unwrap().lines().any(|l| l == format!("0::/{}/v2app", own.strip_prefix("/sys/fs/cgroup/unified").unwrap().join(&name).display()).replace("//", "/")),
+        r["cgroup"].as_str().unwrap().lines().any(|l| l
+            == format!(
+                "0::/{}/v2app",
+                own.strip_prefix("/sys/fs/cgroup/unified")
+                    .unwrap()
+                    .join(&name)
+                    .display()
+            )
+            .replace("//", "/")),
         "{}",
         r["cgroup"]
     );
     // cgroup.kill, then the freezer way, on a process tree outside a pid namespace.
     for freeze in [false, true] {
-        let tree = w.manifest("tree2", "command: [probe, stubborn]\nnamespaces: [mount, uts, ipc, net]\n");
+        let tree = w.manifest(
+            "tree2",
+            "command: [probe, stubborn]\nnamespaces: [mount, uts, ipc, net]\n",
+        );
         let g = v2::V2Group::open(group.dirs()[0].clone()).unwrap();
         let running = spawn(&w, &tree, &mut group);
         let mut out = BufReader::new(fs::File::from(running.stdout));
         assert!(line(&mut out).starts_with("ready "));
         assert_eq!(g.procs().unwrap().len(), 2);
-        if freeze { g.kill_frozen().unwrap() } else { group.kill_all().unwrap() }
+        if freeze {
+            g.kill_frozen().unwrap()
+        } else {
+            group.kill_all().unwrap()
+        }
         assert_eq!(wait(running.pid), 128 + libc::SIGKILL);
         cgroup::clean(&g, 5000).map(drop).unwrap_or_default();
         group = cgroup::create(&m2, "v2app", &m.resources).unwrap();
