@@ -15,3 +15,4 @@ pub mod launch;
 pub mod manifest;
 pub mod panic;
 pub mod seccomp;
+pub mod supervisor;
