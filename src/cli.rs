@@ -31,7 +31,7 @@ usage: berth COMMAND [--config FILE] [ARGS]
 
 commands:
   check [PATH...] [--images]   validate manifests (files or directories; default: apps_dir)
-  run [--apps DIR]             the supervisor, in the foreground            (not built yet)
+  run [--apps DIR]             the supervisor, in the foreground (SIGTERM/SIGINT stop it)
   unpack FILE --sha256 HEX [--state-dir DIR]
                                verify and install one image; prints its rootfs
   pack ROOTFS_DIR -o FILE [--gzip|--zstd] [--keep-owners] [--env K=V]...
@@ -51,8 +51,8 @@ commands:
 exit status: 0 ok, 1 failed or invalid, 2 usage error";
 
 /// The commands of DESIGN.md §3 that this build does not have yet.
-const NOT_BUILT: [&str; 10] = [
-    "run", "status", "logs", "exec", "start", "stop", "restart", "reload", "metrics", "shutdown",
+const NOT_BUILT: [&str; 9] = [
+    "status", "logs", "exec", "start", "stop", "restart", "reload", "metrics", "shutdown",
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -75,6 +75,10 @@ pub enum Command {
     },
     Gc {
         config: Option<PathBuf>,
+    },
+    Run {
+        config: Option<PathBuf>,
+        apps: Option<PathBuf>,
     },
     Help,
     Version,
@@ -104,6 +108,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         "unpack" => parse_unpack(args),
         "pack" => parse_pack(args),
         "gc" => parse_gc(args),
+        "run" => parse_run(args),
         "help" | "--help" | "-h" => Ok(Command::Help),
         "version" | "--version" | "-V" => Ok(Command::Version),
         other => match NOT_BUILT.iter().find(|&&c| c == other) {
@@ -233,6 +238,18 @@ fn parse_gc(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageEr
     Ok(Command::Gc { config })
 }
 
+fn parse_run(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    let (mut config, mut apps) = (None, None);
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some(flag @ "--config") => config = Some(PathBuf::from(value(flag, &mut args)?)),
+            Some(flag @ "--apps") => apps = Some(PathBuf::from(value(flag, &mut args)?)),
+            _ => return Err(UsageError(format!("run: unexpected argument {arg:?}"))),
+        }
+    }
+    Ok(Command::Run { config, apps })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,7 +354,21 @@ mod tests {
         assert_eq!(p(&[]), Err(UsageError("no command given".into())));
         assert_eq!(p(&["--help"]), Ok(Command::Help));
         assert_eq!(p(&["version"]), Ok(Command::Version));
-        assert_eq!(p(&["run"]), Ok(Command::NotBuilt("run")));
+        assert_eq!(
+            p(&["run"]),
+            Ok(Command::Run {
+                config: None,
+                apps: None
+            })
+        );
+        assert_eq!(
+            p(&["run", "--apps", "a", "--config", "c"]),
+            Ok(Command::Run {
+                config: Some("c".into()),
+                apps: Some("a".into())
+            })
+        );
+        assert_eq!(p(&["status"]), Ok(Command::NotBuilt("status")));
         assert_eq!(p(&["gc"]), Ok(Command::Gc { config: None }));
         assert_eq!(
             p(&["frobnicate"]),

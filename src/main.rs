@@ -20,13 +20,19 @@ fn main() -> ExitCode {
         berth::launch::reaper::main(args.collect());
     }
     panic::install();
+    let command = cli::parse(std::env::args_os().skip(1));
+    // The supervisor tells what it does; the one-shot commands only warn.
+    let level = match command {
+        Ok(Command::Run { .. }) => log::LevelFilter::Info,
+        _ => log::LevelFilter::Warn,
+    };
     let _ = simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Warn)
+        .with_level(level)
         .env()
         .init();
     force_panic_for_tests();
 
-    let command = match cli::parse(std::env::args_os().skip(1)) {
+    let command = match command {
         Ok(command) => command,
         Err(e) => {
             eprintln!("berth: {e}\n{}", cli::USAGE);
@@ -78,6 +84,19 @@ fn main() -> ExitCode {
         )),
         Command::Gc { config } => match load_config(config) {
             Ok(config) => ExitCode::from(image_cmd::gc(&config, &mut std::io::stdout().lock())),
+            Err(status) => status,
+        },
+        Command::Run { config, apps } => match load_config(config) {
+            Ok(config) => {
+                let apps = apps.unwrap_or_else(|| config.apps_dir.clone());
+                match berth::supervisor::run(config, apps) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("berth run: {e}");
+                        ExitCode::from(EXIT_INVALID)
+                    }
+                }
+            }
             Err(status) => status,
         },
     }

@@ -1,1 +1,499 @@
-//! (being written)
+//! An app's captured output: `<log_dir>/<app>.log`, rotated by size.
+//!
+//! The event loop reads the app's stdout and stderr pipes and hands the bytes to
+//! [`AppLog::feed`]. Each stream is split into lines on its own (a partial line waits, per
+//! stream, for the rest), and each complete line is written at once as
+//!
+//! ```text
+//! 2025-11-22T04:40:01.123Z stdout listening on :8080
+//! ```
+//!
+//! with the time the line was completed (UTC, milliseconds), the stream (`stdout`,
+//! `stderr`, or `berth` for the supervisor's own [`AppLog::event`] lines) and the text.
+//! Invalid UTF-8 is replaced lossily and a `\r` before the newline is dropped. A line
+//! longer than [`MAX_LINE`] bytes is cut there and ends with [`CUT_MARK`]; the rest of it,
+//! up to its newline, is dropped. So memory stays bounded whatever the app prints: one
+//! partial line of at most `MAX_LINE + 1` bytes per stream, and the last [`RING_LINES`]
+//! lines (each cut to [`RING_LINE_BYTES`]) kept for `berth logs` and status reports.
+//!
+//! Lines go straight to the file, one `write` each, with no buffer in between: what the
+//! app printed before a power cut is in the page cache, not in berth's memory. When a
+//! line would take the file past `max_size`, the files are rotated first:
+//! `<app>.log.(N-1)` becomes `<app>.log.N`, ..., `<app>.log` becomes `<app>.log.1`, so
+//! that at most `max_files` files exist counting the current one, and writing goes on
+//! in a fresh `<app>.log`. A single line longer than `max_size` still goes whole into
+//! a file of its own.
+
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The longest line kept whole, in bytes of the app's output (without the newline).
+pub const MAX_LINE: usize = 4096;
+/// What ends a line that was cut at [`MAX_LINE`].
+pub const CUT_MARK: &str = " [cut]";
+/// How many of the last lines are kept in memory.
+pub const RING_LINES: usize = 64;
+/// The longest line kept in memory, in bytes of the formatted line; longer ones are
+/// truncated there (in memory only: the file has them up to [`MAX_LINE`]).
+pub const RING_LINE_BYTES: usize = 256;
+
+/// Mode of the log files berth creates (before the umask).
+const FILE_MODE: u32 = 0o640;
+/// Mode of the log directory when berth creates it (before the umask).
+const DIR_MODE: u32 = 0o750;
+
+/// Which pipe of the app the bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    /// The name written in each line.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// The name written in the lines of [`AppLog::event`].
+const BERTH_LABEL: &str = "berth";
+
+/// The log of one app: its current file, the partial line of each stream, and the
+/// last lines in memory.
+pub struct AppLog {
+    sink: Sink,
+    stdout: Partial,
+    stderr: Partial,
+}
+
+impl fmt::Debug for AppLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppLog")
+            .field("path", &self.sink.path)
+            .field("size", &self.sink.size)
+            .field("max_size", &self.sink.max_size)
+            .field("max_files", &self.sink.max_files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppLog {
+    /// Opens `dir/<app>.log` for appending (creating `dir` and the file if missing), and
+    /// takes its current size as the start for rotation. `max_files` counts the current
+    /// file; 0 is taken as 1.
+    pub fn open(dir: &Path, app: &str, max_size: u64, max_files: u32) -> io::Result<AppLog> {
+        if app.is_empty() || app.contains('/') || app == "." || app == ".." {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid app name {app:?} for a log file"),
+            ));
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(|e| with_path(dir, e))?;
+        let path = dir.join(format!("{app}.log"));
+        let (file, size) = open_append(&path)?;
+        Ok(AppLog {
+            sink: Sink {
+                path,
+                file,
+                size,
+                max_size,
+                max_files: max_files.max(1),
+                ring: heapless::Deque::new(),
+                line: String::new(),
+            },
+            stdout: Partial::new(),
+            stderr: Partial::new(),
+        })
+    }
+
+    /// The current file, `<dir>/<app>.log`.
+    pub fn path(&self) -> &Path {
+        &self.sink.path
+    }
+
+    /// Takes bytes read from one of the app's pipes: writes every line they complete,
+    /// stamped with `now`, and keeps the rest for the next call. All the bytes are
+    /// taken even when a write fails; the first error is returned.
+    pub fn feed(&mut self, stream: Stream, bytes: &[u8], now: SystemTime) -> io::Result<()> {
+        let partial = match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        };
+        let mut result = Ok(());
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (segment, newline, after) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (
+                    rest.get(..i).unwrap_or_default(),
+                    true,
+                    rest.get(i + 1..).unwrap_or_default(),
+                ),
+                None => (rest, false, &[][..]),
+            };
+            rest = after;
+            let written = match partial.push(segment, newline) {
+                Ready::Nothing => continue,
+                Ready::Line => sink_line(&mut self.sink, stream.label(), &partial.buf, now),
+                Ready::Overlong => self.sink.write(stream.label(), &partial.buf, true, now),
+            };
+            partial.buf.clear();
+            keep_first(&mut result, written);
+        }
+        result
+    }
+
+    /// Writes the partial line of each stream, if any, as a line of its own: for when
+    /// the app exited or its pipes reached end-of-file.
+    pub fn flush_partial(&mut self, now: SystemTime) -> io::Result<()> {
+        let mut result = Ok(());
+        for (stream, partial) in [
+            (Stream::Stdout, &mut self.stdout),
+            (Stream::Stderr, &mut self.stderr),
+        ] {
+            if !partial.buf.is_empty() && !partial.dropping {
+                keep_first(
+                    &mut result,
+                    sink_line(&mut self.sink, stream.label(), &partial.buf, now),
+                );
+            }
+            partial.buf.clear();
+            partial.dropping = false;
+        }
+        result
+    }
+
+    /// Writes a line of berth's own about the app (stream `berth`), such as
+    /// `restart 3 in 800ms`. Line breaks in `text` become spaces; it is cut at
+    /// [`MAX_LINE`] like the app's lines.
+    pub fn event(&mut self, text: &str, now: SystemTime) -> io::Result<()> {
+        let text = if text.contains(['\n', '\r']) {
+            Cow::Owned(text.replace(['\n', '\r'], " "))
+        } else {
+            Cow::Borrowed(text)
+        };
+        let bytes = text.as_bytes();
+        self.sink
+            .write(BERTH_LABEL, bytes, bytes.len() > MAX_LINE, now)
+    }
+
+    /// The last `n` lines (at most [`RING_LINES`]), oldest first, formatted as in the
+    /// file without the newline; lines longer than [`RING_LINE_BYTES`] are truncated.
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        let ring = &self.sink.ring;
+        ring.iter()
+            .skip(ring.len().saturating_sub(n))
+            .map(|line| line.as_str().to_owned())
+            .collect()
+    }
+}
+
+/// Writes a complete line: without its `\r`, cut if still longer than [`MAX_LINE`].
+fn sink_line(sink: &mut Sink, label: &str, line: &[u8], now: SystemTime) -> io::Result<()> {
+    let text = line.strip_suffix(b"\r").unwrap_or(line);
+    sink.write(label, text, text.len() > MAX_LINE, now)
+}
+
+fn keep_first(result: &mut io::Result<()>, next: io::Result<()>) {
+    if result.is_ok() {
+        *result = next;
+    }
+}
+
+/// What [`Partial::push`] completed.
+enum Ready {
+    Nothing,
+    /// `buf` holds a whole line (with its `\r`, if any).
+    Line,
+    /// `buf` holds the first `MAX_LINE + 1` bytes of a line known to be longer than
+    /// [`MAX_LINE`] even without a final `\r`.
+    Overlong,
+}
+
+/// The unfinished line of one stream.
+struct Partial {
+    /// At most `MAX_LINE + 1` bytes: one more than a line may have, for a `\r` that a
+    /// newline may follow in the next read.
+    buf: Vec<u8>,
+    /// The rest of a line that was cut is being dropped, up to its newline.
+    dropping: bool,
+}
+
+impl Partial {
+    fn new() -> Partial {
+        Partial {
+            buf: Vec::with_capacity(MAX_LINE + 1),
+            dropping: false,
+        }
+    }
+
+    /// Adds the bytes of one line up to its newline (`newline`) or up to the end of
+    /// the read. `buf` is to be cleared after a line is written.
+    fn push(&mut self, segment: &[u8], newline: bool) -> Ready {
+        if self.dropping {
+            self.dropping = !newline;
+            return Ready::Nothing;
+        }
+        let room = (MAX_LINE + 1).saturating_sub(self.buf.len());
+        match segment.get(..room) {
+            Some(part) if segment.len() > room => {
+                self.buf.extend_from_slice(part);
+                self.dropping = !newline;
+                Ready::Overlong
+            }
+            _ => {
+                self.buf.extend_from_slice(segment);
+                if newline { Ready::Line } else { Ready::Nothing }
+            }
+        }
+    }
+}
+
+/// The file being written, its rotation, and the ring of last lines.
+struct Sink {
+    /// `<dir>/<app>.log`.
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_size: u64,
+    /// At least 1.
+    max_files: u32,
+    ring: heapless::Deque<heapless::String<RING_LINE_BYTES>, RING_LINES>,
+    /// The line being formatted, kept to spare an allocation per line.
+    line: String,
+}
+
+impl Sink {
+    /// Formats one line, keeps it in the ring and appends it to the file, rotating
+    /// first if it would not fit. When `cut`, the text is cut to [`MAX_LINE`] bytes
+    /// (back to a character boundary) and marked.
+    fn write(&mut self, label: &str, text: &[u8], cut: bool, now: SystemTime) -> io::Result<()> {
+        let text = if cut {
+            utf8_floor(text.get(..MAX_LINE).unwrap_or(text))
+        } else {
+            text
+        };
+        self.line.clear();
+        push_time(&mut self.line, now);
+        self.line.push(' ');
+        self.line.push_str(label);
+        self.line.push(' ');
+        self.line.push_str(&String::from_utf8_lossy(text));
+        if cut {
+            self.line.push_str(CUT_MARK);
+        }
+        self.remember();
+        self.line.push('\n');
+
+        let len = self.line.len() as u64;
+        let rotated = if self.size > 0 && self.size.saturating_add(len) > self.max_size {
+            self.rotate()
+        } else {
+            Ok(())
+        };
+        // Written even when the rotation failed: into the file still open.
+        let written = match self.file.write_all(self.line.as_bytes()) {
+            Ok(()) => {
+                self.size = self.size.saturating_add(len);
+                Ok(())
+            }
+            Err(e) => {
+                // Part of the line may have gone in: ask the file.
+                if let Ok(meta) = self.file.metadata() {
+                    self.size = meta.len();
+                }
+                Err(with_path(&self.path, e))
+            }
+        };
+        rotated.and(written)
+    }
+
+    /// Keeps the formatted line in the ring, truncated to what an entry holds.
+    fn remember(&mut self) {
+        let mut end = self.line.len().min(RING_LINE_BYTES);
+        while !self.line.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut entry = heapless::String::new();
+        // Cannot fail: `end` is at most the capacity.
+        let _ = entry.push_str(self.line.get(..end).unwrap_or_default());
+        if self.ring.is_full() {
+            self.ring.pop_front();
+        }
+        // Cannot fail: there is room now.
+        let _ = self.ring.push_back(entry);
+    }
+
+    /// `<app>.log.N`.
+    fn numbered(&self, n: u32) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    /// Shifts the files up by one, drops those past `max_files`, and opens a fresh
+    /// `<app>.log`. On an error the file that was open stays open (whatever its name
+    /// now), so the line being written is not lost to a half-done rotation, and the
+    /// next line tries again.
+    fn rotate(&mut self) -> io::Result<()> {
+        let keep = self.max_files - 1; // numbered files after the rotation
+        // Files past the limit, left from a time when max_files was larger (the
+        // oldest kept one is replaced by the rename onto it below).
+        let mut n = keep + 1;
+        while exists(&self.numbered(n)) {
+            remove(&self.numbered(n))?;
+            match n.checked_add(1) {
+                Some(next) => n = next,
+                None => break,
+            }
+        }
+        if keep == 0 {
+            remove(&self.path)?;
+        } else {
+            // Only the files that are there are shifted (they are numbered from 1 up,
+            // without a gap unless someone removed one), so a large max_files costs
+            // nothing.
+            let mut top = 0;
+            while top < keep - 1 && exists(&self.numbered(top + 1)) {
+                top += 1;
+            }
+            for k in (1..=top).rev() {
+                rename(&self.numbered(k), &self.numbered(k + 1))?;
+            }
+            rename(&self.path, &self.numbered(1))?;
+        }
+        let (file, size) = open_append(&self.path)?;
+        self.file = file;
+        self.size = size;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|e| with_path(path, e))?;
+    let size = file.metadata().map_err(|e| with_path(path, e))?.len();
+    Ok((file, size))
+}
+
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+fn remove(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(with_path(path, e)),
+        _ => Ok(()),
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io::Error::new(
+            e.kind(),
+            format!("rename {} to {}: {e}", from.display(), to.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn with_path(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// `bytes` without a multi-byte UTF-8 sequence cut off at its end, so that cutting a
+/// line does not leave a replacement character behind.
+fn utf8_floor(bytes: &[u8]) -> &[u8] {
+    let len = bytes.len();
+    for back in 1..=len.min(3) {
+        let at = len - back;
+        let Some(&byte) = bytes.get(at) else { break };
+        if byte & 0xC0 == 0x80 {
+            continue; // a continuation byte: look further back for the lead
+        }
+        let width = match byte {
+            0xF0.. => 4,
+            0xE0.. => 3,
+            0xC0.. => 2,
+            _ => 1,
+        };
+        return if width > back {
+            bytes.get(..at).unwrap_or(bytes)
+        } else {
+            bytes
+        };
+    }
+    bytes
+}
+
+/// `t` as RFC 3339 in UTC with milliseconds, such as `2025-11-22T04:40:01.123Z`.
+/// Times before 1970 are counted back properly.
+pub fn format_time(t: SystemTime) -> String {
+    let mut s = String::with_capacity(24);
+    push_time(&mut s, t);
+    s
+}
+
+fn push_time(out: &mut String, t: SystemTime) {
+    let ms = unix_millis(t);
+    let (year, month, day) = civil_from_days(ms.div_euclid(86_400_000));
+    let in_day = ms.rem_euclid(86_400_000);
+    let (h, m, s, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z"
+    );
+}
+
+/// Milliseconds since the Unix epoch, rounded down (also before 1970).
+fn unix_millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => {
+            let d = e.duration();
+            let up = u128::from(d.subsec_nanos() % 1_000_000 != 0);
+            i64::try_from(d.as_millis() + up).map_or(i64::MIN, |ms| -ms)
+        }
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01.
+/// Howard Hinnant's `civil_from_days`: the year is shifted to start in March, so the
+/// leap day is the last of its year, and counted in 400-year eras of 146097 days.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1
+    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let month = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32; // [1, 12]
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,495 @@
+//! Unit tests of the log capture.
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// A directory under the system's temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("berth-logs-{}-{name}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// 2025-11-22T04:40:01.123Z.
+fn t0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_763_786_401_123)
+}
+
+const TS: &str = "2025-11-22T04:40:01.123Z";
+
+fn at_ms(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+/// The file's lines in the format written with time `TS`.
+fn lines(items: &[(&str, &str)]) -> String {
+    items
+        .iter()
+        .map(|(label, text)| format!("{TS} {label} {text}\n"))
+        .collect()
+}
+
+fn open(dir: &TempDir, max_size: u64, max_files: u32) -> AppLog {
+    AppLog::open(&dir.0, "app", max_size, max_files).unwrap()
+}
+
+#[test]
+fn formats_known_times() {
+    for (ms, want) in [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (1_763_786_401_123, "2025-11-22T04:40:01.123Z"),
+        (68_169_600_000, "1972-02-29T00:00:00.000Z"),
+        (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+        (1_709_251_199_999, "2024-02-29T23:59:59.999Z"),
+        (1_709_251_200_000, "2024-03-01T00:00:00.000Z"),
+        (1_735_689_599_999, "2024-12-31T23:59:59.999Z"),
+        (4_107_456_000_000, "2100-02-28T00:00:00.000Z"),
+        (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
+        (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+        (-1, "1969-12-31T23:59:59.999Z"),
+        (-86_400_000, "1969-12-31T00:00:00.000Z"),
+    ] {
+        assert_eq!(format_time(at_ms(ms)), want, "{ms} ms");
+    }
+    // Below a millisecond is dropped; before 1970 that is a step back.
+    assert_eq!(
+        format_time(UNIX_EPOCH + Duration::from_micros(1_999)),
+        "1970-01-01T00:00:00.001Z"
+    );
+    assert_eq!(
+        format_time(UNIX_EPOCH - Duration::from_micros(1)),
+        "1969-12-31T23:59:59.999Z"
+    );
+}
+
+#[test]
+fn civil_from_days_agrees_with_counting_day_by_day() {
+    fn leap(y: i64) -> bool {
+        y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+    }
+    fn month_days(y: i64, m: u32) -> u32 {
+        match m {
+            2 if leap(y) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+    // Forward from 1970 past 2100 and 2400, backward past 1900 and 1600.
+    let mut date = (1970, 1, 1);
+    for days in 0..160_000 {
+        assert_eq!(civil_from_days(days), date, "day {days}");
+        let (y, m, d) = date;
+        date = if d < month_days(y, m) {
+            (y, m, d + 1)
+        } else if m < 12 {
+            (y, m + 1, 1)
+        } else {
+            (y + 1, 1, 1)
+        };
+    }
+    let mut date = (1970, 1, 1);
+    for days in (-160_000..=0).rev() {
+        assert_eq!(civil_from_days(days), date, "day {days}");
+        let (y, m, d) = date;
+        date = if d > 1 {
+            (y, m, d - 1)
+        } else if m > 1 {
+            (y, m - 1, month_days(y, m - 1))
+        } else {
+            (y - 1, 12, 31)
+        };
+    }
+}
+
+#[test]
+fn open_creates_the_directory_and_a_0640_file() {
+    let tmp = TempDir::new("open");
+    let dir = tmp.0.join("a/b");
+    let log = AppLog::open(&dir, "web", 1000, 3).unwrap();
+    assert_eq!(log.path(), dir.join("web.log"));
+    let mode = fs::metadata(log.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & !0o640, 0, "mode {mode:o}");
+    for bad in ["", "a/b", "..", "."] {
+        let err = AppLog::open(&dir, bad, 1000, 3).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+    }
+}
+
+#[test]
+fn appends_to_an_existing_file() {
+    let tmp = TempDir::new("append");
+    fs::write(tmp.0.join("app.log"), "old\n").unwrap();
+    let mut log = open(&tmp, 1000, 3);
+    log.feed(Stream::Stdout, b"new\n", t0()).unwrap();
+    assert_eq!(
+        read(log.path()),
+        format!("old\n{}", lines(&[("stdout", "new")]))
+    );
+}
+
+#[test]
+fn splits_lines_across_feeds() {
+    let tmp = TempDir::new("split");
+    let mut log = open(&tmp, 1 << 20, 3);
+    for chunk in ["hel", "lo\nwor", "ld\n\nlast", " one"] {
+        log.feed(Stream::Stdout, chunk.as_bytes(), t0()).unwrap();
+    }
+    assert_eq!(
+        read(log.path()),
+        lines(&[("stdout", "hello"), ("stdout", "world"), ("stdout", "")])
+    );
+    log.flush_partial(t0()).unwrap();
+    assert_eq!(
+        read(log.path()),
+        lines(&[
+            ("stdout", "hello"),
+            ("stdout", "world"),
+            ("stdout", ""),
+            ("stdout", "last one"),
+        ])
+    );
+}
+
+#[test]
+fn stamps_each_line_with_the_time_it_was_completed() {
+    let tmp = TempDir::new("time");
+    let mut log = open(&tmp, 1 << 20, 3);
+    log.feed(Stream::Stdout, b"a", at_ms(0)).unwrap();
+    log.feed(Stream::Stdout, b"b\nc", at_ms(1_500)).unwrap();
+    log.feed(Stream::Stdout, b"\n", at_ms(61_000)).unwrap();
+    assert_eq!(
+        read(log.path()),
+        "1970-01-01T00:00:01.500Z stdout ab\n1970-01-01T00:01:01.000Z stdout c\n"
+    );
+}
+
+#[test]
+fn keeps_the_streams_apart() {
+    let tmp = TempDir::new("streams");
+    let mut log = open(&tmp, 1 << 20, 3);
+    log.feed(Stream::Stdout, b"out 1\nout", t0()).unwrap();
+    log.feed(Stream::Stderr, b"err 1\nerr", t0()).unwrap();
+    log.feed(Stream::Stdout, b" 2\n", t0()).unwrap();
+    log.feed(Stream::Stderr, b" 2\nerr 3", t0()).unwrap();
+    log.feed(Stream::Stdout, b"out 3", t0()).unwrap();
+    assert_eq!(
+        read(log.path()),
+        lines(&[
+            ("stdout", "out 1"),
+            ("stderr", "err 1"),
+            ("stdout", "out 2"),
+            ("stderr", "err 2"),
+        ])
+    );
+    log.flush_partial(t0()).unwrap();
+    log.flush_partial(t0()).unwrap(); // nothing left the second time
+    assert_eq!(
+        read(log.path()),
+        lines(&[
+            ("stdout", "out 1"),
+            ("stderr", "err 1"),
+            ("stdout", "out 2"),
+            ("stderr", "err 2"),
+            ("stdout", "out 3"),
+            ("stderr", "err 3"),
+        ])
+    );
+}
+
+#[test]
+fn drops_a_carriage_return_at_the_end_of_a_line_only() {
+    let tmp = TempDir::new("cr");
+    let mut log = open(&tmp, 1 << 20, 3);
+    log.feed(Stream::Stdout, b"dos\r\nsplit\r", t0()).unwrap();
+    log.feed(Stream::Stdout, b"\nmid\rdle\n\r\n", t0()).unwrap();
+    log.feed(Stream::Stderr, b"at eof\r", t0()).unwrap();
+    log.flush_partial(t0()).unwrap();
+    assert_eq!(
+        read(log.path()),
+        lines(&[
+            ("stdout", "dos"),
+            ("stdout", "split"),
+            ("stdout", "mid\rdle"),
+            ("stdout", ""),
+            ("stderr", "at eof"),
+        ])
+    );
+}
+
+#[test]
+fn replaces_invalid_utf8() {
+    let tmp = TempDir::new("utf8");
+    let mut log = open(&tmp, 1 << 20, 3);
+    log.feed(Stream::Stdout, b"bad \xff\xfe end\n", t0())
+        .unwrap();
+    // A character split between two reads is joined again.
+    log.feed(Stream::Stdout, b"caf\xc3", t0()).unwrap();
+    log.feed(Stream::Stdout, b"\xa9\n", t0()).unwrap();
+    assert_eq!(
+        read(log.path()),
+        lines(&[("stdout", "bad \u{fffd}\u{fffd} end"), ("stdout", "café")])
+    );
+    assert_eq!(log.tail(1), [format!("{TS} stdout café")]);
+}
+
+#[test]
+fn cuts_overlong_lines_and_drops_their_rest() {
+    let tmp = TempDir::new("cut");
+    let mut log = open(&tmp, 1 << 24, 3);
+    let exact = "e".repeat(MAX_LINE);
+    let over = "o".repeat(MAX_LINE);
+    // Exactly MAX_LINE, also with a \r: whole.
+    log.feed(
+        Stream::Stdout,
+        format!("{exact}\n{exact}\r\n").as_bytes(),
+        t0(),
+    )
+    .unwrap();
+    // One byte over, in one read.
+    log.feed(Stream::Stdout, format!("{over}x\n").as_bytes(), t0())
+        .unwrap();
+    // Far over, across reads: the rest is dropped up to the newline.
+    let long = "l".repeat(3000);
+    log.feed(Stream::Stdout, long.as_bytes(), t0()).unwrap();
+    log.feed(Stream::Stdout, long.as_bytes(), t0()).unwrap();
+    log.feed(Stream::Stdout, long.as_bytes(), t0()).unwrap();
+    log.feed(Stream::Stdout, b"dropped\nnext\n", t0()).unwrap();
+    // MAX_LINE + 1 bytes ending in \r, then more than a newline: cut.
+    log.feed(Stream::Stdout, format!("{over}\r").as_bytes(), t0())
+        .unwrap();
+    log.feed(Stream::Stdout, b"y\n", t0()).unwrap();
+    // A cut that would split a character keeps it out whole.
+    let wide = format!("{}é and more\n", "w".repeat(MAX_LINE - 1));
+    log.feed(Stream::Stderr, wide.as_bytes(), t0()).unwrap();
+    // An overlong partial line at end-of-file.
+    log.feed(Stream::Stderr, format!("{over}zz").as_bytes(), t0())
+        .unwrap();
+    log.flush_partial(t0()).unwrap();
+
+    let cut = |s: &str| format!("{s}{CUT_MARK}");
+    assert_eq!(
+        read(log.path()),
+        lines(&[
+            ("stdout", &exact),
+            ("stdout", &exact),
+            ("stdout", &cut(&over)),
+            ("stdout", &cut(&"l".repeat(MAX_LINE))),
+            ("stdout", "next"),
+            ("stdout", &cut(&over)),
+            ("stderr", &cut(&"w".repeat(MAX_LINE - 1))),
+            ("stderr", &cut(&over)),
+        ])
+    );
+}
+
+#[test]
+fn writes_berth_events() {
+    let tmp = TempDir::new("event");
+    let mut log = open(&tmp, 1 << 20, 3);
+    log.feed(Stream::Stdout, b"partial", t0()).unwrap();
+    log.event("restart 3 in 800ms", t0()).unwrap();
+    log.event("two\nlines\r", t0()).unwrap();
+    log.feed(Stream::Stdout, b" line\n", t0()).unwrap();
+    let want = [
+        ("berth", "restart 3 in 800ms"),
+        ("berth", "two lines "),
+        ("stdout", "partial line"),
+    ];
+    assert_eq!(read(log.path()), lines(&want));
+    assert_eq!(
+        log.tail(10),
+        want.map(|(label, text)| format!("{TS} {label} {text}"))
+    );
+}
+
+/// Each line is `TS stdout lineN\n`: 38 bytes.
+fn line_n(n: u32) -> String {
+    format!("line{n}")
+}
+
+fn feed_lines(log: &mut AppLog, range: std::ops::RangeInclusive<u32>) {
+    for n in range {
+        log.feed(Stream::Stdout, format!("{}\n", line_n(n)).as_bytes(), t0())
+            .unwrap();
+    }
+}
+
+fn numbered_files(tmp: &TempDir) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(&tmp.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn content(tmp: &TempDir, name: &str) -> String {
+    read(&tmp.0.join(name))
+}
+
+fn stdout_lines(range: std::ops::RangeInclusive<u32>) -> String {
+    range
+        .map(|n| format!("{TS} stdout {}\n", line_n(n)))
+        .collect()
+}
+
+#[test]
+fn rotates_at_the_size() {
+    assert_eq!(stdout_lines(1..=1).len(), 38);
+    let tmp = TempDir::new("rotate");
+    // Two lines fit exactly (76 bytes); a third would not.
+    let mut log = open(&tmp, 76, 3);
+    feed_lines(&mut log, 1..=2);
+    assert_eq!(numbered_files(&tmp), ["app.log"]);
+    feed_lines(&mut log, 3..=3);
+    assert_eq!(numbered_files(&tmp), ["app.log", "app.log.1"]);
+    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(1..=2));
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(3..=3));
+    feed_lines(&mut log, 4..=5);
+    assert_eq!(numbered_files(&tmp), ["app.log", "app.log.1", "app.log.2"]);
+    assert_eq!(content(&tmp, "app.log.2"), stdout_lines(1..=2));
+    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(3..=4));
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(5..=5));
+}
+
+#[test]
+fn keeps_at_most_max_files() {
+    let tmp = TempDir::new("max-files");
+    let mut log = open(&tmp, 76, 3);
+    feed_lines(&mut log, 1..=9);
+    assert_eq!(numbered_files(&tmp), ["app.log", "app.log.1", "app.log.2"]);
+    assert_eq!(content(&tmp, "app.log.2"), stdout_lines(5..=6));
+    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(7..=8));
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(9..=9));
+    // The ring still has them all.
+    assert_eq!(log.tail(9).len(), 9);
+}
+
+#[test]
+fn one_file_starts_over() {
+    let tmp = TempDir::new("one-file");
+    fs::write(tmp.0.join("app.log.1"), "left from max_files: 2").unwrap();
+    let mut log = open(&tmp, 76, 1);
+    feed_lines(&mut log, 1..=5);
+    assert_eq!(numbered_files(&tmp), ["app.log"]);
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(5..=5));
+}
+
+#[test]
+fn rotation_counts_the_size_found_at_open_and_removes_leftovers() {
+    let tmp = TempDir::new("reopen");
+    fs::write(tmp.0.join("app.log"), "x".repeat(50)).unwrap();
+    // From a time when max_files was 5; and another app's file, left alone.
+    for name in [
+        "app.log.1",
+        "app.log.2",
+        "app.log.3",
+        "app.log.4",
+        "other.log.1",
+    ] {
+        fs::write(tmp.0.join(name), name).unwrap();
+    }
+    let mut log = open(&tmp, 76, 3);
+    feed_lines(&mut log, 1..=1); // 50 + 38 > 76
+    assert_eq!(
+        numbered_files(&tmp),
+        ["app.log", "app.log.1", "app.log.2", "other.log.1"]
+    );
+    assert_eq!(content(&tmp, "app.log.2"), "app.log.1");
+    assert_eq!(content(&tmp, "app.log.1"), "x".repeat(50));
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(1..=1));
+    assert_eq!(content(&tmp, "other.log.1"), "other.log.1");
+}
+
+#[test]
+fn a_failed_rotation_loses_no_line() {
+    let tmp = TempDir::new("rotate-fails");
+    // A non-empty directory where app.log.1 should go: the rename fails.
+    fs::create_dir_all(tmp.0.join("app.log.1/x")).unwrap();
+    let mut log = open(&tmp, 76, 2);
+    feed_lines(&mut log, 1..=2);
+    let err = log
+        .feed(Stream::Stdout, format!("{}\n", line_n(3)).as_bytes(), t0())
+        .unwrap_err();
+    assert!(err.to_string().starts_with("rename "), "{err}");
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(1..=3));
+    // Once the way is clear, the next line rotates.
+    fs::remove_dir_all(tmp.0.join("app.log.1")).unwrap();
+    feed_lines(&mut log, 4..=4);
+    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(1..=3));
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(4..=4));
+}
+
+#[test]
+fn a_line_larger_than_max_size_gets_a_file_of_its_own() {
+    let tmp = TempDir::new("huge-line");
+    let mut log = open(&tmp, 10, 2);
+    feed_lines(&mut log, 1..=2);
+    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(1..=1));
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(2..=2));
+}
+
+#[test]
+fn tail_returns_the_last_lines_within_the_bound() {
+    let tmp = TempDir::new("tail");
+    let mut log = open(&tmp, 1 << 20, 3);
+    assert!(log.tail(5).is_empty());
+    feed_lines(&mut log, 1..=100);
+    let all = log.tail(usize::MAX);
+    assert_eq!(all.len(), RING_LINES);
+    let first = 100 - RING_LINES as u32 + 1;
+    let want: Vec<String> = (first..=100)
+        .map(|n| format!("{TS} stdout {}", line_n(n)))
+        .collect();
+    assert_eq!(all, want);
+    assert_eq!(log.tail(2), want[RING_LINES - 2..]);
+    assert!(log.tail(0).is_empty());
+
+    // Long lines are truncated in the ring only, on a character boundary.
+    let long = format!("{}é{}", "a".repeat(RING_LINE_BYTES - 33), "b".repeat(500));
+    log.feed(Stream::Stderr, format!("{long}\n").as_bytes(), t0())
+        .unwrap();
+    let entry = log.tail(1).pop().unwrap();
+    let head = format!("{TS} stderr {}", "a".repeat(RING_LINE_BYTES - 33));
+    assert_eq!(head.len(), RING_LINE_BYTES - 1);
+    assert_eq!(entry, head);
+    assert!(read(log.path()).ends_with(&format!("{TS} stderr {long}\n")));
+}
+
+#[test]
+fn utf8_floor_keeps_whole_characters() {
+    assert_eq!(utf8_floor(b""), b"");
+    assert_eq!(utf8_floor(b"ab"), b"ab");
+    assert_eq!(utf8_floor("aé".as_bytes()), "aé".as_bytes());
+    assert_eq!(utf8_floor(b"a\xc3"), b"a");
+    assert_eq!(utf8_floor(b"a\xe2\x82"), b"a");
+    assert_eq!(utf8_floor("a€".as_bytes()), "a€".as_bytes());
+    assert_eq!(utf8_floor(b"a\xf0\x9f\x98"), b"a");
+    assert_eq!(utf8_floor("a😀".as_bytes()), "a😀".as_bytes());
+    // Stray continuation bytes are not a character to keep whole.
+    assert_eq!(utf8_floor(b"a\x80\x80\x80"), b"a\x80\x80\x80");
+}

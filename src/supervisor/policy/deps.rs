@@ -1,0 +1,302 @@
+//! Dependencies between apps: when one may start, and the order in which they stop.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Health, State};
+use crate::manifest::model::{Condition, Dependency};
+
+/// Why an app with dependencies `deps` must wait, or `None` when every condition holds.
+/// `state_of` gives the state of an app by name (`None`: no such app is loaded).
+///
+/// `started` holds while the dependency is running, whatever its health; `healthy`
+/// holds while it is running and healthy. The reason names the first dependency, in
+/// manifest order, that does not hold, its condition when that is `healthy`, and what
+/// the dependency is now unless it is merely waiting for its first verdict:
+///
+/// - `waiting for broker: starting`, `waiting for broker: failed`
+/// - `waiting for broker (healthy)` (running, no verdict yet)
+/// - `waiting for broker (healthy): unhealthy`, `waiting for broker (healthy): backoff`
+/// - `waiting for broker (healthy): it has no health check`
+/// - `waiting for broker: not loaded`
+pub fn blocked_by<'a>(
+    deps: &[Dependency],
+    state_of: &dyn Fn(&str) -> Option<&'a State>,
+) -> Option<String> {
+    deps.iter().find_map(|dep| {
+        let name = dep.app.as_str();
+        let condition = match dep.condition {
+            Condition::Started => "",
+            Condition::Healthy => " (healthy)",
+        };
+        let detail = match (state_of(name), dep.condition) {
+            (Some(State::Running { .. }), Condition::Started)
+            | (
+                Some(State::Running {
+                    health: Health::Healthy,
+                    ..
+                }),
+                Condition::Healthy,
+            ) => return None,
+            (
+                Some(State::Running {
+                    health: Health::Starting,
+                    ..
+                }),
+                _,
+            ) => String::new(),
+            (
+                Some(State::Running {
+                    health: Health::None,
+                    ..
+                }),
+                _,
+            ) => ": it has no health check".to_owned(),
+            (Some(State::Running { health, .. }), _) => format!(": {}", health.name()),
+            (Some(other), _) => format!(": {}", other.name()),
+            (None, _) => ": not loaded".to_owned(),
+        };
+        Some(format!("waiting for {name}{condition}{detail}"))
+    })
+}
+
+/// The order in which to stop apps given as `(name, names of its dependencies)`: every
+/// app before the apps it depends on, so nothing loses a dependency while it runs.
+///
+/// Among apps that may stop at the same point, the first by name goes first, so the
+/// order is the same on every run. Dependencies that are not in `apps` are ignored. The
+/// graph is acyclic once validated; should a cycle slip through anyway, the apps on it
+/// come last, by name, rather than being left out.
+pub fn stop_order(apps: &[(String, Vec<String>)]) -> Vec<String> {
+    // Each app's dependencies, deduplicated and limited to the apps given.
+    let mut deps: BTreeMap<&str, BTreeSet<&str>> = apps
+        .iter()
+        .map(|(name, _)| (name.as_str(), BTreeSet::new()))
+        .collect();
+    for (name, on) in apps {
+        let known: Vec<&str> = on
+            .iter()
+            .map(String::as_str)
+            .filter(|d| *d != name && deps.contains_key(d))
+            .collect();
+        if let Some(set) = deps.get_mut(name.as_str()) {
+            set.extend(known);
+        }
+    }
+    // How many not-yet-stopped apps depend on each app.
+    let mut dependants: BTreeMap<&str, usize> = deps.keys().map(|&n| (n, 0)).collect();
+    for set in deps.values() {
+        for d in set {
+            if let Some(n) = dependants.get_mut(d) {
+                *n += 1;
+            }
+        }
+    }
+    let mut ready: BTreeSet<&str> = dependants
+        .iter()
+        .filter(|&(_, &n)| n == 0)
+        .map(|(&name, _)| name)
+        .collect();
+    let mut order: Vec<String> = Vec::with_capacity(deps.len());
+    while let Some(name) = ready.pop_first() {
+        order.push(name.to_owned());
+        for d in deps.get(name).into_iter().flatten() {
+            if let Some(n) = dependants.get_mut(d) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    ready.insert(d);
+                }
+            }
+        }
+    }
+    if order.len() < deps.len() {
+        let done: BTreeSet<String> = order.iter().cloned().collect();
+        let rest: Vec<String> = deps
+            .keys()
+            .filter(|n| !done.contains(**n))
+            .map(|&n| n.to_owned())
+            .collect();
+        order.extend(rest);
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::manifest::model::Condition::{Healthy, Started};
+
+    fn dep(app: &str, condition: Condition) -> Dependency {
+        Dependency {
+            app: app.parse().unwrap(),
+            condition,
+        }
+    }
+
+    fn running(health: Health) -> State {
+        State::Running {
+            since_ms: 0,
+            health,
+        }
+    }
+
+    fn blocked(deps: &[Dependency], states: &[(&str, State)]) -> Option<String> {
+        let states: HashMap<&str, &State> = states.iter().map(|(n, s)| (*n, s)).collect();
+        // Borrowed, as the event loop passes its lookup.
+        let lookup = |name: &str| states.get(name).copied();
+        blocked_by(deps, &lookup)
+    }
+
+    #[test]
+    fn no_dependencies_never_block() {
+        assert_eq!(blocked(&[], &[]), None);
+    }
+
+    #[test]
+    fn started_holds_while_running_whatever_the_health() {
+        let deps = [dep("broker", Started)];
+        for health in [
+            Health::None,
+            Health::Starting,
+            Health::Healthy,
+            Health::Unhealthy,
+        ] {
+            assert_eq!(blocked(&deps, &[("broker", running(health))]), None);
+        }
+    }
+
+    #[test]
+    fn started_waits_for_a_dependency_that_is_not_running() {
+        let deps = [dep("broker", Started)];
+        let cases = [
+            (State::Starting, "waiting for broker: starting"),
+            (
+                State::Failed { reasons: vec![] },
+                "waiting for broker: failed",
+            ),
+            (
+                State::Backoff {
+                    until_ms: 5,
+                    attempt: 1,
+                },
+                "waiting for broker: backoff",
+            ),
+            (State::Stopped, "waiting for broker: stopped"),
+            (
+                State::Waiting {
+                    why: "waiting for db: starting".to_owned(),
+                },
+                "waiting for broker: waiting",
+            ),
+        ];
+        for (state, want) in cases {
+            assert_eq!(blocked(&deps, &[("broker", state)]).as_deref(), Some(want));
+        }
+    }
+
+    #[test]
+    fn healthy_holds_only_while_running_and_healthy() {
+        let deps = [dep("broker", Healthy)];
+        let cases = [
+            (running(Health::Healthy), None),
+            (
+                running(Health::Starting),
+                Some("waiting for broker (healthy)"),
+            ),
+            (
+                running(Health::Unhealthy),
+                Some("waiting for broker (healthy): unhealthy"),
+            ),
+            (
+                running(Health::None),
+                Some("waiting for broker (healthy): it has no health check"),
+            ),
+            (
+                State::Exited {
+                    reason: "exited with status 0".to_owned(),
+                },
+                Some("waiting for broker (healthy): exited"),
+            ),
+        ];
+        for (state, want) in cases {
+            assert_eq!(blocked(&deps, &[("broker", state)]).as_deref(), want);
+        }
+    }
+
+    #[test]
+    fn names_the_first_dependency_that_does_not_hold() {
+        let deps = [
+            dep("db", Started),
+            dep("broker", Healthy),
+            dep("cache", Started),
+        ];
+        let states = [
+            ("db", running(Health::None)),
+            ("broker", State::Starting),
+            ("cache", State::Stopped),
+        ];
+        assert_eq!(
+            blocked(&deps, &states).as_deref(),
+            Some("waiting for broker (healthy): starting")
+        );
+    }
+
+    #[test]
+    fn an_unknown_dependency_blocks() {
+        assert_eq!(
+            blocked(&[dep("broker", Started)], &[]).as_deref(),
+            Some("waiting for broker: not loaded")
+        );
+    }
+
+    fn graph(edges: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        edges
+            .iter()
+            .map(|(n, d)| ((*n).to_owned(), d.iter().map(|s| (*s).to_owned()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn dependants_stop_before_their_dependencies() {
+        // ui -> gateway -> broker -> db, and job -> db.
+        let apps = graph(&[
+            ("db", &[]),
+            ("broker", &["db"]),
+            ("gateway", &["broker"]),
+            ("ui", &["gateway", "broker"]),
+            ("job", &["db"]),
+        ]);
+        assert_eq!(stop_order(&apps), ["job", "ui", "gateway", "broker", "db"]);
+    }
+
+    #[test]
+    fn independent_apps_stop_by_name() {
+        let apps = graph(&[("c", &[]), ("a", &[]), ("b", &[])]);
+        assert_eq!(stop_order(&apps), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn ties_are_broken_by_name_at_every_step() {
+        // z and a both depend on m; y stands alone.
+        let apps = graph(&[("m", &[]), ("z", &["m"]), ("a", &["m"]), ("y", &[])]);
+        assert_eq!(stop_order(&apps), ["a", "y", "z", "m"]);
+    }
+
+    #[test]
+    fn unknown_and_repeated_dependencies_are_ignored() {
+        let apps = graph(&[("web", &["db", "db", "gone", "web"]), ("db", &[])]);
+        assert_eq!(stop_order(&apps), ["web", "db"]);
+    }
+
+    #[test]
+    fn a_cycle_still_stops_every_app() {
+        let apps = graph(&[("a", &["b"]), ("b", &["a"]), ("top", &["a"])]);
+        assert_eq!(stop_order(&apps), ["top", "a", "b"]);
+    }
+
+    #[test]
+    fn nothing_to_stop() {
+        assert!(stop_order(&[]).is_empty());
+    }
+}

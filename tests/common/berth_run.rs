@@ -1,0 +1,176 @@
+//! `berth run` as a child process over probe images, with its log lines readable as
+//! a stream of events: a test waits for the line it expects (blocking on the stream,
+//! with a deadline), never polls.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use super::TempDir;
+use super::probe::{ProbeImage, Variant, probe_image};
+
+pub struct Berth {
+    pub tmp: TempDir,
+    pub image: ProbeImage,
+    pub child: Option<Child>,
+    lines: Receiver<String>,
+    /// Every line seen so far (for failure messages and order checks).
+    pub seen: Vec<String>,
+    pub cgroup_root: String,
+}
+
+impl Berth {
+    /// Writes `apps` (name, extra YAML) as manifests over the probe image and starts
+    /// `berth run` on them.
+    pub fn start(tag: &str, apps: &[(&str, &str)]) -> Berth {
+        super::require_root("berth run launches containers");
+        let tmp = TempDir::new(tag);
+        let image = probe_image(&tmp, Variant::Plain);
+        let cgroup_root = format!("berth-test-{}-{tag}", std::process::id());
+        let config = format!(
+            "state_dir: {s}\nrun_dir: {r}\nlog_dir: {l}\ncgroup_root: {cgroup_root}\n",
+            s = image.state_dir.display(),
+            r = tmp.join("run").display(),
+            l = tmp.join("logs").display(),
+        );
+        tmp.write("berth.yaml", config.as_bytes());
+        fs::create_dir_all(tmp.join("apps")).unwrap();
+        let mut b = Berth {
+            tmp,
+            image,
+            child: None,
+            lines: channel().1,
+            seen: Vec::new(),
+            cgroup_root,
+        };
+        for (name, extra) in apps {
+            b.write_app(name, extra);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["run", "--config"])
+            .arg(b.tmp.join("berth.yaml"))
+            .arg("--apps")
+            .arg(b.tmp.join("apps"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        b.lines = rx;
+        b.child = Some(child);
+        b
+    }
+
+    /// (Re)writes the manifest of `name`.
+    pub fn write_app(&self, name: &str, extra: &str) {
+        let text = format!(
+            "name: {name}\nimage: {{ path: {}, sha256: {} }}\n{extra}",
+            self.image.image_file.display(),
+            self.image.digest
+        );
+        fs::write(self.tmp.join(&format!("apps/{name}.yaml")), text).unwrap();
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.as_ref().unwrap().id()).unwrap()
+    }
+
+    /// Waits (at most `secs`) for a line containing `needle`; returns it.
+    pub fn expect(&mut self, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no line with {needle:?} within {secs} s; seen:\n{}",
+                    self.seen.join("\n")
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "berth ended before a line with {needle:?}; seen:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends `signal` to berth.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain integer arguments.
+        unsafe { libc::kill(self.pid(), signal) };
+    }
+
+    /// SIGTERM, then waits (at most `secs`) for berth to exit; its exit code. The rest
+    /// of its output is collected into `seen`.
+    pub fn stop(&mut self, secs: u64) -> i32 {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("berth did not exit within {secs} s; seen:\n{}", self.seen.join("\n"))
+                }
+            }
+        }
+        let status = self.child.take().unwrap().wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+
+    /// The app's log file.
+    pub fn log(&self, app: &str) -> String {
+        fs::read_to_string(self.tmp.join(&format!("logs/{app}.log"))).unwrap_or_default()
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.tmp.join("logs")
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Whatever a killed berth left behind.
+        if let Ok(m) = berth::cgroup::system(&self.cgroup_root) {
+            if let Ok(groups) = m.existing() {
+                for (_, g) in groups {
+                    let _ = berth::cgroup::clean(&*g, 2000);
+                }
+            }
+            for root in m.roots() {
+                let _ = fs::remove_dir(root);
+            }
+        }
+    }
+}
