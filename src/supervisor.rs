@@ -6,7 +6,8 @@
 //! The decisions (restart, backoff, health, dependencies, reload) are pure functions in
 //! [`policy`]; app output goes to [`logs`]; health probes are started by [`probe`].
 
-// (app and core are enabled once policy, logs and probe exist)
+pub mod app;
+pub mod core;
 pub mod event;
 pub mod logs;
 pub mod policy;
@@ -18,6 +19,5 @@ use crate::config::Config;
 
 /// Runs the supervisor with the apps of `apps_dir` until SIGTERM or SIGINT.
 pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
-    let _ = (config, apps_dir);
-    Err("not built yet".into())
+    core::Supervisor::new(config, apps_dir)?.run()
 }

@@ -81,6 +81,9 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     // 2. Signals first, so nothing of the supervisor's signalfd setup leaks into the
     //    app; then the standard descriptors.
     sys::reset_signals().at(Step::Signals)?;
+    // Its own session: a Ctrl-C on berth's terminal, or a signal to berth's process
+    // group, must not reach the apps; berth stops them itself, in order.
+    sys::setsid().at(Step::Signals)?;
     let [stdin, stdout, stderr] = i.stdio;
     sys::dup_to(stdin, 0).at(Step::Stdio)?;
     sys::dup_to(stdout, 1).at(Step::Stdio)?;

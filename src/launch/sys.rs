@@ -289,6 +289,12 @@ pub fn setrlimit(resource: c_int, soft: u64, hard: u64) -> SysResult<()> {
     check(unsafe { libc::setrlimit(resource, &raw const limit) }).map(drop)
 }
 
+/// `setsid(2)`: a new session and process group.
+pub fn setsid() -> SysResult<()> {
+    // SAFETY: no arguments; the raw call takes no lock of the C library.
+    check_long(unsafe { libc::syscall(libc::SYS_setsid) }).map(drop)
+}
+
 /// `sethostname(2)`.
 pub fn sethostname(name: &[u8]) -> SysResult<()> {
     // SAFETY: `name` is valid for `name.len()` bytes for the call.

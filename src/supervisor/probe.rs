@@ -1,1 +1,65 @@
-//! (being written)
+//! Health probes: the non-blocking building blocks the supervisor's loop drives. None
+//! of them waits; each gives the loop a descriptor to watch or a child to reap, and the
+//! loop owns the timeout.
+//!
+//! - **tcp** (`healthcheck.tcp: PORT`): [`tcp_connect_in`] starts a connection to
+//!   `127.0.0.1:PORT` from inside the app's network namespace; when the socket is
+//!   writable, [`tcp_result`] says whether it connected.
+//! - **http** (`healthcheck.http: URL`): [`http_target`] gives the address, `Host` and
+//!   path of the URL; connect with [`tcp_connect_addr_in`] as for tcp, send
+//!   [`HttpTarget::request`] when connected, then [`HttpResponse::feed`] every chunk
+//!   read until it gives the status ([`HttpResponse::finish`] at end-of-file);
+//!   [`verdict`]: 2xx and 3xx are healthy.
+//! - **exec** (`healthcheck.exec: [CMD...]`): [`spawn_exec`] runs the command inside
+//!   the app's namespaces, root and cgroup and returns one pid whose exit status is the
+//!   result (0 healthy); reap it with the other children, [`kill_probe`] it at its
+//!   timeout.
+
+mod exec;
+mod http;
+mod sys;
+mod tcp;
+
+use std::fmt;
+use std::io;
+
+pub use exec::{EXIT_KILLED, kill_probe, spawn_exec};
+pub use http::{
+    HttpError, HttpResponse, HttpTarget, MAX_STATUS_LINE, http_request, http_target, verdict,
+};
+pub use tcp::{tcp_connect_addr_in, tcp_connect_in, tcp_result};
+
+/// An `errno` as an I/O error.
+fn from(e: crate::launch::sys::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.0)
+}
+
+/// `source` with the step that failed; the kind stays the source's.
+fn context(what: &str, source: io::Error) -> io::Error {
+    io::Error::new(
+        source.kind(),
+        Context {
+            what: what.to_owned(),
+            source,
+        },
+    )
+}
+
+/// A failed step and its cause.
+#[derive(Debug)]
+struct Context {
+    what: String,
+    source: io::Error,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.source)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}

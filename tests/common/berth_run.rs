@@ -137,7 +137,10 @@ impl Berth {
                 Ok(line) => self.seen.push(line),
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("berth did not exit within {secs} s; seen:\n{}", self.seen.join("\n"))
+                    panic!(
+                        "berth did not exit within {secs} s; seen:\n{}",
+                        self.seen.join("\n")
+                    )
                 }
             }
         }

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod berth_run;
 pub mod launch_world;
 pub mod probe;
 pub mod static_berth;

@@ -805,6 +805,18 @@ static int do_write(const char *file, const char *text) {
     return 0;
 }
 
+/* spew N: N lines of 99 characters and a newline on stdout, then exit 0. */
+static int do_spew(long n) {
+    char line[101];
+    for (long i = 0; i < n; i++) {
+        int len = snprintf(line, sizeof line, "%08ld ", i);
+        while (len < 99) line[len++] = 'x';
+        line[len++] = '\n';
+        if (fwrite(line, 1, (size_t)len, stdout) != (size_t)len) return 1;
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 static int do_cat(const char *file) {
     size_t len;
     char *text = read_all(file, &len);
@@ -979,6 +991,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "doublefork") == 0 && argc == 2) return doublefork();
     if (strcmp(cmd, "write") == 0 && argc == 4) return do_write(argv[2], argv[3]);
     if (strcmp(cmd, "cat") == 0 && argc == 3) return do_cat(argv[2]);
+    if (strcmp(cmd, "spew") == 0 && argc == 3) return do_spew(atol(argv[2]));
     if (strcmp(cmd, "signals") == 0 && argc == 2) return do_signals();
     if (strcmp(cmd, "hog") == 0 && argc == 2) do_hog();
     if (strcmp(cmd, "forkbomb") == 0 && argc == 2) do_forkbomb();

@@ -1,0 +1,268 @@
+//! The raw system calls of the probes that [`crate::launch::sys`] does not offer, as
+//! thin wrappers that allocate nothing: the exec probe's two children call them between
+//! fork and exec, where only async-signal-safe work is allowed (the supervisor is
+//! single-threaded, the test harness is not).
+
+use std::ffi::CStr;
+use std::net::SocketAddrV4;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+
+use libc::{c_int, c_long, c_uint, pid_t};
+
+use crate::launch::sys::{Errno, SysResult, errno};
+
+fn check(ret: c_int) -> SysResult<c_int> {
+    if ret < 0 { Err(errno()) } else { Ok(ret) }
+}
+
+fn check_long(ret: c_long) -> SysResult<c_long> {
+    if ret < 0 { Err(errno()) } else { Ok(ret) }
+}
+
+/// Takes ownership of a descriptor a call has just returned.
+fn owned(fd: c_int) -> OwnedFd {
+    // SAFETY: `fd` was just returned by a successful call that created it; nobody
+    // else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `fork(2)`: 0 in the child, the child's pid in the parent.
+///
+/// # Safety
+///
+/// When the calling process has other threads, the child may only make
+/// async-signal-safe calls (this module's and [`crate::launch::sys`]'s) until it execs
+/// or exits: a lock another thread held at fork time is never released in the child.
+pub unsafe fn fork() -> SysResult<pid_t> {
+    // SAFETY: the caller keeps the child to async-signal-safe calls (see above).
+    check(unsafe { libc::fork() })
+}
+
+/// `openat(dir, path, flags | O_CLOEXEC)`.
+pub fn openat(dir: BorrowedFd<'_>, path: &CStr, flags: c_int) -> SysResult<OwnedFd> {
+    // SAFETY: `path` is NUL-terminated and borrowed for the call; no mode is read
+    // because O_CREAT is never among the callers' flags.
+    let fd =
+        check(unsafe { libc::openat(dir.as_raw_fd(), path.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    Ok(owned(fd))
+}
+
+/// A non-blocking, close-on-exec IPv4 TCP socket.
+pub fn tcp_socket() -> SysResult<OwnedFd> {
+    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: plain integer arguments.
+    let fd = check(unsafe { libc::socket(libc::AF_INET, kind, 0) })?;
+    Ok(owned(fd))
+}
+
+/// `connect(2)` to an IPv4 address.
+pub fn connect(fd: BorrowedFd<'_>, addr: SocketAddrV4) -> SysResult<()> {
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = libc::socklen_t::try_from(size_of::<libc::sockaddr_in>()).unwrap_or(16);
+    // SAFETY: `sin` is a valid `sockaddr_in` of the length passed, read by the kernel
+    // during the call.
+    let ret = unsafe { libc::connect(fd.as_raw_fd(), (&raw const sin).cast(), len) };
+    check(ret).map(drop)
+}
+
+/// The pending error of a socket (`SO_ERROR`), which reading clears; 0 for none.
+pub fn socket_error(fd: BorrowedFd<'_>) -> SysResult<c_int> {
+    let mut value: c_int = 0;
+    let mut len = libc::socklen_t::try_from(size_of::<c_int>()).unwrap_or(4);
+    // SAFETY: `value` and `len` are writable for the call, `len` holding the size of
+    // `value`.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut value).cast(),
+            &raw mut len,
+        )
+    };
+    check(ret).map(|_| value)
+}
+
+/// Writes all of `bytes` (a handful: a pid for `cgroup.procs`).
+pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> SysResult<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is readable for its length for the call.
+        let ret = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(ret) {
+            Ok(0) => return Err(Errno(libc::EIO)),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(_) if errno() == Errno(libc::EINTR) => {}
+            Err(_) => return Err(errno()),
+        }
+    }
+    Ok(())
+}
+
+/// `prctl(PR_SET_PDEATHSIG, sig)`: `sig` when the thread that forked us exits.
+pub fn set_parent_death_signal(sig: c_int) -> SysResult<()> {
+    let sig = libc::c_ulong::try_from(sig).map_err(|_| Errno(libc::EINVAL))?;
+    // SAFETY: plain integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) }).map(drop)
+}
+
+/// `getpid(2)`.
+pub fn getpid() -> pid_t {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// `getppid(2)`: 0 when the parent is outside our pid namespace.
+pub fn getppid() -> pid_t {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// `kill(2)`; a negative `pid` names a process group.
+pub fn kill(pid: pid_t, sig: c_int) -> SysResult<()> {
+    // SAFETY: plain integer arguments.
+    check(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// `setsid(2)`.
+pub fn setsid() -> SysResult<()> {
+    // SAFETY: no arguments.
+    check(unsafe { libc::setsid() }).map(drop)
+}
+
+/// The signal set holding `signals`.
+fn sigset(signals: &[c_int]) -> libc::sigset_t {
+    // SAFETY: an all-zero `sigset_t` is a valid value, emptied and filled by the calls,
+    // which only write into it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut set);
+        for &sig in signals {
+            libc::sigaddset(&raw mut set, sig);
+        }
+        set
+    }
+}
+
+/// Sets the signal mask to exactly `signals`.
+pub fn block_only(signals: &[c_int]) -> SysResult<()> {
+    let set = sigset(signals);
+    // SAFETY: `set` is a valid set borrowed for the call; the old mask is not asked for.
+    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &raw const set, ptr::null_mut()) })
+        .map(drop)
+}
+
+/// Waits for one of `signals` (which must be blocked) and takes it: its number.
+pub fn wait_signal(signals: &[c_int]) -> SysResult<c_int> {
+    let set = sigset(signals);
+    // SAFETY: `set` is a valid set borrowed for the call; no siginfo is asked for.
+    check(unsafe { libc::sigwaitinfo(&raw const set, ptr::null_mut()) })
+}
+
+/// Whether the child `pid` has exited, without reaping it: its zombie keeps the pid
+/// (and the process group of that number) from being reused until [`reap`].
+pub fn has_exited(pid: pid_t) -> SysResult<bool> {
+    let id = libc::id_t::try_from(pid).map_err(|_| Errno(libc::EINVAL))?;
+    // SAFETY: an all-zero `siginfo_t` is a valid value of the plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: `info` is writable for the call.
+        let ret = unsafe { libc::waitid(libc::P_PID, id, &raw mut info, flags) };
+        match check(ret) {
+            // With WNOHANG and no change, the kernel leaves `si_signo` at 0.
+            Ok(_) => return Ok(info.si_signo != 0),
+            Err(Errno(libc::EINTR)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reaps the child `pid`, waiting for it: its wait status.
+pub fn reap(pid: pid_t) -> SysResult<c_int> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is writable for the call.
+        let ret = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        match check(ret) {
+            Ok(_) => return Ok(status),
+            Err(Errno(libc::EINTR)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Closes every descriptor except those in `keep` (sorted, ascending).
+pub fn close_all_except(keep: &[RawFd]) {
+    let mut next: RawFd = 0;
+    for &fd in keep {
+        if fd > next {
+            close_range(next, fd - 1);
+        }
+        next = next.max(fd.saturating_add(1));
+    }
+    close_range(next, RawFd::MAX);
+}
+
+/// Closes the descriptors `first..=last`: `close_range(2)` (Linux 5.9), else one
+/// `close` per possible descriptor.
+fn close_range(first: RawFd, last: RawFd) {
+    let (Ok(lo), Ok(hi)) = (c_uint::try_from(first), c_uint::try_from(last)) else {
+        return;
+    };
+    // SAFETY: plain integer arguments; the caller owns every descriptor of the range.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0 as c_uint) };
+    if ret == 0 {
+        return;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a writable `rlimit` borrowed for the call.
+    let end = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } == 0 {
+        RawFd::try_from(limit.rlim_cur.min(1 << 20)).unwrap_or(1 << 20)
+    } else {
+        1 << 20
+    };
+    for fd in first..end.min(last.saturating_add(1)) {
+        // SAFETY: plain integer argument; EBADF for a number not open is expected.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Becomes root of the user namespace just joined: no supplementary groups where the
+/// namespace allows `setgroups` (its `setgroups` file may say `deny`), then gid and uid
+/// 0. Raw system calls, for the reason given at [`crate::launch::sys::set_ids`].
+pub fn become_namespace_root() -> SysResult<()> {
+    #[cfg(target_arch = "arm")]
+    let (setgroups, setresgid, setresuid) = (
+        libc::SYS_setgroups32,
+        libc::SYS_setresgid32,
+        libc::SYS_setresuid32,
+    );
+    #[cfg(not(target_arch = "arm"))]
+    let (setgroups, setresgid, setresuid) = (
+        libc::SYS_setgroups,
+        libc::SYS_setresgid,
+        libc::SYS_setresuid,
+    );
+    // SAFETY: a zero-length list with a null pointer clears the supplementary groups;
+    // the other calls take plain integers.
+    unsafe {
+        match check_long(libc::syscall(setgroups, 0, ptr::null::<libc::gid_t>())) {
+            Ok(_) | Err(Errno(libc::EPERM)) => {}
+            Err(e) => return Err(e),
+        }
+        check_long(libc::syscall(setresgid, 0, 0, 0))?;
+        check_long(libc::syscall(setresuid, 0, 0, 0))?;
+    }
+    Ok(())
+}
