@@ -841,7 +841,7 @@ impl Supervisor {
                 }
                 self.schedule(name, Due::ProbeTimeout, now + hc.timeout.as_millis());
             }
-            Err(e) => self.probe_done(name, false, e.to_string()),
+            Err(e) => self.probe_done(name, false, format!("could not start: {e}")),
         }
         self.schedule(name, Due::Probe, now + hc.interval.as_millis());
     }
@@ -884,7 +884,7 @@ impl Supervisor {
             Some(ProbeRun::Tcp { fd, token: t }) if *t == token => {
                 Some(match probe::tcp_result(fd.as_fd()) {
                     Ok(()) => (true, String::new()),
-                    Err(e) => (false, e.to_string()),
+                    Err(e) => (false, format!("failed: {e}")),
                 })
             }
             Some(ProbeRun::Http {
@@ -895,7 +895,7 @@ impl Supervisor {
             }) if *t == token => {
                 if !*sent {
                     match probe::tcp_result(fd.as_fd()) {
-                        Err(e) => Some((false, e.to_string())),
+                        Err(e) => Some((false, format!("failed: {e}"))),
                         Ok(()) => {
                             let req = url
                                 .as_ref()
@@ -923,15 +923,11 @@ impl Supervisor {
                     match usize::try_from(n) {
                         Ok(0) => Some((false, "closed without a status line".into())),
                         Ok(n) => match response.feed(buf.get(..n).unwrap_or_default()) {
-                            Ok(Some(code)) => Some((
-                                probe::verdict(code),
-                                format!(
-                                    "{} returned {code}",
-                                    url.as_ref().map(|u| u.as_str()).unwrap_or("")
-                                ),
-                            )),
+                            Ok(Some(code)) => {
+                                Some((probe::verdict(code), format!("returned {code}")))
+                            }
                             Ok(None) => None,
-                            Err(e) => Some((false, e.to_string())),
+                            Err(e) => Some((false, format!("failed: {e}"))),
                         },
                         Err(_) => None,
                     }
@@ -998,7 +994,7 @@ impl Supervisor {
                     Probe::Http(u) => u.as_str().to_owned(),
                 };
                 let reason = format!(
-                    "unhealthy: {what}: {} ({} times)",
+                    "unhealthy: {what} {} ({} times in a row)",
                     app.last_probe_error,
                     hc.retries.get()
                 );
