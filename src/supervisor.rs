@@ -9,9 +9,11 @@
 pub mod app;
 pub mod core;
 pub mod event;
+pub mod health;
 pub mod logs;
 pub mod policy;
 pub mod probe;
+pub mod start;
 
 use std::path::PathBuf;
 

@@ -2,29 +2,22 @@
 //! is dispatched here, and only here is app state changed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use super::app::{App, ProbeRun};
 use super::event::{self, Epoll, Timer};
-use super::logs::{AppLog, Stream};
-use super::policy::{self, AfterStop, Decision, ExitKind, Health, HealthChange, State};
-use super::probe;
+use super::logs::Stream;
+use super::policy::{self, AfterStop, Decision, ExitKind, State};
 use crate::cgroup::{self, Manager};
 use crate::config::Config;
-use crate::image::Limits;
-use crate::image::layout::Platform;
 use crate::image::store::Store;
-use crate::launch::{App as LaunchApp, Launcher};
-use crate::manifest::model::Probe;
-use crate::manifest::types::NetworkMode;
+use crate::launch::Launcher;
 use crate::manifest::{self, Manifest};
 
 /// What an epoll token stands for.
 #[derive(Debug, Clone)]
-enum Source {
+pub(super) enum Source {
     Signals,
     Timer,
     Channel(String),
@@ -35,7 +28,7 @@ enum Source {
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Due {
+pub(super) enum Due {
     Backoff,
     StopDeadline,
     Probe,
@@ -43,21 +36,21 @@ enum Due {
 }
 
 pub struct Supervisor {
-    config: Config,
-    apps_dir: PathBuf,
-    epoll: Epoll,
-    signals: OwnedFd,
-    timer: Timer,
-    launcher: Launcher,
-    cgroups: Box<dyn Manager>,
-    store: Store,
-    apps: BTreeMap<String, App>,
-    sources: HashMap<u64, Source>,
-    next_token: u64,
-    deadlines: BTreeSet<(u64, String, Due)>,
-    shutting_down: bool,
+    pub(super) config: Config,
+    pub(super) apps_dir: PathBuf,
+    pub(super) epoll: Epoll,
+    pub(super) signals: OwnedFd,
+    pub(super) timer: Timer,
+    pub(super) launcher: Launcher,
+    pub(super) cgroups: Box<dyn Manager>,
+    pub(super) store: Store,
+    pub(super) apps: BTreeMap<String, App>,
+    pub(super) sources: HashMap<u64, Source>,
+    pub(super) next_token: u64,
+    pub(super) deadlines: BTreeSet<(u64, String, Due)>,
+    pub(super) shutting_down: bool,
     /// App cgroups that could not be removed yet (processes still exiting).
-    to_remove: Vec<Box<dyn cgroup::Group>>,
+    pub(super) to_remove: Vec<Box<dyn cgroup::Group>>,
 }
 
 const SIGNALS_TOKEN: u64 = 0;
@@ -157,7 +150,7 @@ impl Supervisor {
         }
     }
 
-    fn token(&mut self, source: Source) -> u64 {
+    pub(super) fn token(&mut self, source: Source) -> u64 {
         let t = self.next_token;
         self.next_token += 1;
         self.sources.insert(t, source);
@@ -171,12 +164,12 @@ impl Supervisor {
         }
     }
 
-    fn schedule(&mut self, app: &str, due: Due, at_ms: u64) {
+    pub(super) fn schedule(&mut self, app: &str, due: Due, at_ms: u64) {
         self.cancel(app, due);
         self.deadlines.insert((at_ms, app.to_owned(), due));
     }
 
-    fn cancel(&mut self, app: &str, due: Due) {
+    pub(super) fn cancel(&mut self, app: &str, due: Due) {
         self.deadlines.retain(|(_, a, d)| !(a == app && *d == due));
     }
 
@@ -299,240 +292,12 @@ impl Supervisor {
         }
     }
 
-    fn set_state(&mut self, name: &str, state: State) {
+    pub(super) fn set_state(&mut self, name: &str, state: State) {
         if let Some(app) = self.apps.get_mut(name) {
             if let Err(e) = policy::transition(&app.state, &state) {
                 log::debug!("{name}: {e}");
             }
             app.state = state;
-        }
-    }
-
-    /// Image, cgroup, launch; the outcome arrives on the launch channel.
-    fn launch(&mut self, name: &str) -> Result<(), String> {
-        let join_net = self.network_of(name)?;
-        let Some(app) = self.apps.get_mut(name) else {
-            return Ok(());
-        };
-        let m = &app.manifest;
-        let installed = self
-            .store
-            .install(
-                &m.image.resolved,
-                &m.image.sha256,
-                &Limits::default(),
-                &Platform::current(),
-            )
-            .map_err(|e| format!("{name}: image {}: {e}", m.image.resolved.display()))?;
-        app.image_root = installed.rootfs().to_path_buf();
-        app.defaults = self
-            .store
-            .info(&m.image.sha256)
-            .map_err(|e| format!("{name}: {e}"))?
-            .defaults;
-        if app.log.is_none() {
-            app.log = Some(
-                AppLog::open(
-                    &self.config.log_dir,
-                    name,
-                    m.logs.max_size.bytes(),
-                    m.logs.max_files.get(),
-                )
-                .map_err(|e| format!("{name}: log in {}: {e}", self.config.log_dir.display()))?,
-            );
-        }
-        let mut group = cgroup::create(&*self.cgroups, name, &m.resources)
-            .map_err(|e| format!("{name}: {e}"))?;
-        let oom = match group.oom_watch() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                log::debug!("{name}: no OOM watch: {e}");
-                None
-            }
-        };
-        let netns = join_net.as_ref().map(AsFd::as_fd);
-        let launching = self
-            .launcher
-            .spawn(
-                &LaunchApp {
-                    manifest: &app.manifest,
-                    image_root: &app.image_root,
-                    defaults: &app.defaults,
-                    join_net: netns,
-                    hosts: &[],
-                },
-                &mut *group,
-            )
-            .map_err(|e| {
-                let _ = group.remove();
-                e.to_string()
-            })?;
-        let before = group.usage().oom_kills;
-        let channel = launching.channel().as_raw_fd();
-        app.group = Some(group);
-        app.started_ms = event::now_ms();
-        let pid = launching.pid;
-        let token = self.token(Source::Channel(name.to_owned()));
-        if let Some(app) = self.apps.get_mut(name) {
-            app.launching = Some((launching, token));
-            app.pid = Some(pid);
-            if let Some(w) = oom {
-                let fd = w.fd();
-                app.oom = Some((w, before));
-                let t = self.next_token;
-                self.next_token += 1;
-                self.sources.insert(t, Source::Oom(name.to_owned()));
-                let _ = self.epoll.add(fd, t, false);
-            }
-        }
-        self.epoll
-            .add(channel, token, false)
-            .map_err(|e| format!("{name}: {e}"))?;
-        Ok(())
-    }
-
-    /// `container:<app>`: that app's network namespace, if it is running.
-    fn network_of(&self, name: &str) -> Result<Option<OwnedFd>, String> {
-        let Some(app) = self.apps.get(name) else {
-            return Ok(None);
-        };
-        let NetworkMode::Container(other) = &app.manifest.network.mode else {
-            return Ok(None);
-        };
-        let pid = self
-            .apps
-            .get(other.as_str())
-            .and_then(|o| o.pid)
-            .ok_or_else(|| {
-                format!("{name}: {other} is not running, and {name} uses its network")
-            })?;
-        let path = format!("/proc/{pid}/ns/net");
-        fs::File::open(&path)
-            .map(|f| Some(f.into()))
-            .map_err(|e| format!("{name}: open {path}: {e}"))
-    }
-
-    /// The launch channel is readable: exec'd, or failed.
-    fn on_launched(&mut self, name: &str) {
-        let Some((launching, token)) = self.apps.get_mut(name).and_then(|a| a.launching.take())
-        else {
-            return;
-        };
-        self.sources.remove(&token);
-        self.epoll.remove(launching.channel().as_raw_fd());
-        match launching.finish() {
-            Ok(running) => {
-                let now = event::now_ms();
-                let mut pipes = Vec::new();
-                for (fd, stream) in [
-                    (running.stdout, Stream::Stdout),
-                    (running.stderr, Stream::Stderr),
-                ] {
-                    let _ = event::nonblocking(fd.as_raw_fd());
-                    let t = self.token(Source::Pipe(name.to_owned(), stream));
-                    if let Err(e) = self.epoll.add(fd.as_raw_fd(), t, false) {
-                        log::error!("{name}: {e}");
-                    }
-                    pipes.push((fd, t, stream));
-                }
-                let health = match self
-                    .apps
-                    .get(name)
-                    .map(|a| a.manifest.healthcheck.is_some())
-                {
-                    Some(true) => Health::Starting,
-                    _ => Health::None,
-                };
-                let probe_at = self.apps.get_mut(name).and_then(|app| {
-                    app.pipes = pipes;
-                    app.health = policy::HealthTracker::default();
-                    app.manifest
-                        .healthcheck
-                        .as_ref()
-                        .map(|hc| now + hc.interval.as_millis())
-                });
-                log::info!("{name}: running (pid {})", running.pid);
-                if let Some(app) = self.apps.get_mut(name) {
-                    if let Some(log) = &mut app.log {
-                        let _ = log.event(
-                            &format!("started, pid {}", running.pid),
-                            std::time::SystemTime::now(),
-                        );
-                    }
-                }
-                self.set_state(
-                    name,
-                    State::Running {
-                        since_ms: now,
-                        health,
-                    },
-                );
-                if let Some(at) = probe_at {
-                    self.schedule(name, Due::Probe, at);
-                }
-                self.start_waiting();
-            }
-            Err(e) => {
-                log::error!("{e}");
-                let status = e.status().unwrap_or(125);
-                if let Some(app) = self.apps.get_mut(name) {
-                    app.pid = None;
-                }
-                self.cleanup_group(name);
-                let now = event::now_ms();
-                let _ = status;
-                self.after_exit(name, ExitKind::Failure, &e.to_string(), now);
-            }
-        }
-    }
-
-    /// Output of an app: into its log.
-    fn on_output(&mut self, name: &str, stream: Stream, token: u64) {
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        let Some(at) = app.pipes.iter().position(|(_, t, _)| *t == token) else {
-            return;
-        };
-        let mut buf = [0u8; 16384];
-        let mut closed = false;
-        if let Some((fd, _, _)) = app.pipes.get(at) {
-            let mut file = fs::File::from(match fd.try_clone() {
-                Ok(f) => f,
-                Err(_) => return,
-            });
-            // Up to 16 reads per wake-up, so a fast writer cannot starve the loop.
-            for _ in 0..16 {
-                match file.read(&mut buf) {
-                    Ok(0) => {
-                        closed = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        if let (Some(log), Some(bytes)) = (&mut app.log, buf.get(..n)) {
-                            if let Err(e) = log.feed(stream, bytes, std::time::SystemTime::now()) {
-                                log::error!("{name}: log: {e}");
-                            }
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        closed = true;
-                        break;
-                    }
-                }
-            }
-        }
-        if closed {
-            let (fd, t, _) = app.pipes.remove(at);
-            self.epoll.remove(fd.as_raw_fd());
-            self.sources.remove(&t);
-            if app.pipes.is_empty() {
-                if let Some(log) = &mut app.log {
-                    let _ = log.flush_partial(std::time::SystemTime::now());
-                }
-            }
         }
     }
 
@@ -625,7 +390,7 @@ impl Supervisor {
     }
 
     /// The policy's answer to an exit (or a failed start).
-    fn after_exit(&mut self, name: &str, kind: ExitKind, reason: &str, now: u64) {
+    pub(super) fn after_exit(&mut self, name: &str, kind: ExitKind, reason: &str, now: u64) {
         let Some(app) = self.apps.get_mut(name) else {
             return;
         };
@@ -671,7 +436,7 @@ impl Supervisor {
     }
 
     /// Kills what is left in the app's cgroup and removes it.
-    fn cleanup_group(&mut self, name: &str) {
+    pub(super) fn cleanup_group(&mut self, name: &str) {
         let Some(app) = self.apps.get_mut(name) else {
             return;
         };
@@ -693,7 +458,7 @@ impl Supervisor {
     }
 
     /// Starts the apps that were waiting for a dependency, where they may now.
-    fn start_waiting(&mut self) {
+    pub(super) fn start_waiting(&mut self) {
         let waiting: Vec<String> = self
             .apps
             .iter()
@@ -792,222 +557,6 @@ impl Supervisor {
             if !dependants_up {
                 self.stop(&name, AfterStop::Stay, None);
             }
-        }
-    }
-
-    // ----- health -----
-
-    fn start_probe(&mut self, name: &str) {
-        let now = event::now_ms();
-        let Some(app) = self.apps.get(name) else {
-            return;
-        };
-        let (Some(hc), Some(pid)) = (app.manifest.healthcheck.clone(), app.pid) else {
-            return;
-        };
-        if app.probe.is_some() {
-            return;
-        }
-        let started = match &hc.probe {
-            Probe::Exec(args) => {
-                let argv: Vec<String> = args
-                    .as_slice()
-                    .iter()
-                    .map(|a| a.as_str().to_owned())
-                    .collect();
-                let procs: Vec<PathBuf> = app
-                    .group
-                    .as_ref()
-                    .map(|g| {
-                        g.dirs()
-                            .into_iter()
-                            .map(|d| d.join("cgroup.procs"))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let env =
-                    crate::image::process::resolve(&app.manifest, &app.defaults, &app.image_root)
-                        .map(|p| p.env)
-                        .unwrap_or_default();
-                probe::spawn_exec(pid, &argv, &env, &procs).map(|p| ProbeRun::Exec { pid: p })
-            }
-            Probe::Tcp(port) => self.probe_socket(pid, port.0, name, None),
-            Probe::Http(url) => self.probe_socket(pid, url.port, name, Some(())),
-        };
-        match started {
-            Ok(run) => {
-                if let Some(app) = self.apps.get_mut(name) {
-                    app.probe = Some(run);
-                }
-                self.schedule(name, Due::ProbeTimeout, now + hc.timeout.as_millis());
-            }
-            Err(e) => self.probe_done(name, false, format!("could not start: {e}")),
-        }
-        self.schedule(name, Due::Probe, now + hc.interval.as_millis());
-    }
-
-    fn probe_socket(
-        &mut self,
-        pid: i32,
-        port: u16,
-        name: &str,
-        http: Option<()>,
-    ) -> io::Result<ProbeRun> {
-        let ns = fs::File::open(format!("/proc/{pid}/ns/net"))?;
-        let fd = probe::tcp_connect_in(Some(ns.as_fd()), port)?;
-        let token = self.token(Source::Probe(name.to_owned()));
-        self.epoll.add(fd.as_raw_fd(), token, true)?;
-        Ok(match http {
-            None => ProbeRun::Tcp { fd, token },
-            Some(()) => ProbeRun::Http {
-                fd,
-                token,
-                sent: false,
-                response: probe::HttpResponse::new(),
-            },
-        })
-    }
-
-    /// A probe socket is ready.
-    fn on_probe_io(&mut self, name: &str, token: u64) {
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        let url = match &app.manifest.healthcheck {
-            Some(hc) => match &hc.probe {
-                Probe::Http(url) => Some(url.clone()),
-                _ => None,
-            },
-            None => None,
-        };
-        let verdict: Option<(bool, String)> = match &mut app.probe {
-            Some(ProbeRun::Tcp { fd, token: t }) if *t == token => {
-                Some(match probe::tcp_result(fd.as_fd()) {
-                    Ok(()) => (true, String::new()),
-                    Err(e) => (false, format!("failed: {e}")),
-                })
-            }
-            Some(ProbeRun::Http {
-                fd,
-                token: t,
-                sent,
-                response,
-            }) if *t == token => {
-                if !*sent {
-                    match probe::tcp_result(fd.as_fd()) {
-                        Err(e) => Some((false, format!("failed: {e}"))),
-                        Ok(()) => {
-                            let req = url
-                                .as_ref()
-                                .map(|u| probe::http_request(&u.host.to_string(), &u.path))
-                                .unwrap_or_default();
-                            // SAFETY: `req` is readable for its length for the call.
-                            let n = unsafe {
-                                libc::write(fd.as_raw_fd(), req.as_ptr().cast(), req.len())
-                            };
-                            if usize::try_from(n).ok() != Some(req.len()) {
-                                Some((false, "could not send the request".to_owned()))
-                            } else {
-                                *sent = true;
-                                self.epoll.remove(fd.as_raw_fd());
-                                let _ = self.epoll.add(fd.as_raw_fd(), token, false);
-                                None
-                            }
-                        }
-                    }
-                } else {
-                    let mut buf = [0u8; 1024];
-                    // SAFETY: `buf` is writable for its length for the call.
-                    let n =
-                        unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                    match usize::try_from(n) {
-                        Ok(0) => Some((false, "closed without a status line".into())),
-                        Ok(n) => match response.feed(buf.get(..n).unwrap_or_default()) {
-                            Ok(Some(code)) => {
-                                Some((probe::verdict(code), format!("returned {code}")))
-                            }
-                            Ok(None) => None,
-                            Err(e) => Some((false, format!("failed: {e}"))),
-                        },
-                        Err(_) => None,
-                    }
-                }
-            }
-            _ => None,
-        };
-        if let Some((ok, why)) = verdict {
-            self.probe_done(name, ok, why);
-        }
-    }
-
-    fn end_probe(&mut self, name: &str) {
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        match app.probe.take() {
-            Some(ProbeRun::Tcp { fd, token } | ProbeRun::Http { fd, token, .. }) => {
-                self.epoll.remove(fd.as_raw_fd());
-                self.sources.remove(&token);
-            }
-            Some(ProbeRun::Exec { pid }) => {
-                if let Err(e) = probe::kill_probe(pid) {
-                    log::debug!("{name}: kill probe {pid}: {e}");
-                }
-            }
-            None => {}
-        }
-    }
-
-    fn probe_done(&mut self, name: &str, ok: bool, why: String) {
-        self.cancel(name, Due::ProbeTimeout);
-        self.end_probe(name);
-        let now = event::now_ms();
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        let Some(hc) = app.manifest.healthcheck.clone() else {
-            return;
-        };
-        if !ok {
-            app.last_probe_error = why;
-        }
-        let change = policy::on_probe(&hc, &mut app.health, app.started_ms, now, ok);
-        let State::Running { since_ms, .. } = app.state else {
-            return;
-        };
-        match change {
-            Some(HealthChange::Healthy) => {
-                log::info!("{name}: healthy");
-                app.state = State::Running {
-                    since_ms,
-                    health: Health::Healthy,
-                };
-                self.start_waiting();
-            }
-            Some(HealthChange::Unhealthy { restart }) => {
-                let what = match &hc.probe {
-                    Probe::Exec(a) => format!(
-                        "exec {:?}",
-                        a.as_slice().iter().map(|x| x.as_str()).collect::<Vec<_>>()
-                    ),
-                    Probe::Tcp(p) => format!("tcp 127.0.0.1:{}", p.0),
-                    Probe::Http(u) => u.as_str().to_owned(),
-                };
-                let reason = format!(
-                    "unhealthy: {what} {} ({} times in a row)",
-                    app.last_probe_error,
-                    hc.retries.get()
-                );
-                log::warn!("{name}: {reason}");
-                app.state = State::Running {
-                    since_ms,
-                    health: Health::Unhealthy,
-                };
-                if restart {
-                    self.stop(name, AfterStop::Restart, Some(reason));
-                }
-            }
-            None => {}
         }
     }
 }
