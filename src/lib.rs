@@ -14,5 +14,6 @@ pub mod image_cmd;
 pub mod launch;
 pub mod manifest;
 pub mod panic;
+pub mod pid1;
 pub mod seccomp;
 pub mod supervisor;

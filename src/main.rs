@@ -20,7 +20,15 @@ fn main() -> ExitCode {
         berth::launch::reaper::main(args.collect());
     }
     panic::install();
-    let command = cli::parse(std::env::args_os().skip(1));
+    // The kernel starts init with no arguments: as PID 1, `berth` alone is `berth run`.
+    let command = if berth::pid1::is_init() && std::env::args_os().len() <= 1 {
+        Ok(Command::Run {
+            config: None,
+            apps: None,
+        })
+    } else {
+        cli::parse(std::env::args_os().skip(1))
+    };
     // The supervisor tells what it does; the one-shot commands only warn.
     let level = match command {
         Ok(Command::Run { .. }) => log::LevelFilter::Info,

@@ -19,7 +19,26 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 
-/// Runs the supervisor with the apps of `apps_dir` until SIGTERM or SIGINT.
+/// Runs the supervisor with the apps of `apps_dir` until SIGTERM or SIGINT. As PID 1
+/// it first does the boot duties, and never returns: once every app is down it
+/// reboots, powers off or halts (as the signal asked; after a fatal error, as
+/// `on_panic` says).
 pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
-    core::Supervisor::new(config, apps_dir)?.run()
+    if !crate::pid1::is_init() {
+        return core::Supervisor::new(config, apps_dir)?.run().map(drop);
+    }
+    crate::panic::set_policy(config.on_panic);
+    let mounted = crate::pid1::boot(&config);
+    let fallback = match config.on_panic {
+        crate::config::OnPanic::Halt => crate::pid1::Action::Halt,
+        crate::config::OnPanic::Reboot => crate::pid1::Action::Reboot,
+    };
+    let action = match core::Supervisor::new(config, apps_dir).and_then(core::Supervisor::run) {
+        Ok(action) => action.unwrap_or(crate::pid1::Action::Reboot),
+        Err(e) => {
+            log::error!("berth run: {e}");
+            fallback
+        }
+    };
+    crate::pid1::finish(action, &mounted)
 }

@@ -49,6 +49,9 @@ pub struct Supervisor {
     pub(super) next_token: u64,
     pub(super) deadlines: BTreeSet<(u64, String, Due)>,
     pub(super) shutting_down: bool,
+    /// PID 1: what to do once every app is down (set by the signal that asked).
+    init: bool,
+    action: Option<crate::pid1::Action>,
     /// App cgroups that could not be removed yet (processes still exiting).
     pub(super) to_remove: Vec<Box<dyn cgroup::Group>>,
 }
@@ -99,12 +102,15 @@ impl Supervisor {
             next_token: 2,
             deadlines: BTreeSet::new(),
             shutting_down: false,
+            init: crate::pid1::is_init(),
+            action: None,
             to_remove: Vec::new(),
         })
     }
 
-    /// Loads the apps and runs until shut down.
-    pub fn run(mut self) -> Result<(), String> {
+    /// Loads the apps and runs until shut down; as PID 1, returns what the device
+    /// should do next.
+    pub fn run(mut self) -> Result<Option<crate::pid1::Action>, String> {
         self.reload();
         let mut tokens = Vec::new();
         let mut signals = Vec::new();
@@ -113,7 +119,7 @@ impl Supervisor {
                 self.advance_shutdown();
                 if self.apps.values().all(|a| !a.is_up()) {
                     log::info!("all apps stopped; exiting");
-                    return Ok(());
+                    return Ok(self.action);
                 }
             }
             self.arm_timer();
@@ -181,7 +187,12 @@ impl Supervisor {
                 }
                 self.retry_removals();
             }
-            libc::SIGTERM | libc::SIGINT => {
+            libc::SIGTERM | libc::SIGINT | libc::SIGUSR1 | libc::SIGUSR2
+                if self.init || matches!(signal, libc::SIGTERM | libc::SIGINT) =>
+            {
+                if self.init && self.action.is_none() {
+                    self.action = crate::pid1::Action::for_signal(signal);
+                }
                 if !self.shutting_down {
                     log::info!("{}: stopping every app", cgroup::signal_name(signal));
                     self.shutting_down = true;

@@ -33,12 +33,18 @@ impl Berth {
     /// Writes `apps` (name, extra YAML) as manifests over the probe image and starts
     /// `berth run` on them.
     pub fn start(tag: &str, apps: &[(&str, &str)]) -> Berth {
+        Berth::start_in(tag, apps, &[], "")
+    }
+
+    /// As [`start`](Self::start), with berth run by `wrapper` (e.g. `unshare ...`) and
+    /// `config` added to its global settings.
+    pub fn start_in(tag: &str, apps: &[(&str, &str)], wrapper: &[&str], config: &str) -> Berth {
         super::require_root("berth run launches containers");
         let tmp = TempDir::new(tag);
         let image = probe_image(&tmp, Variant::Plain);
         let cgroup_root = format!("berth-test-{}-{tag}", std::process::id());
         let config = format!(
-            "state_dir: {s}\nrun_dir: {r}\nlog_dir: {l}\ncgroup_root: {cgroup_root}\n",
+            "state_dir: {s}\nrun_dir: {r}\nlog_dir: {l}\ncgroup_root: {cgroup_root}\n{config}",
             s = image.state_dir.display(),
             r = tmp.join("run").display(),
             l = tmp.join("logs").display(),
@@ -56,7 +62,16 @@ impl Berth {
         for (name, extra) in apps {
             b.write_app(name, extra);
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        let berth = env!("CARGO_BIN_EXE_berth");
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(berth);
+                c
+            }
+            None => Command::new(berth),
+        };
+        let mut child = command
             .args(["run", "--config"])
             .arg(b.tmp.join("berth.yaml"))
             .arg("--apps")
@@ -92,8 +107,15 @@ impl Berth {
         fs::write(self.tmp.join(&format!("apps/{name}.yaml")), text).unwrap();
     }
 
+    /// berth's pid (the child's, or with a wrapper that forks, the wrapper's child).
     pub fn pid(&self) -> i32 {
-        i32::try_from(self.child.as_ref().unwrap().id()).unwrap()
+        let child = i32::try_from(self.child.as_ref().unwrap().id()).unwrap();
+        let exe = fs::read_link(format!("/proc/{child}/exe")).unwrap_or_default();
+        if exe.file_name().is_some_and(|n| n == "berth") {
+            return child;
+        }
+        let children = fs::read_to_string(format!("/proc/{child}/task/{child}/children")).unwrap();
+        children.split_whitespace().next().unwrap().parse().unwrap()
     }
 
     /// Waits (at most `secs`) for a line containing `needle`; returns it.
@@ -130,6 +152,12 @@ impl Berth {
     /// of its output is collected into `seen`.
     pub fn stop(&mut self, secs: u64) -> i32 {
         self.signal(libc::SIGTERM);
+        let status = self.wait_exit(secs);
+        status.code().unwrap_or(-1)
+    }
+
+    /// Waits (at most `secs`) for the child (berth or its wrapper) to exit.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -144,8 +172,7 @@ impl Berth {
                 }
             }
         }
-        let status = self.child.take().unwrap().wait().unwrap();
-        status.code().unwrap_or(-1)
+        self.child.take().unwrap().wait().unwrap()
     }
 
     /// The app's log file.
