@@ -31,9 +31,7 @@ const WARMUP: u32 = 3;
 type Result<T> = std::result::Result<T, String>;
 
 fn main() -> ExitCode {
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Warn)
-        .init();
+    berth::console::init(log::LevelFilter::Warn);
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,11 +13,17 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     // `init: true` apps run berth's sealed copy as their pid-namespace init.
     let mut args = std::env::args_os();
-    if args
-        .next()
-        .is_some_and(|a| a == berth::launch::reaper::ARGV0)
-    {
+    let argv0 = args.next().unwrap_or_default();
+    if argv0 == berth::launch::reaper::ARGV0 {
         berth::launch::reaper::main(args.collect());
+    }
+    // As /sbin/modprobe, which the kernel runs to load a missing filesystem module.
+    if std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == berth::modprobe::ARGV0)
+    {
+        let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+        return ExitCode::from(berth::modprobe::main(&args));
     }
     panic::install();
     // The kernel starts init with no arguments: as PID 1, `berth` alone is `berth run`.
@@ -34,10 +40,7 @@ fn main() -> ExitCode {
         Ok(Command::Run { .. }) => log::LevelFilter::Info,
         _ => log::LevelFilter::Warn,
     };
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(level)
-        .env()
-        .init();
+    berth::console::init(level);
     force_panic_for_tests();
 
     let command = match command {

@@ -21,8 +21,12 @@ pub fn install() {
         let message = format!("berth: internal error: {info}\n");
         let _ = std::io::stderr().write_all(message.as_bytes());
         if std::process::id() == 1 {
-            if let Ok(mut console) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
-                let _ = console.write_all(message.as_bytes());
+            if !stderr_is_console() {
+                if let Ok(mut console) =
+                    std::fs::OpenOptions::new().write(true).open("/dev/console")
+                {
+                    let _ = console.write_all(message.as_bytes());
+                }
             }
             policy();
         }
@@ -30,6 +34,15 @@ pub fn install() {
         // unwinding supervisor is worse than a clean stop.
         std::process::abort();
     }));
+}
+
+/// Whether stderr already is the console (as for an init the kernel started), so the
+/// report is written once.
+fn stderr_is_console() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let console = std::fs::metadata("/dev/console").map(|m| m.rdev());
+    let stderr = std::fs::metadata("/proc/self/fd/2").map(|m| m.rdev());
+    matches!((console, stderr), (Ok(a), Ok(b)) if a == b && a != 0)
 }
 
 /// PID 1 must not exit: sync the disks and reboot or halt. Returns only if the

@@ -25,9 +25,20 @@ use crate::config::Config;
 /// `on_panic` says).
 pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
     if !crate::pid1::is_init() {
+        // As init, a missing directory may appear later (SIGHUP); as a service it is a
+        // mistake in the command line or the config.
+        if !apps_dir.is_dir() {
+            return Err(format!(
+                "the apps directory {} does not exist",
+                apps_dir.display()
+            ));
+        }
         return core::Supervisor::new(config, apps_dir)?.run().map(drop);
     }
     crate::panic::set_policy(config.on_panic);
+    if let Err(e) = event::block_signals() {
+        log::error!("{e}");
+    }
     let mounted = crate::pid1::boot(&config);
     let fallback = match config.on_panic {
         crate::config::OnPanic::Halt => crate::pid1::Action::Halt,

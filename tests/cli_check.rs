@@ -160,11 +160,19 @@ fn missing_paths_and_usage_errors() {
             "{args:?}"
         );
     }
-    let o = berth(&["run"]);
+    let o = berth(&["status"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),
-        "berth run: not built yet in this version; see README.md, \"Status\"\n"
+        "berth status: not built yet in this version; see README.md, \"Status\"\n"
+    );
+    // `run` on an apps directory that does not exist: a clear error, not an idle
+    // supervisor.
+    let o = berth(&["run", "--apps", "/nonexistent/apps.d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "berth run: the apps directory /nonexistent/apps.d does not exist\n"
     );
     assert_eq!(
         stdout(&berth(&["--version"])),

@@ -111,6 +111,13 @@ impl Supervisor {
     /// Loads the apps and runs until shut down; as PID 1, returns what the device
     /// should do next.
     pub fn run(mut self) -> Result<Option<crate::pid1::Action>, String> {
+        log::info!(
+            "berth {}: supervising {} (cgroup {:?}{})",
+            env!("CARGO_PKG_VERSION"),
+            self.apps_dir.display(),
+            self.cgroups.version(),
+            if self.init { ", as PID 1" } else { "" }
+        );
         self.reload();
         let mut tokens = Vec::new();
         let mut signals = Vec::new();
@@ -119,6 +126,12 @@ impl Supervisor {
                 self.advance_shutdown();
                 if self.apps.values().all(|a| !a.is_up()) {
                     log::info!("all apps stopped; exiting");
+                    self.retry_removals();
+                    for root in self.cgroups.roots() {
+                        if let Err(e) = std::fs::remove_dir(&root) {
+                            log::debug!("remove {}: {e}", root.display());
+                        }
+                    }
                     return Ok(self.action);
                 }
             }
@@ -329,6 +342,10 @@ impl Supervisor {
             .find(|(_, a)| matches!(a.probe, Some(ProbeRun::Exec { pid: p }) if p == pid))
             .map(|(n, _)| n.clone());
         if let Some(name) = probe {
+            // Reaped: it must not be signalled any more (its pid may be reused).
+            if let Some(app) = self.apps.get_mut(&name) {
+                app.probe = None;
+            }
             let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
             let why = cgroup::exit_reason(status, false, None);
             self.probe_done(&name, ok, why);
@@ -338,6 +355,15 @@ impl Supervisor {
     }
 
     fn on_app_exit(&mut self, name: &str, status: i32) {
+        // An app that ended before its launch channel was read (at start, every launch
+        // happens before the first wait): take the launch's outcome first, so its
+        // output pipes are registered and nothing it wrote is lost.
+        if self.apps.get(name).is_some_and(|a| a.launching.is_some()) {
+            self.on_launched(name);
+            if self.apps.get(name).is_none_or(|a| a.pid.is_none()) {
+                return;
+            }
+        }
         let now = event::now_ms();
         let Some(app) = self.apps.get_mut(name) else {
             return;

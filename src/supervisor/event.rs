@@ -111,6 +111,15 @@ fn signal_set(signals: &[i32]) -> libc::sigset_t {
     }
 }
 
+/// Blocks [`SIGNALS`] (before anything else as PID 1, so none is lost during the
+/// boot).
+pub fn block_signals() -> io::Result<()> {
+    let set = signal_set(&SIGNALS);
+    // SAFETY: `set` is a valid set, read for the call.
+    let ret = unsafe { libc::sigprocmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) };
+    cvt(ret, "block signals").map(drop)
+}
+
 /// Blocks [`SIGNALS`] and returns a signalfd for them.
 pub fn signalfd() -> io::Result<OwnedFd> {
     let set = signal_set(&SIGNALS);
@@ -169,8 +178,8 @@ impl Timer {
         if let Some(ms) = deadline_ms {
             // A zero it_value disarms: the earliest deadline is at least 1 ns.
             let ms = ms.max(1);
-            spec.it_value.tv_sec = libc::time_t::try_from(ms / 1000).unwrap_or(libc::time_t::MAX);
-            spec.it_value.tv_nsec = libc::c_long::try_from((ms % 1000) * 1_000_000).unwrap_or(0);
+            spec.it_value.tv_sec = (ms / 1000).try_into().unwrap_or(i32::MAX.into());
+            spec.it_value.tv_nsec = ((ms % 1000) * 1_000_000).try_into().unwrap_or(0);
         }
         // SAFETY: `spec` is valid and read for the call; no old value is asked for.
         cvt(

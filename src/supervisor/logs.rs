@@ -37,10 +37,10 @@ pub const MAX_LINE: usize = 4096;
 /// What ends a line that was cut at [`MAX_LINE`].
 pub const CUT_MARK: &str = " [cut]";
 /// How many of the last lines are kept in memory.
-pub const RING_LINES: usize = 64;
+pub const RING_LINES: usize = 32;
 /// The longest line kept in memory, in bytes of the formatted line; longer ones are
 /// truncated there (in memory only: the file has them up to [`MAX_LINE`]).
-pub const RING_LINE_BYTES: usize = 256;
+pub const RING_LINE_BYTES: usize = 160;
 
 /// Mode of the log files berth creates (before the umask).
 const FILE_MODE: u32 = 0o640;
@@ -234,7 +234,8 @@ struct Partial {
 impl Partial {
     fn new() -> Partial {
         Partial {
-            buf: Vec::with_capacity(MAX_LINE + 1),
+            // Grown as lines arrive (bounded by MAX_LINE + 1): idle apps cost nothing.
+            buf: Vec::new(),
             dropping: false,
         }
     }

@@ -57,8 +57,8 @@ const NAMESPACES: [(&str, c_int); 7] = [
 /// - **Namespaces**: those of `pid` that differ from the calling thread's, among
 ///   cgroup, ipc, uts, net, pid, mount and user (a time namespace is not joined). When
 ///   the user namespace differs, the command runs as root of it (uid and gid 0, no
-///   supplementary groups where the namespace allows `setgroups`), with every
-///   capability there; otherwise with the supervisor's ids and capabilities. No
+///   supplementary groups where the namespace allows `setgroups`; 125 if it maps no
+///   uid or gid 0), with every capability there; otherwise with the supervisor's ids and capabilities. No
 ///   seccomp filter, no capability bounding: the probe is the operator's command.
 /// - **Root**: the app's root (`/proc/PID/root`, as `nsenter --root`), also when the
 ///   mount namespace is shared; the working directory is `/`.
@@ -115,7 +115,8 @@ pub fn spawn_exec(
 
 /// Ends a probe started by [`spawn_exec`] (one past its timeout): asks the runner
 /// `pid`, with SIGTERM, to SIGKILL the command and its process group, reap it and exit
-/// with [`EXIT_KILLED`]. The caller then reaps the runner as usual.
+/// with [`EXIT_KILLED`] (or the command's own status, had it just ended). The caller
+/// then reaps the runner as usual.
 ///
 /// Why not SIGKILL the runner itself: the command would die too (its parent-death
 /// signal), but as an orphan in the app's pid namespace, left for the app's PID 1 to
@@ -123,8 +124,8 @@ pub fn spawn_exec(
 /// a zombie holding one of the app's pids. SIGKILL of the runner remains the last
 /// resort, should it not exit.
 ///
-/// Safe to call until the runner is reaped (its pid cannot be reused before); `pid`
-/// must be positive (`InvalidInput` otherwise: 0 and negative numbers name process
+/// Only call it while the runner is not yet reaped: until then its pid cannot name
+/// another process; after, it may. `pid` must be positive (`InvalidInput` otherwise: 0 and negative numbers name process
 /// groups).
 pub fn kill_probe(pid: i32) -> io::Result<()> {
     if pid <= 0 {

@@ -1,0 +1,215 @@
+/*
+ * vmctl: the VM test's hand inside the virtual machine. It runs as a berth app in the
+ * host's pid, uts and network namespaces (`namespaces: [mount]`), with the serial
+ * port (/dev/ttyS0, which is also the kernel's console) as one of its `devices` and
+ * the cgroup2 tree bound read-only at /cg. It reads one command per line from the
+ * serial port (written by the test into qemu's stdin) and answers on the same port,
+ * each answer one line starting with "vmctl: ", written with one write(2), and each
+ * command ending with "vmctl: ok CMD" or "vmctl: error CMD: WHY":
+ *
+ *   cat FILE...       each line of each FILE as "vmctl: FILE: LINE"
+ *   find FILE TEXT... "vmctl: found "TEXT" in FILE" if a line of FILE contains TEXT
+ *                     (its words joined by single spaces; lines of any length, e.g.
+ *                     the probe's JSON report)
+ *   cpu MS DIR...     the CPU time each cgroup DIR used over MS milliseconds:
+ *                     "vmctl: cpu wall_ms=W DIR=USED_MS DIR=USED_MS ..."
+ *   uptime            "vmctl: uptime MS" (CLOCK_BOOTTIME)
+ *   poweroff          SIGUSR2 to PID 1 (berth): stop every app, then power off
+ *
+ * At start it prints "vmctl: ready hostname=NAME uptime_ms=MS". Echo is turned off on
+ * the port, so the commands themselves do not show on the console.
+ *
+ * Built static: gcc -static -O2 -o vmctl vmctl.c
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+static int tty = -1;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+    char line[1024];
+    int n = snprintf(line, sizeof line, "vmctl: ");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0) return;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof line - 2) len = sizeof line - 2;
+    line[len++] = '\n';
+    (void)!write(tty, line, len);
+}
+
+static long long now_ms(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cmd_cat(char **args, int n) {
+    for (int i = 0; i < n; i++) {
+        FILE *f = fopen(args[i], "re");
+        if (!f) {
+            say("error cat: %s: %s", args[i], strerror(errno));
+            return 1;
+        }
+        char line[900];
+        while (fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\n")] = 0;
+            say("%s: %s", args[i], line);
+        }
+        fclose(f);
+    }
+    return 0;
+}
+
+static int cmd_find(char **args, int n) {
+    if (n < 2) {
+        say("error find: usage: find FILE TEXT...");
+        return 1;
+    }
+    /* The words of TEXT, joined again with single spaces. */
+    char text[512] = "";
+    for (int i = 1; i < n; i++) {
+        if (i > 1) strncat(text, " ", sizeof text - strlen(text) - 1);
+        strncat(text, args[i], sizeof text - strlen(text) - 1);
+    }
+    FILE *f = fopen(args[0], "re");
+    if (!f) {
+        say("error find: %s: %s", args[0], strerror(errno));
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    int found = 0;
+    while (!found && getline(&line, &cap, f) >= 0) found = strstr(line, text) != NULL;
+    free(line);
+    fclose(f);
+    if (!found) {
+        say("error find: \"%s\" not in %s", text, args[0]);
+        return 1;
+    }
+    say("found \"%s\" in %s", text, args[0]);
+    return 0;
+}
+
+/* usage_usec of DIR/cpu.stat, or -1. */
+static long long usage_usec(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/cpu.stat", dir);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    long long v = -1;
+    char key[64];
+    long long value;
+    while (fscanf(f, "%63s %lld", key, &value) == 2) {
+        if (strcmp(key, "usage_usec") == 0) {
+            v = value;
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+#define MAX_DIRS 8
+
+static int cmd_cpu(char **args, int n) {
+    if (n < 2 || n - 1 > MAX_DIRS) {
+        say("error cpu: usage: cpu MS DIR...");
+        return 1;
+    }
+    long ms = atol(args[0]);
+    long long before[MAX_DIRS], after[MAX_DIRS];
+    long long t0 = now_ms(CLOCK_MONOTONIC);
+    for (int i = 1; i < n; i++) before[i - 1] = usage_usec(args[i]);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+    for (int i = 1; i < n; i++) after[i - 1] = usage_usec(args[i]);
+    long long wall = now_ms(CLOCK_MONOTONIC) - t0;
+    char line[900];
+    int len = snprintf(line, sizeof line, "cpu wall_ms=%lld", wall);
+    for (int i = 1; i < n && len < (int)sizeof line; i++) {
+        if (before[i - 1] < 0 || after[i - 1] < 0) {
+            say("error cpu: no usage_usec in %s/cpu.stat", args[i]);
+            return 1;
+        }
+        len += snprintf(line + len, sizeof line - (size_t)len, " %s=%lld", args[i],
+                        (after[i - 1] - before[i - 1]) / 1000);
+    }
+    say("%s", line);
+    return 0;
+}
+
+int main(void) {
+    tty = open("/dev/ttyS0", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (tty < 0) {
+        perror("vmctl: open /dev/ttyS0");
+        return 1;
+    }
+    struct termios t;
+    if (tcgetattr(tty, &t) == 0) {
+        t.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK | ECHONL);
+        t.c_lflag |= ICANON;
+        (void)tcsetattr(tty, TCSANOW, &t);
+    }
+    char host[128] = "?";
+    (void)gethostname(host, sizeof host - 1);
+    say("ready hostname=%s uptime_ms=%lld", host, now_ms(CLOCK_BOOTTIME));
+
+    char buf[4096];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(tty, buf + have, sizeof buf - 1 - have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            perror("vmctl: read /dev/ttyS0");
+            return 1;
+        }
+        have += (size_t)r;
+        buf[have] = 0;
+        char *nl;
+        while ((nl = memchr(buf, '\n', have)) != NULL) {
+            *nl = 0;
+            char *args[32];
+            int n = 0;
+            for (char *tok = strtok(buf, " \t\r"); tok && n < 32; tok = strtok(NULL, " \t\r"))
+                args[n++] = tok;
+            if (n > 0) {
+                int failed = 0;
+                if (strcmp(args[0], "cat") == 0) {
+                    failed = cmd_cat(args + 1, n - 1);
+                } else if (strcmp(args[0], "find") == 0) {
+                    failed = cmd_find(args + 1, n - 1);
+                } else if (strcmp(args[0], "cpu") == 0) {
+                    failed = cmd_cpu(args + 1, n - 1);
+                } else if (strcmp(args[0], "uptime") == 0) {
+                    say("uptime %lld", now_ms(CLOCK_BOOTTIME));
+                } else if (strcmp(args[0], "poweroff") == 0) {
+                    if (kill(1, SIGUSR2) < 0) {
+                        say("error poweroff: kill(1, SIGUSR2): %s", strerror(errno));
+                        failed = 1;
+                    }
+                } else {
+                    say("error %s: unknown command", args[0]);
+                    failed = 1;
+                }
+                if (!failed) say("ok %s", args[0]);
+            }
+            size_t used = (size_t)(nl - buf) + 1;
+            memmove(buf, nl + 1, have - used);
+            have -= used;
+        }
+        if (have == sizeof buf - 1) have = 0; /* a line too long: dropped */
+    }
+}
