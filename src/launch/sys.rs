@@ -315,26 +315,39 @@ pub fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
 /// child cloned from a multi-threaded process they wait forever for threads that were
 /// not copied. On 32-bit ARM the 32-bit-id variants are the ones to call.
 pub fn set_ids(uid: libc::uid_t, gid: libc::gid_t) -> SysResult<()> {
-    #[cfg(target_arch = "arm")]
-    let (setgroups, setresgid, setresuid) = (
-        libc::SYS_setgroups32,
-        libc::SYS_setresgid32,
-        libc::SYS_setresuid32,
-    );
-    #[cfg(not(target_arch = "arm"))]
-    let (setgroups, setresgid, setresuid) = (
-        libc::SYS_setgroups,
-        libc::SYS_setresgid,
-        libc::SYS_setresuid,
-    );
+    clear_groups()?;
+    set_gid_uid(uid, gid)
+}
+
+/// The id-changing system calls: (setgroups, setresgid, setresuid), the 32-bit-id
+/// variants on 32-bit ARM.
+#[cfg(target_arch = "arm")]
+const ID_CALLS: (c_long, c_long, c_long) = (
+    libc::SYS_setgroups32,
+    libc::SYS_setresgid32,
+    libc::SYS_setresuid32,
+);
+#[cfg(not(target_arch = "arm"))]
+const ID_CALLS: (c_long, c_long, c_long) = (
+    libc::SYS_setgroups,
+    libc::SYS_setresgid,
+    libc::SYS_setresuid,
+);
+
+/// `setgroups(0, NULL)` as a raw call (see [`set_ids`]).
+pub fn clear_groups() -> SysResult<()> {
     // SAFETY: a zero-length list with a null pointer is the documented way to clear
-    // the supplementary groups; the other calls take plain integers.
-    unsafe {
-        check_long(libc::syscall(setgroups, 0, ptr::null::<libc::gid_t>()))?;
-        check_long(libc::syscall(setresgid, gid, gid, gid))?;
-        check_long(libc::syscall(setresuid, uid, uid, uid))?;
-    }
-    Ok(())
+    // the supplementary groups.
+    check_long(unsafe { libc::syscall(ID_CALLS.0, 0, ptr::null::<libc::gid_t>()) }).map(drop)
+}
+
+/// `setresgid(gid, gid, gid)` then `setresuid(uid, uid, uid)` as raw calls (see
+/// [`set_ids`]).
+pub fn set_gid_uid(uid: libc::uid_t, gid: libc::gid_t) -> SysResult<()> {
+    // SAFETY: plain integer arguments.
+    check_long(unsafe { libc::syscall(ID_CALLS.1, gid, gid, gid) })?;
+    // SAFETY: plain integer arguments.
+    check_long(unsafe { libc::syscall(ID_CALLS.2, uid, uid, uid) }).map(drop)
 }
 
 /// Every catchable signal back to its default disposition, and an empty signal mask:

@@ -8,15 +8,11 @@ use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
-use libc::{c_int, c_long, c_uint, pid_t};
+use libc::{c_int, c_uint, pid_t};
 
-use crate::launch::sys::{Errno, SysResult, errno};
+use crate::launch::sys::{self as launch_sys, Errno, SysResult, errno};
 
 fn check(ret: c_int) -> SysResult<c_int> {
-    if ret < 0 { Err(errno()) } else { Ok(ret) }
-}
-
-fn check_long(ret: c_long) -> SysResult<c_long> {
     if ret < 0 { Err(errno()) } else { Ok(ret) }
 }
 
@@ -242,27 +238,9 @@ fn close_range(first: RawFd, last: RawFd) {
 /// namespace allows `setgroups` (its `setgroups` file may say `deny`), then gid and uid
 /// 0. Raw system calls, for the reason given at [`crate::launch::sys::set_ids`].
 pub fn become_namespace_root() -> SysResult<()> {
-    #[cfg(target_arch = "arm")]
-    let (setgroups, setresgid, setresuid) = (
-        libc::SYS_setgroups32,
-        libc::SYS_setresgid32,
-        libc::SYS_setresuid32,
-    );
-    #[cfg(not(target_arch = "arm"))]
-    let (setgroups, setresgid, setresuid) = (
-        libc::SYS_setgroups,
-        libc::SYS_setresgid,
-        libc::SYS_setresuid,
-    );
-    // SAFETY: a zero-length list with a null pointer clears the supplementary groups;
-    // the other calls take plain integers.
-    unsafe {
-        match check_long(libc::syscall(setgroups, 0, ptr::null::<libc::gid_t>())) {
-            Ok(_) | Err(Errno(libc::EPERM)) => {}
-            Err(e) => return Err(e),
-        }
-        check_long(libc::syscall(setresgid, 0, 0, 0))?;
-        check_long(libc::syscall(setresuid, 0, 0, 0))?;
+    match launch_sys::clear_groups() {
+        Ok(()) | Err(Errno(libc::EPERM)) => {}
+        Err(e) => return Err(e),
     }
-    Ok(())
+    launch_sys::set_gid_uid(0, 0)
 }
