@@ -17,6 +17,11 @@ use std::process::Command;
 
 use common::berth_run::Berth;
 
+/// An app that stops on SIGTERM, healthy once its handler is in place (before, as
+/// the init of its pid namespace, it would ignore SIGTERM).
+const READY: &str = "command: [probe, signals]\n\
+    healthcheck: { exec: [probe, cat, /tmp/signals-ready], interval: 100ms, timeout: 90ms }\n";
+
 const WRAPPER: [&str; 6] = [
     "unshare",
     "--pid",
@@ -39,11 +44,11 @@ fn ended_by(status: std::process::ExitStatus) -> i32 {
 fn sigterm_to_init_stops_the_apps_then_reboots() {
     let mut b = Berth::start_in(
         "pid1-term",
-        &[("app", "command: [probe, signals]\n")],
+        &[("app", READY)],
         &WRAPPER,
         "hostname: device-7\n",
     );
-    b.expect("app: running", 30);
+    b.expect("app: healthy", 30);
     b.signal(libc::SIGTERM);
     let status = b.wait_exit(30);
     assert_eq!(
@@ -64,8 +69,8 @@ fn sigterm_to_init_stops_the_apps_then_reboots() {
 #[test]
 fn sigusr2_powers_off_and_sigusr1_halts() {
     for (signal, tag) in [(libc::SIGUSR2, "pid1-usr2"), (libc::SIGUSR1, "pid1-usr1")] {
-        let mut b = Berth::start_in(tag, &[("app", "command: [probe, signals]\n")], &WRAPPER, "");
-        b.expect("app: running", 30);
+        let mut b = Berth::start_in(tag, &[("app", READY)], &WRAPPER, "");
+        b.expect("app: healthy", 30);
         b.signal(signal);
         let status = b.wait_exit(30);
         assert_eq!(

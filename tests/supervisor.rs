@@ -171,19 +171,25 @@ fn a_hanging_probe_is_timed_out_and_start_period_is_honoured() {
     assert_eq!(b.stop(20), 0);
 }
 
+/// A health check that passes once `probe signals` has its handler.
+const READY: &str =
+    "healthcheck: { exec: [probe, cat, /tmp/signals-ready], interval: 100ms, timeout: 90ms }\n";
+
 #[test]
 fn sigterm_stops_dependants_first_and_berth_exits_0() {
     let mut b = Berth::start(
         "shutdown",
         &[
-            ("base", "command: [probe, signals]\n"),
+            ("base", &format!("command: [probe, signals]\n{READY}")),
             (
                 "top",
-                "command: [probe, signals]\ndepends_on: [{ app: base }]\n",
+                &format!("command: [probe, signals]\ndepends_on: [{{ app: base }}]\n{READY}"),
             ),
         ],
     );
-    b.expect("top: running", 20);
+    // Healthy once each has its SIGTERM handler: a pid-namespace init without one
+    // ignores SIGTERM (and would be killed only after its stop timeout).
+    b.expect_all(&["base: healthy", "top: healthy"], 20);
     assert_eq!(b.stop(20), 0);
     let top = b
         .seen

@@ -142,6 +142,15 @@ impl Berth {
         }
     }
 
+    /// Waits until a line with each of `needles` has been seen (in any order).
+    pub fn expect_all(&mut self, needles: &[&str], secs: u64) {
+        for needle in needles {
+            if !self.seen.iter().any(|l| l.contains(needle)) {
+                self.expect(needle, secs);
+            }
+        }
+    }
+
     /// Sends `signal` to berth.
     pub fn signal(&self, signal: i32) {
         // SAFETY: plain integer arguments.

@@ -10,7 +10,8 @@
  *   doublefork        orphan a grandchild, wait until it is gone, then report
  *   write FILE TEXT   write TEXT to FILE; prints "ok" (exit 0) or "ENAME: text" (exit 1)
  *   cat FILE          print FILE; exit 1 if it cannot be read
- *   signals           print "ready", then on SIGTERM print "term" and exit 0
+ *   signals           create /tmp/signals-ready, print "ready", then on SIGTERM
+ *                     print "term" and exit 0
  *
  * and, for the cgroup tests (each prints its lines flushed, one at a time):
  *
@@ -846,6 +847,9 @@ static int do_signals(void) {
         perror("probe signals: sigaction");
         return 1;
     }
+    /* For a health check (`cat /tmp/signals-ready`): the handler is in place. */
+    int fd = open("/tmp/signals-ready", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
     static const char msg[] = "ready\n";
     (void)!write(1, msg, sizeof msg - 1);
     for (;;) pause();
