@@ -249,3 +249,18 @@ pub fn signal(pid: i32, signal: i32) {
     // SAFETY: plain integer arguments.
     unsafe { libc::kill(pid, signal) };
 }
+
+/// `read(2)` into `buf`: the byte count (0 at end of file), or the error
+/// (`WouldBlock` when a non-blocking descriptor has nothing).
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is writable for its length for the call.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `write(2)` of `bytes`: how many were written.
+pub fn write(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is readable for its length for the call.
+    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}

@@ -118,11 +118,8 @@ impl Supervisor {
                                 .as_ref()
                                 .map(|u| probe::http_request(&u.host.to_string(), &u.path))
                                 .unwrap_or_default();
-                            // SAFETY: `req` is readable for its length for the call.
-                            let n = unsafe {
-                                libc::write(fd.as_raw_fd(), req.as_ptr().cast(), req.len())
-                            };
-                            if usize::try_from(n).ok() != Some(req.len()) {
+                            let n = event::write(fd.as_raw_fd(), &req);
+                            if n.ok() != Some(req.len()) {
                                 Some((false, "could not send the request".to_owned()))
                             } else {
                                 *sent = true;
@@ -134,10 +131,7 @@ impl Supervisor {
                     }
                 } else {
                     let mut buf = [0u8; 1024];
-                    // SAFETY: `buf` is writable for its length for the call.
-                    let n =
-                        unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                    match usize::try_from(n) {
+                    match event::read(fd.as_raw_fd(), &mut buf) {
                         Ok(0) => Some((false, "closed without a status line".into())),
                         Ok(n) => match response.feed(buf.get(..n).unwrap_or_default()) {
                             Ok(Some(code)) => {

@@ -2,7 +2,7 @@
 //! output.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use super::core::{Due, Source, Supervisor};
@@ -205,13 +205,9 @@ impl Supervisor {
         let mut buf = [0u8; 16384];
         let mut closed = false;
         if let Some((fd, _, _)) = app.pipes.get(at) {
-            let mut file = fs::File::from(match fd.try_clone() {
-                Ok(f) => f,
-                Err(_) => return,
-            });
             // Up to 16 reads per wake-up, so a fast writer cannot starve the loop.
             for _ in 0..16 {
-                match file.read(&mut buf) {
+                match event::read(fd.as_raw_fd(), &mut buf) {
                     Ok(0) => {
                         closed = true;
                         break;
