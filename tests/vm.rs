@@ -1,5 +1,5 @@
-//! berth as the init of a virtual machine: a Debian kernel under qemu (x86_64, TCG)
-//! boots an initramfs whose `/init` is the static berth (`tests/vm/build`), so the
+//! berth as the init of a virtual machine: a Debian kernel under qemu (TCG) boots an
+//! initramfs whose `/init` is the static berth (`tests/vm/build`), so the
 //! PID 1 duties, the launch from an initramfs (the MS_MOVE fallback of pivot_root) and
 //! the cgroup v2 controllers are tested on a real kernel with a pure cgroup2 hierarchy.
 //!
@@ -15,9 +15,18 @@
 //! initramfs carries it, and `/sbin/modprobe` is a link to berth, which the kernel
 //! runs by itself to load it.
 //!
+//! Two guests: x86_64 (the whole test) and aarch64 (qemu's `virt` machine, a
+//! cortex-a57; berth cross-built for aarch64-unknown-linux-musl, the C programs with
+//! Debian's cross gcc, Debian's arm64 kernel package downloaded with apt-get and
+//! unpacked under `target/vm-arm64/kernel`): a shorter test of berth as PID 1 there,
+//! with only the apps it needs.
+//!
 //! Needs root, qemu, a Debian kernel and cpio: `apt-get install -y
-//! --no-install-recommends qemu-system-x86 qemu-utils- linux-image-amd64 cpio`. A
-//! missing piece fails the test with that command; it never skips.
+//! --no-install-recommends qemu-system-x86 qemu-utils- linux-image-amd64 cpio`; for
+//! aarch64 `dpkg --add-architecture arm64 && apt-get update && apt-get install -y
+//! --no-install-recommends qemu-system-arm qemu-utils- gcc-aarch64-linux-gnu
+//! libc6-dev-arm64-cross cpio`. A missing piece fails the test with that command; it
+//! never skips.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -35,58 +44,95 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-const INSTALL: &str = "apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils- \
-                       linux-image-amd64 cpio";
-const QEMU: &str = "qemu-system-x86_64";
+/// A guest architecture: its qemu, machine, console and what to install for it.
+struct Guest {
+    /// `ARCH` of `tests/vm/build`.
+    arch: &'static str,
+    /// The build's output directory, under the crate.
+    out: &'static str,
+    qemu: &'static str,
+    /// qemu's machine and CPU.
+    machine: &'static [&'static str],
+    /// The serial port's name in the kernel (its console).
+    console: &'static str,
+    install: &'static str,
+    /// The kernel and the initramfs, built once per test process.
+    built: OnceLock<Built>,
+}
 
-/// The kernel and the initramfs, built once per test process.
+static X86_64: Guest = Guest {
+    arch: "x86_64",
+    out: "target/vm",
+    qemu: "qemu-system-x86_64",
+    machine: &[],
+    console: "ttyS0",
+    install: "apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils- \
+              linux-image-amd64 cpio",
+    built: OnceLock::new(),
+};
+
+static AARCH64: Guest = Guest {
+    arch: "aarch64",
+    out: "target/vm-arm64",
+    qemu: "qemu-system-aarch64",
+    machine: &["-M", "virt", "-cpu", "cortex-a57"],
+    console: "ttyAMA0",
+    install: "dpkg --add-architecture arm64 && apt-get update && apt-get install -y \
+              --no-install-recommends qemu-system-arm qemu-utils- gcc-aarch64-linux-gnu \
+              libc6-dev-arm64-cross cpio",
+    built: OnceLock::new(),
+};
+
 struct Built {
     kernel: PathBuf,
     initramfs: PathBuf,
 }
 
-fn built() -> &'static Built {
-    static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(build)
-}
-
-fn build() -> Built {
-    common::require_root("the initramfs holds a device node, and berth packs as root");
-    match Command::new(QEMU).arg("--version").output() {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "{QEMU} --version failed ({}): {}; the VM test needs it: {INSTALL}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("cannot run {QEMU} ({e}); the VM test needs it: {INSTALL}"),
+impl Guest {
+    fn built(&self) -> &Built {
+        self.built.get_or_init(|| self.build())
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = root.join("target/vm");
-    let output = Command::new(root.join("tests/vm/build"))
-        .arg(&out)
-        .env("BERTH", env!("CARGO_BIN_EXE_berth"))
-        .env("CARGO", option_env!("CARGO").unwrap_or("cargo"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tests/vm/build");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "tests/vm/build failed ({}); what the VM test needs: {INSTALL}\n{stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let value = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(PathBuf::from)
-            .unwrap_or_else(|| panic!("tests/vm/build printed no {key}: {stdout}"))
-    };
-    Built {
-        kernel: value("kernel="),
-        initramfs: value("initramfs="),
+
+    fn build(&self) -> Built {
+        let (qemu, install) = (self.qemu, self.install);
+        common::require_root("the initramfs holds a device node, and berth packs as root");
+        match Command::new(qemu).arg("--version").output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "{qemu} --version failed ({}): {}; the VM test needs it: {install}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => panic!("cannot run {qemu} ({e}); the VM test needs it: {install}"),
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = root.join(self.out);
+        let output = Command::new(root.join("tests/vm/build"))
+            .arg(&out)
+            .env("ARCH", self.arch)
+            .env("BERTH", env!("CARGO_BIN_EXE_berth"))
+            .env("CARGO", option_env!("CARGO").unwrap_or("cargo"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tests/vm/build");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "tests/vm/build failed ({}); what the VM test needs: {install}\n{stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let value = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(PathBuf::from)
+                .unwrap_or_else(|| panic!("tests/vm/build printed no {key}: {stdout}"))
+        };
+        Built {
+            kernel: value("kernel="),
+            initramfs: value("initramfs="),
+        }
     }
 }
 
@@ -112,15 +158,17 @@ struct Vm {
 impl Vm {
     /// Boots the test's kernel and initramfs with `extra` on the kernel command line.
     /// After `limit` qemu is killed, whatever the test is waiting for.
-    fn boot(extra: &str, limit: Duration) -> Vm {
-        let b = built();
+    fn boot(guest: &'static Guest, extra: &str, limit: Duration) -> Vm {
+        let b = guest.built();
+        let (qemu, install) = (guest.qemu, guest.install);
         // loglevel=3: only the kernel's emergencies, alerts and critical messages
         // (a panic, "reboot: Power down") reach the console, so its OOM reports and
         // the like do not cut berth's lines in two. panic=-1 with -no-reboot: a
         // kernel panic ends qemu at once.
-        let append = format!("console=ttyS0 panic=-1 loglevel=3 {extra}");
+        let append = format!("console={} panic=-1 loglevel=3 {extra}", guest.console);
         let started = Instant::now();
-        let mut child = Command::new(QEMU)
+        let mut child = Command::new(qemu)
+            .args(guest.machine)
             .args(["-accel", "tcg", "-m", "512", "-smp", "2"])
             .args(["-display", "none", "-monitor", "none", "-parallel", "none"])
             .args(["-serial", "stdio", "-no-reboot", "-nic", "none"])
@@ -133,7 +181,7 @@ impl Vm {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {QEMU} ({e}); install it: {INSTALL}"));
+            .unwrap_or_else(|e| panic!("cannot start {qemu} ({e}); install it: {install}"));
         let (tx, rx) = channel();
         forward(child.stdout.take().unwrap(), "", started, tx.clone());
         forward(child.stderr.take().unwrap(), "[qemu stderr] ", started, tx);
@@ -365,7 +413,7 @@ fn cpu_ms(answer: &str, dir: &str) -> f64 {
 #[test]
 fn boots_runs_the_apps_under_cgroup2_and_powers_off() {
     let _one = one_at_a_time();
-    let mut vm = Vm::boot("", Duration::from_secs(120));
+    let mut vm = Vm::boot(&X86_64, "", Duration::from_secs(120));
 
     // PID 1 duties seen by an app in the host's namespaces: the host name, and the
     // early mounts (cgroup2 at /sys/fs/cgroup).
@@ -533,7 +581,7 @@ fn boots_runs_the_apps_under_cgroup2_and_powers_off() {
 #[test]
 fn a_panic_as_init_reboots_the_machine() {
     let _one = one_at_a_time();
-    let mut vm = Vm::boot("BERTH_TEST_PANIC=1", Duration::from_secs(60));
+    let mut vm = Vm::boot(&X86_64, "BERTH_TEST_PANIC=1", Duration::from_secs(60));
     // The hook's report (stderr and /dev/console: both are the serial port here); the
     // panic message follows on the next line.
     let report = vm.wait_for(&["berth: internal error: panicked at src/main.rs"]);
@@ -550,5 +598,60 @@ fn a_panic_as_init_reboots_the_machine() {
     eprintln!(
         "vm timings: panic boot reset after {} ms (host clock)",
         ms(vm.at(reset))
+    );
+}
+
+/// berth as PID 1 of an aarch64 machine (qemu's `virt`, a cortex-a57): the kernel's
+/// cgroup2 hierarchy, overlayfs loaded through berth's modprobe, an app that exits 0,
+/// one OOM-killed at its memory cap, and the power-off through SIGUSR2 that ends with
+/// qemu exiting by itself. The initramfs holds only vmctl, tiny and hog.
+#[test]
+fn aarch64_boots_runs_apps_under_cgroup2_and_powers_off() {
+    let _one = one_at_a_time();
+    let mut vm = Vm::boot(&AARCH64, "", Duration::from_secs(60));
+    let first_berth = vm.wait_for(&[": supervising ", "(cgroup V2, as PID 1)"]);
+    let ready = vm.wait_for(&["vmctl: ready hostname=vm-berth "]);
+    let subtree = vm.cat("/cg/berth/cgroup.subtree_control");
+    for c in ["cpu", "memory", "pids"] {
+        assert!(
+            subtree.split_whitespace().any(|w| w == c),
+            "{c} not enabled for the apps: {subtree:?}"
+        );
+    }
+    let tiny = vm.wait_for(&["tiny exited with status 0"]);
+    vm.vmctl("find /logs/tiny.log stdout ok");
+    let oom = vm.wait_for(&[
+        "hog killed by the kernel: out of memory (limit 32M) after ",
+        "; restart 1 in 100ms",
+    ]);
+    vm.wait_for(&[
+        "hog killed by the kernel: out of memory (limit 32M) after ",
+        "; failed after 1 restart",
+    ]);
+
+    let poweroff_at = vm.seen.len();
+    let asked = vm.now();
+    vm.send("poweroff");
+    vm.wait_from(poweroff_at, &["SIGUSR2: stopping every app"]);
+    vm.wait_from(poweroff_at, &["all apps stopped"]);
+    let down = vm.wait_from(poweroff_at, &["reboot: Power down"]);
+    let status = vm.wait_exit();
+    assert!(
+        status.success(),
+        "qemu {status}; console:\n{}",
+        vm.console()
+    );
+    vm.assert_clean();
+    eprintln!("console:\n{}", vm.console());
+    eprintln!(
+        "vm timings aarch64 (host clock since qemu started): first berth line {} ms, vmctl \
+         ready {} ms, tiny exited {} ms, hog OOM-killed {} ms, power-off asked {} ms, \
+         powered off {} ms",
+        ms(vm.at(first_berth)),
+        ms(vm.at(ready)),
+        ms(vm.at(tiny)),
+        ms(vm.at(oom)),
+        ms(asked),
+        ms(vm.at(down)),
     );
 }

@@ -1,7 +1,8 @@
 /*
  * vmctl: the VM test's hand inside the virtual machine. It runs as a berth app in the
  * host's pid, uts and network namespaces (`namespaces: [mount]`), with the serial
- * port (/dev/ttyS0, which is also the kernel's console) as one of its `devices` and
+ * port (its one argument, default /dev/ttyS0; /dev/ttyAMA0 on aarch64's qemu virt
+ * machine; also the kernel's console) as one of its `devices` and
  * the cgroup2 tree bound read-only at /cg. It reads one command per line from the
  * serial port (written by the test into qemu's stdin) and answers on the same port,
  * each answer one line starting with "vmctl: ", written with one write(2), and each
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 static int tty = -1;
+static const char *tty_path = "/dev/ttyS0";
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...) {
@@ -151,10 +153,11 @@ static int cmd_cpu(char **args, int n) {
     return 0;
 }
 
-int main(void) {
-    tty = open("/dev/ttyS0", O_RDWR | O_NOCTTY | O_CLOEXEC);
+int main(int argc, char **argv) {
+    if (argc > 1) tty_path = argv[1];
+    tty = open(tty_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (tty < 0) {
-        perror("vmctl: open /dev/ttyS0");
+        fprintf(stderr, "vmctl: open %s: %s\n", tty_path, strerror(errno));
         return 1;
     }
     struct termios t;
@@ -173,7 +176,7 @@ int main(void) {
         ssize_t r = read(tty, buf + have, sizeof buf - 1 - have);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
-            perror("vmctl: read /dev/ttyS0");
+            fprintf(stderr, "vmctl: read %s: %s\n", tty_path, strerror(errno));
             return 1;
         }
         have += (size_t)r;
