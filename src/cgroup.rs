@@ -245,16 +245,14 @@ pub fn clean(group: &dyn Group, timeout_ms: i32) -> Result<()> {
         for pid in pids {
             // SAFETY: plain integer arguments.
             let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-            if let Ok(fd) = RawFd::try_from(fd) {
-                if fd >= 0 {
-                    // SAFETY: the descriptor was just created and is owned by nobody else.
-                    owned.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                    fds.push(libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    });
-                }
+            if let Ok(fd @ 0..) = RawFd::try_from(fd) {
+                // SAFETY: the descriptor was just created and is owned by nobody else.
+                owned.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                fds.push(libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
             }
         }
         for slot in 0..fds.len() {

@@ -274,10 +274,15 @@ pub fn cloexec_from(first: RawFd) -> SysResult<()> {
 }
 
 /// `setrlimit(2)`.
+#[allow(
+    clippy::useless_conversion,
+    clippy::unnecessary_fallible_conversions,
+    reason = "rlim_t is u64 on musl and 64-bit glibc, u32 on 32-bit glibc"
+)]
 pub fn setrlimit(resource: c_int, soft: u64, hard: u64) -> SysResult<()> {
     let limit = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: hard,
+        rlim_cur: soft.try_into().unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: hard.try_into().unwrap_or(libc::RLIM_INFINITY),
     };
     // The resource argument's type differs between glibc and musl.
     #[allow(

@@ -178,7 +178,8 @@ impl Timer {
         if let Some(ms) = deadline_ms {
             // A zero it_value disarms: the earliest deadline is at least 1 ns.
             let ms = ms.max(1);
-            spec.it_value.tv_sec = (ms / 1000).try_into().unwrap_or(i32::MAX.into());
+            // time_t is 32 bits on some 32-bit targets: the deadline saturates there.
+            spec.it_value.tv_sec = (ms / 1000).try_into().unwrap_or(libc::c_long::MAX as _);
             spec.it_value.tv_nsec = ((ms % 1000) * 1_000_000).try_into().unwrap_or(0);
         }
         // SAFETY: `spec` is valid and read for the call; no old value is asked for.
