@@ -200,12 +200,35 @@ pub trait Manager {
 /// Detects the system's layout and returns its manager, with `root` (the config's
 /// `cgroup_root`) under berth's own cgroup.
 pub fn system(root: &str) -> Result<Box<dyn Manager>> {
+    system_with(root, crate::config::CgroupMode::Auto)
+}
+
+/// As [`system`], with the config's `cgroup:` choice: `v2` uses the unified hierarchy
+/// also on a hybrid system, `v1` refuses a system without v1 controllers.
+pub fn system_with(root: &str, mode: crate::config::CgroupMode) -> Result<Box<dyn Manager>> {
     let mountinfo =
         fs::read_to_string("/proc/self/mountinfo").map_err(io_err("read /proc/self/mountinfo"))?;
     let own = fs::read_to_string("/proc/self/cgroup").map_err(io_err("read /proc/self/cgroup"))?;
     let read = |p: &Path| fs::read_to_string(p);
-    let hierarchy = detect::detect(&mountinfo, &own, &read).map_err(CgroupError::Refused)?;
+    let mut hierarchy = detect::detect(&mountinfo, &own, &read).map_err(CgroupError::Refused)?;
+    hierarchy.kind = forced(hierarchy.kind, mode, hierarchy.v2.is_some())?;
     manager(&hierarchy, root)
+}
+
+/// The kind to use under `mode`.
+pub fn forced(detected: Kind, mode: crate::config::CgroupMode, has_v2: bool) -> Result<Kind> {
+    use crate::config::CgroupMode;
+    match (mode, detected) {
+        (CgroupMode::Auto, kind) => Ok(kind),
+        (CgroupMode::V2, _) if has_v2 => Ok(Kind::V2),
+        (CgroupMode::V2, _) => Err(CgroupError::Refused(
+            "cgroup: v2 is set, but no cgroup2 hierarchy is mounted".into(),
+        )),
+        (CgroupMode::V1, Kind::V1 | Kind::Hybrid) => Ok(Kind::V1),
+        (CgroupMode::V1, Kind::V2) => Err(CgroupError::Refused(
+            "cgroup: v1 is set, but only the cgroup2 hierarchy is mounted".into(),
+        )),
+    }
 }
 
 /// The manager for `hierarchy`.

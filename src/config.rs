@@ -27,6 +27,8 @@ pub struct Config {
     /// The device's host name (set at boot when berth is PID 1).
     pub hostname: Option<Hostname>,
     pub on_panic: OnPanic,
+    /// Which cgroup hierarchy to use (and, as PID 1, to mount).
+    pub cgroup: CgroupMode,
     /// Limits and permissions for unpacking images.
     pub images: Limits,
 }
@@ -42,6 +44,7 @@ impl Default for Config {
             bridge: Bridge::default(),
             hostname: None,
             on_panic: OnPanic::Reboot,
+            cgroup: CgroupMode::Auto,
             images: Limits::default(),
         }
     }
@@ -78,6 +81,17 @@ pub enum OnPanic {
     #[default]
     Reboot,
     Halt,
+}
+
+/// `cgroup:` — `auto` uses cgroup v2 where the kernel offers it (mounting it as PID 1)
+/// and the v1 controllers otherwise (or on a hybrid system); `v1` or `v2` force one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupMode {
+    #[default]
+    Auto,
+    V1,
+    V2,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -219,6 +233,7 @@ struct RawConfig {
     bridge: Option<Bridge>,
     hostname: Option<Hostname>,
     on_panic: Option<OnPanic>,
+    cgroup: Option<CgroupMode>,
     images: Option<RawImages>,
 }
 
@@ -262,6 +277,7 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
         bridge: raw.bridge.unwrap_or(d.bridge),
         hostname: raw.hostname,
         on_panic: raw.on_panic.unwrap_or(d.on_panic),
+        cgroup: raw.cgroup.unwrap_or(d.cgroup),
         images: raw.images.map_or(d.images, RawImages::limits),
     })
 }
@@ -306,7 +322,7 @@ mod tests {
             &d,
             "apps_dir: apps\nstate_dir: /data/berth\nrun_dir: /run/b\nlog_dir: logs\ncgroup_root: fw/berth\n\
              bridge: { name: br-apps, subnet: 192.168.7.0/24 }\nhostname: gw-0017\non_panic: halt\n\
-             images: { max_size: 512M, max_entries: 5000, allow_devices: true }\n",
+             cgroup: v1\nimages: { max_size: 512M, max_entries: 5000, allow_devices: true }\n",
         );
         let c = load(&p, true).unwrap();
         assert_eq!(c.apps_dir, d.join("apps"));
@@ -317,6 +333,7 @@ mod tests {
         assert_eq!(c.bridge.subnet.to_string(), "192.168.7.0/24");
         assert_eq!(c.hostname.unwrap().as_str(), "gw-0017");
         assert_eq!(c.on_panic, OnPanic::Halt);
+        assert_eq!(c.cgroup, CgroupMode::V1);
         assert_eq!(c.images.max_size.bytes(), 512 << 20);
         assert_eq!(c.images.max_entries, 5000);
         assert!(c.images.allow_devices && !c.images.allow_setuid);

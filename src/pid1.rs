@@ -165,7 +165,7 @@ pub fn boot(config: &Config) -> Vec<String> {
             Err(e) => log::error!("{e}"),
         }
     }
-    mounted_here.extend(mount_cgroups());
+    mounted_here.extend(mount_cgroups(config.cgroup));
     // stdin from /dev/null; stdout and stderr to the console if they are closed.
     if let Ok(null) = fs::File::open("/dev/null") {
         use std::os::fd::AsRawFd;
@@ -188,9 +188,9 @@ pub fn boot(config: &Config) -> Vec<String> {
     mounted_here
 }
 
-/// cgroup2 at /sys/fs/cgroup when the kernel has it, else a tmpfs there with each v1
-/// controller mounted in its own directory.
-fn mount_cgroups() -> Vec<String> {
+/// cgroup2 at /sys/fs/cgroup when the kernel has it (unless `cgroup: v1`), else a
+/// tmpfs there with each v1 controller mounted in its own directory.
+fn mount_cgroups(mode: crate::config::CgroupMode) -> Vec<String> {
     let table = fs::read_to_string("/proc/mounts").unwrap_or_default();
     if table.lines().any(|l| {
         let mut f = l.split(' ');
@@ -200,10 +200,10 @@ fn mount_cgroups() -> Vec<String> {
     }
     let filesystems = fs::read_to_string("/proc/filesystems").unwrap_or_default();
     let root = "/sys/fs/cgroup";
-    if filesystems
+    let has_v2 = filesystems
         .lines()
-        .any(|l| l.trim_end().ends_with("\tcgroup2"))
-    {
+        .any(|l| l.trim_end().ends_with("\tcgroup2"));
+    if has_v2 && mode != crate::config::CgroupMode::V1 {
         return match mount(
             "cgroup2",
             root,

@@ -386,3 +386,16 @@ fn v2_clone_into_cgroup_and_cgroup_kill() {
     }
     group.remove().unwrap();
 }
+
+#[test]
+fn the_config_can_force_the_unified_hierarchy_on_this_hybrid_host() {
+    common::require_root("cgroups need root");
+    let root = format!("berth-test-{}-forced", std::process::id());
+    // Removed on drop, also when an assertion fails.
+    let m = Cgroups(cgroup::system_with(&root, berth::config::CgroupMode::V2).unwrap());
+    assert_eq!(m.0.version(), Version::V2);
+    // This host's cgroup2 has no controllers: limits would be refused by name.
+    assert!(m.0.offer().controllers.is_empty());
+    let roots = m.0.roots();
+    assert!(roots[0].starts_with("/sys/fs/cgroup/unified"), "{roots:?}");
+}

@@ -276,3 +276,34 @@ fn exit_reasons() {
     );
     assert_eq!(exit_reason(killed(40), false, None), "killed by signal 40");
 }
+
+#[test]
+fn the_config_can_force_a_version() {
+    use crate::config::CgroupMode;
+    assert_eq!(
+        forced(Kind::Hybrid, CgroupMode::Auto, true).unwrap(),
+        Kind::Hybrid
+    );
+    assert_eq!(
+        forced(Kind::Hybrid, CgroupMode::V2, true).unwrap(),
+        Kind::V2
+    );
+    assert_eq!(
+        forced(Kind::Hybrid, CgroupMode::V1, true).unwrap(),
+        Kind::V1
+    );
+    assert_eq!(
+        forced(Kind::V1, CgroupMode::V2, false)
+            .err()
+            .unwrap()
+            .to_string(),
+        "cgroup: v2 is set, but no cgroup2 hierarchy is mounted"
+    );
+    assert_eq!(
+        forced(Kind::V2, CgroupMode::V1, true)
+            .err()
+            .unwrap()
+            .to_string(),
+        "cgroup: v1 is set, but only the cgroup2 hierarchy is mounted"
+    );
+}
