@@ -29,6 +29,8 @@ pub struct Config {
     pub on_panic: OnPanic,
     /// Which cgroup hierarchy to use (and, as PID 1, to mount).
     pub cgroup: CgroupMode,
+    /// Also write berth's log lines to /dev/kmsg.
+    pub kmsg: bool,
     /// Limits and permissions for unpacking images.
     pub images: Limits,
 }
@@ -45,6 +47,7 @@ impl Default for Config {
             hostname: None,
             on_panic: OnPanic::Reboot,
             cgroup: CgroupMode::Auto,
+            kmsg: false,
             images: Limits::default(),
         }
     }
@@ -234,6 +237,7 @@ struct RawConfig {
     hostname: Option<Hostname>,
     on_panic: Option<OnPanic>,
     cgroup: Option<CgroupMode>,
+    kmsg: Option<bool>,
     images: Option<RawImages>,
 }
 
@@ -278,6 +282,7 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
         hostname: raw.hostname,
         on_panic: raw.on_panic.unwrap_or(d.on_panic),
         cgroup: raw.cgroup.unwrap_or(d.cgroup),
+        kmsg: raw.kmsg.unwrap_or(d.kmsg),
         images: raw.images.map_or(d.images, RawImages::limits),
     })
 }
@@ -322,7 +327,7 @@ mod tests {
             &d,
             "apps_dir: apps\nstate_dir: /data/berth\nrun_dir: /run/b\nlog_dir: logs\ncgroup_root: fw/berth\n\
              bridge: { name: br-apps, subnet: 192.168.7.0/24 }\nhostname: gw-0017\non_panic: halt\n\
-             cgroup: v1\nimages: { max_size: 512M, max_entries: 5000, allow_devices: true }\n",
+             cgroup: v1\nkmsg: true\nimages: { max_size: 512M, max_entries: 5000, allow_devices: true }\n",
         );
         let c = load(&p, true).unwrap();
         assert_eq!(c.apps_dir, d.join("apps"));
@@ -334,6 +339,7 @@ mod tests {
         assert_eq!(c.hostname.unwrap().as_str(), "gw-0017");
         assert_eq!(c.on_panic, OnPanic::Halt);
         assert_eq!(c.cgroup, CgroupMode::V1);
+        assert!(c.kmsg);
         assert_eq!(c.images.max_size.bytes(), 512 << 20);
         assert_eq!(c.images.max_entries, 5000);
         assert!(c.images.allow_devices && !c.images.allow_setuid);

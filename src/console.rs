@@ -4,10 +4,34 @@
 //! `warn`, `info`, `debug`, `trace`) overrides the default level.
 
 use std::io::Write as _;
+use std::sync::OnceLock;
 
 struct Console;
 
 static CONSOLE: Console = Console;
+
+/// `/dev/kmsg`, when the config's `kmsg: true` asks for berth's lines in the kernel's
+/// log too (where a board's crash dump or pstore picks them up).
+static KMSG: OnceLock<std::fs::File> = OnceLock::new();
+
+/// The kernel log line of a record: `<PRIORITY>berth: MESSAGE` (syslog priorities:
+/// 3 error, 4 warning, 6 info, 7 debug).
+pub fn kmsg_line(level: log::Level, message: &str) -> String {
+    let priority = match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    };
+    format!("<{priority}>berth: {message}\n")
+}
+
+/// Also writes every line to the kernel log at `path` (`/dev/kmsg`).
+pub fn also_kmsg(path: &std::path::Path) -> std::io::Result<()> {
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let _ = KMSG.set(file);
+    Ok(())
+}
 
 impl log::Log for Console {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
@@ -26,6 +50,10 @@ impl log::Log for Console {
         );
         // One write per line, so lines from a panic hook or a child do not interleave.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        if let Some(mut kmsg) = KMSG.get() {
+            let text = kmsg_line(record.level(), &record.args().to_string());
+            let _ = kmsg.write_all(text.as_bytes());
+        }
     }
 
     fn flush(&self) {}
@@ -39,5 +67,24 @@ pub fn init(default: log::LevelFilter) {
         .unwrap_or(default);
     if log::set_logger(&CONSOLE).is_ok() {
         log::set_max_level(level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_log_lines_carry_the_syslog_priority() {
+        assert_eq!(kmsg_line(log::Level::Error, "x"), "<3>berth: x\n");
+        assert_eq!(
+            kmsg_line(log::Level::Warn, "web: unhealthy"),
+            "<4>berth: web: unhealthy\n"
+        );
+        assert_eq!(
+            kmsg_line(log::Level::Info, "web: healthy"),
+            "<6>berth: web: healthy\n"
+        );
+        assert_eq!(kmsg_line(log::Level::Debug, "y"), "<7>berth: y\n");
     }
 }

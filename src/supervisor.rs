@@ -25,6 +25,7 @@ use crate::config::Config;
 /// `on_panic` says).
 pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
     if !crate::pid1::is_init() {
+        kmsg(&config);
         // As init, a missing directory may appear later (SIGHUP); as a service it is a
         // mistake in the command line or the config.
         if !apps_dir.is_dir() {
@@ -40,6 +41,8 @@ pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
         log::error!("{e}");
     }
     let mounted = crate::pid1::boot(&config);
+    // After the boot: /dev is mounted now.
+    kmsg(&config);
     let fallback = match config.on_panic {
         crate::config::OnPanic::Halt => crate::pid1::Action::Halt,
         crate::config::OnPanic::Reboot => crate::pid1::Action::Reboot,
@@ -52,4 +55,13 @@ pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
         }
     };
     crate::pid1::finish(action, &mounted)
+}
+
+/// `kmsg: true`: berth's lines go to the kernel log too.
+fn kmsg(config: &Config) {
+    if config.kmsg {
+        if let Err(e) = crate::console::also_kmsg(std::path::Path::new("/dev/kmsg")) {
+            log::warn!("kmsg: true, but /dev/kmsg cannot be opened: {e}");
+        }
+    }
 }
