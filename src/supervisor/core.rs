@@ -44,7 +44,8 @@ pub struct Supervisor {
     pub(super) launcher: Launcher,
     pub(super) cgroups: Box<dyn Manager>,
     pub(super) store: Store,
-    pub(super) apps: BTreeMap<String, App>,
+    /// Boxed: a B-tree node reserves room for eleven values.
+    pub(super) apps: BTreeMap<String, Box<App>>,
     pub(super) sources: HashMap<u64, Source>,
     pub(super) next_token: u64,
     pub(super) deadlines: BTreeSet<(u64, String, Due)>,
@@ -280,7 +281,7 @@ impl Supervisor {
         }
         for name in &change.start {
             if let Some(m) = next.remove(name) {
-                self.apps.insert(name.clone(), App::new(m));
+                self.apps.insert(name.clone(), Box::new(App::new(m)));
             }
         }
         for name in &change.start {
@@ -589,7 +590,7 @@ impl Supervisor {
                 continue;
             }
             let dependants_up = graph.iter().any(|(other, deps)| {
-                deps.contains(&name) && self.apps.get(other).is_some_and(App::is_up)
+                deps.contains(&name) && self.apps.get(other).is_some_and(|a| a.is_up())
             });
             if !dependants_up {
                 self.stop(&name, AfterStop::Stay, None);

@@ -25,6 +25,7 @@
 //! a file of its own.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
@@ -111,7 +112,7 @@ impl AppLog {
                 size,
                 max_size,
                 max_files: max_files.max(1),
-                ring: heapless::Deque::new(),
+                ring: VecDeque::new(),
                 line: String::new(),
             },
             stdout: Partial::new(),
@@ -271,7 +272,9 @@ struct Sink {
     max_size: u64,
     /// At least 1.
     max_files: u32,
-    ring: heapless::Deque<heapless::String<RING_LINE_BYTES>, RING_LINES>,
+    /// At most [`RING_LINES`] entries; it grows with the lines an app prints (most
+    /// print a few), so an idle app holds a few hundred bytes, not the whole ring.
+    ring: VecDeque<heapless::String<RING_LINE_BYTES>>,
     /// The line being formatted, kept to spare an allocation per line.
     line: String,
 }
@@ -330,11 +333,10 @@ impl Sink {
         let mut entry = heapless::String::new();
         // Cannot fail: `end` is at most the capacity.
         let _ = entry.push_str(self.line.get(..end).unwrap_or_default());
-        if self.ring.is_full() {
+        if self.ring.len() >= RING_LINES {
             self.ring.pop_front();
         }
-        // Cannot fail: there is room now.
-        let _ = self.ring.push_back(entry);
+        self.ring.push_back(entry);
     }
 
     /// `<app>.log.N`.
