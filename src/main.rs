@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     if argv0 == berth::launch::reaper::ARGV0 {
         berth::launch::reaper::main(args.collect());
     }
+    // The runner of an exec health check, started by the supervisor.
+    if argv0 == berth::supervisor::probe::RUNNER_ARGV0 {
+        berth::supervisor::probe::runner_main(args.collect());
+    }
     // As /sbin/modprobe, which the kernel runs to load a missing filesystem module.
     if std::path::Path::new(&argv0)
         .file_name()

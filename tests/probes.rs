@@ -120,6 +120,11 @@ fn only_child(pid: i32) -> i32 {
     c[0]
 }
 
+/// The runner of exec probes: berth's executable (the supervisor runs its own).
+fn berth_exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -477,7 +482,7 @@ impl Target {
 
     /// Runs an exec probe in it and waits for the result.
     fn probe(&self, argv: &[&str], env: &[&str]) -> i32 {
-        let pid = spawn_exec(self.pid, &strings(argv), &strings(env), &[]).unwrap();
+        let pid = spawn_exec(berth_exe(), self.pid, &strings(argv), &strings(env), &[]).unwrap();
         Reaped(Some(pid)).wait()
     }
 }
@@ -574,18 +579,18 @@ fn exec_reports_the_commands_status() {
 fn exec_refuses_what_it_cannot_run() {
     common::require_root("the probe tests run as root");
     let target = Target::start();
-    let e = spawn_exec(target.pid, &[], &[], &[]).unwrap_err();
+    let e = spawn_exec(berth_exe(), target.pid, &[], &[], &[]).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-    let e = spawn_exec(target.pid, &strings(&["a\0b"]), &[], &[]).unwrap_err();
+    let e = spawn_exec(berth_exe(), target.pid, &strings(&["a\0b"]), &[], &[]).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     // A pid that is gone (pid_max is at most 2^22).
-    let e = spawn_exec(1 << 23, &strings(&["true"]), &[], &[]).unwrap_err();
-    assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
-    assert!(
-        e.to_string().starts_with("exec probe: open /proc/8388608"),
-        "{e}"
+    let e = spawn_exec(berth_exe(), 1 << 23, &strings(&["true"]), &[], &[]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "exec probe: pidfd_open 8388608: No such process (os error 3)"
     );
     let e = spawn_exec(
+        berth_exe(),
         target.pid,
         &strings(&["true"]),
         &[],
@@ -677,7 +682,7 @@ fn exec_runs_in_the_apps_cgroups() {
     let target = Target::start();
     let out = dir.s("cgroup");
     let argv = strings(&["sh", "-c", &format!("cat /proc/self/cgroup > {out}")]);
-    let pid = spawn_exec(target.pid, &argv, &[], &cgroups.procs()).unwrap();
+    let pid = spawn_exec(berth_exe(), target.pid, &argv, &[], &cgroups.procs()).unwrap();
     assert_eq!(Reaped(Some(pid)).wait(), 0);
     let seen = fs::read_to_string(dir.join("cgroup")).unwrap();
     for d in &cgroups.0 {
@@ -701,7 +706,14 @@ fn kill_probe_ends_the_command_and_what_it_started() {
     let (word, mut reader) = fifo(&dir, "word");
     let script = format!("sleep 1000 & echo ready > {}; wait", word.display());
     let mut runner = Reaped(Some(
-        spawn_exec(target.pid, &strings(&["sh", "-c", &script]), &[], &[]).unwrap(),
+        spawn_exec(
+            berth_exe(),
+            target.pid,
+            &strings(&["sh", "-c", &script]),
+            &[],
+            &[],
+        )
+        .unwrap(),
     ));
     assert_eq!(read_fifo(&mut reader), "ready\n");
     let command = only_child(runner.0.unwrap());
@@ -726,7 +738,14 @@ fn what_a_command_leaves_running_is_killed_when_it_ends() {
     let (word, mut reader) = fifo(&dir, "word");
     let script = format!("sleep 1000 & echo ready > {}; wait", word.display());
     let mut runner = Reaped(Some(
-        spawn_exec(target.pid, &strings(&["sh", "-c", &script]), &[], &[]).unwrap(),
+        spawn_exec(
+            berth_exe(),
+            target.pid,
+            &strings(&["sh", "-c", &script]),
+            &[],
+            &[],
+        )
+        .unwrap(),
     ));
     assert_eq!(read_fifo(&mut reader), "ready\n");
     let command = only_child(runner.0.unwrap());
@@ -746,7 +765,14 @@ fn killing_the_runner_kills_the_command() {
     let (word, mut reader) = fifo(&dir, "word");
     let script = format!("echo ready > {}; exec sleep 1000", word.display());
     let mut runner = Reaped(Some(
-        spawn_exec(target.pid, &strings(&["sh", "-c", &script]), &[], &[]).unwrap(),
+        spawn_exec(
+            berth_exe(),
+            target.pid,
+            &strings(&["sh", "-c", &script]),
+            &[],
+            &[],
+        )
+        .unwrap(),
     ));
     assert_eq!(read_fifo(&mut reader), "ready\n");
     let command = pidfd(only_child(runner.0.unwrap()));
@@ -770,7 +796,14 @@ fn exec_runs_inside_a_berth_app() {
         let running = w.spawn(&mut launcher, &m).unwrap();
         let app = Sleeper(running.pid);
         let run = |argv: &[&str]| {
-            let pid = spawn_exec(app.0, &strings(argv), &strings(&["PATH=/bin"]), &[]).unwrap();
+            let pid = spawn_exec(
+                berth_exe(),
+                app.0,
+                &strings(argv),
+                &strings(&["PATH=/bin"]),
+                &[],
+            )
+            .unwrap();
             Reaped(Some(pid)).wait()
         };
         // /bin/probe exists only in the app's root.

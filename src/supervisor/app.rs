@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::logs::AppLog;
 use super::policy::{AfterStop, HealthTracker, History, State};
-use super::probe::HttpResponse;
+use super::probe::{ExecProbe, HttpResponse};
 use crate::cgroup::{Group, OomWatch};
 use crate::image::ImageDefaults;
 use crate::launch::Launching;
@@ -45,6 +45,8 @@ pub struct App {
     pub pipes: Vec<(OwnedFd, u64, super::logs::Stream)>,
     pub log: Option<AppLog>,
     pub probe: Option<ProbeRun>,
+    /// The exec health check of this run, prepared at its first probe.
+    pub exec_probe: Option<ExecProbe>,
     /// How many probes failed in a row, for the message.
     pub last_probe_error: String,
     pub image_root: PathBuf,
@@ -71,6 +73,7 @@ impl App {
             pipes: Vec::new(),
             log: None,
             probe: None,
+            exec_probe: None,
             last_probe_error: String::new(),
             image_root: PathBuf::new(),
             defaults: ImageDefaults::default(),

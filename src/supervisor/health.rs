@@ -12,6 +12,7 @@ use super::event;
 use super::policy::{self, AfterStop, Health, HealthChange, State};
 use super::probe;
 use crate::manifest::model::Probe;
+use crate::manifest::types::Args;
 
 impl Supervisor {
     pub(super) fn start_probe(&mut self, name: &str) {
@@ -26,28 +27,9 @@ impl Supervisor {
             return;
         }
         let started = match &hc.probe {
-            Probe::Exec(args) => {
-                let argv: Vec<String> = args
-                    .as_slice()
-                    .iter()
-                    .map(|a| a.as_str().to_owned())
-                    .collect();
-                let procs: Vec<PathBuf> = app
-                    .group
-                    .as_ref()
-                    .map(|g| {
-                        g.dirs()
-                            .into_iter()
-                            .map(|d| d.join("cgroup.procs"))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let env =
-                    crate::image::process::resolve(&app.manifest, &app.defaults, &app.image_root)
-                        .map(|p| p.env)
-                        .unwrap_or_default();
-                probe::spawn_exec(pid, &argv, &env, &procs).map(|p| ProbeRun::Exec { pid: p })
-            }
+            Probe::Exec(args) => self
+                .exec_probe(name, args)
+                .and_then(|probe| probe.spawn(pid).map(|p| ProbeRun::Exec { pid: p })),
             Probe::Tcp(port) => self.probe_socket(pid, port.0, name, None),
             Probe::Http(url) => self.probe_socket(pid, url.port, name, Some(())),
         };
@@ -61,6 +43,39 @@ impl Supervisor {
             Err(e) => self.probe_done(name, false, format!("could not start: {e}")),
         }
         self.schedule(name, Due::Probe, now + hc.interval.as_millis());
+    }
+
+    /// The app's exec probe, prepared at its first probe after each start (its
+    /// environment and cgroup files are those of this run).
+    fn exec_probe(&mut self, name: &str, args: &Args) -> io::Result<&probe::ExecProbe> {
+        let Some(app) = self.apps.get_mut(name) else {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        };
+        if app.exec_probe.is_none() {
+            let argv: Vec<String> = args
+                .as_slice()
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect();
+            let procs: Vec<PathBuf> = app
+                .group
+                .as_ref()
+                .map(|g| {
+                    g.dirs()
+                        .into_iter()
+                        .map(|d| d.join("cgroup.procs"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let env = crate::image::process::resolve(&app.manifest, &app.defaults, &app.image_root)
+                .map(|p| p.env)
+                .unwrap_or_default();
+            let runner = std::path::Path::new(probe::SELF_EXE);
+            app.exec_probe = Some(probe::ExecProbe::new(runner, &argv, &env, &procs)?);
+        }
+        app.exec_probe
+            .as_ref()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
 
     fn probe_socket(

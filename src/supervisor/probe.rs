@@ -23,7 +23,9 @@ mod tcp;
 use std::fmt;
 use std::io;
 
-pub use exec::{EXIT_KILLED, kill_probe, spawn_exec};
+pub use exec::{
+    EXIT_KILLED, ExecProbe, RUNNER_ARGV0, SELF_EXE, kill_probe, runner_main, spawn_exec,
+};
 pub use http::{
     HttpError, HttpResponse, HttpTarget, MAX_STATUS_LINE, http_request, http_target, verdict,
 };

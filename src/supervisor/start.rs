@@ -33,6 +33,7 @@ impl Supervisor {
             )
             .map_err(|e| format!("{name}: image {}: {e}", m.image.resolved.display()))?;
         app.image_root = installed.rootfs().to_path_buf();
+        app.exec_probe = None;
         app.defaults = self
             .store
             .info(&m.image.sha256)

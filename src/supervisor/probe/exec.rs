@@ -2,19 +2,25 @@
 //!
 //! Two processes, because joining a pid namespace only places the children made
 //! afterwards in it:
-//! - the *runner*, forked from the supervisor: moves into the app's cgroup, joins its
-//!   namespaces and root, forks the command, waits for it and exits with its status;
+//! - the *runner*: berth's own executable, spawned by the supervisor with
+//!   `posix_spawn` (a `clone(CLONE_VM | CLONE_VFORK)` and an exec: the supervisor's
+//!   memory is neither copied nor made copy-on-write, which made a fork of it cost
+//!   more than the rest of the probe) and started as [`RUNNER_ARGV0`]; it moves into
+//!   the app's cgroup, joins its namespaces and root, forks the command, waits for it
+//!   and exits with its status ([`runner_main`]);
 //! - the *command*, forked by the runner: the first process of the probe inside the
 //!   app's pid namespace, with stdin, stdout and stderr on `/dev/null`.
 //!
 //! The supervisor sees one pid, the runner's, whose exit status is the probe's result.
-//! Everything the two children need (paths, argv, environment, descriptors) is made
-//! before the fork; between fork and exec they only make raw system calls.
+//! The runner opens everything of the app itself, after checking through a pidfd the
+//! supervisor hands it that the app's pid still names the app. Between its fork and
+//! the command's exec both only make raw system calls.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -31,6 +37,13 @@ use super::{context, from, sys};
 /// command killed by SIGKILL.
 pub const EXIT_KILLED: i32 = 128 + libc::SIGKILL;
 
+/// `argv[0]` of berth's executable started as an exec probe's runner.
+pub const RUNNER_ARGV0: &str = "berth-probe";
+
+/// The runner the supervisor starts: its own executable (also after the file was
+/// replaced on disk by an update: the link names the running program's inode).
+pub const SELF_EXE: &str = "/proc/self/exe";
+
 /// The namespaces joined, in this order. The user namespace comes last: until then the
 /// runner has the supervisor's privileges, enough to join namespaces that the app's
 /// user namespace does not own (a `container:` network); after it, enough to enter the
@@ -45,21 +58,23 @@ const NAMESPACES: [(&str, c_int); 7] = [
     ("user", libc::CLONE_NEWUSER),
 ];
 
-/// Starts `argv` inside the namespaces, root and cgroup of the running process `pid`
-/// (the app's): the exec probe. Returns the pid of the runner, a child of the caller.
+/// An exec probe of one app, prepared once per run of the app: its command,
+/// environment and cgroup files as the runner's arguments. [`ExecProbe::spawn`] starts
+/// one probe.
 ///
 /// - **Result**: the runner exits with the command's exit status, 128 + the signal
 ///   that killed it, 127 when the program is not found in `PATH`, 126 when it cannot
-///   be executed, 125 when joining the app failed (the namespaces, root, cgroup or ids;
-///   the supervisor could open all of them, so this means the app died meanwhile or a
-///   kernel refusal). 0 is healthy. The caller reaps it with its other children
-///   (SIGCHLD); a probe past its timeout is ended with [`kill_probe`].
-/// - **Namespaces**: those of `pid` that differ from the calling thread's, among
+///   be executed, 125 when joining the app failed (the app died meanwhile, or a
+///   namespace, root, cgroup file or id change was refused). 0 is healthy. The caller
+///   reaps it with its other children (SIGCHLD); a probe past its timeout is ended
+///   with [`kill_probe`].
+/// - **Namespaces**: those of the app's process that differ from the runner's, among
 ///   cgroup, ipc, uts, net, pid, mount and user (a time namespace is not joined). When
 ///   the user namespace differs, the command runs as root of it (uid and gid 0, no
 ///   supplementary groups where the namespace allows `setgroups`; 125 if it maps no
-///   uid or gid 0), with every capability there; otherwise with the supervisor's ids and capabilities. No
-///   seccomp filter, no capability bounding: the probe is the operator's command.
+///   uid or gid 0), with every capability there; otherwise with the supervisor's ids
+///   and capabilities. No seccomp filter, no capability bounding: the probe is the
+///   operator's command.
 /// - **Root**: the app's root (`/proc/PID/root`, as `nsenter --root`), also when the
 ///   mount namespace is shared; the working directory is `/`.
 /// - **Cgroup**: the runner writes itself into each of `cgroup_procs` (the app's
@@ -73,19 +88,145 @@ const NAMESPACES: [(&str, c_int); 7] = [
 ///   the runner kills what is left of its process group (a `cmd &` it started) before
 ///   reaping it, so a probe leaves nothing behind.
 /// - **Parent death**: the command gets SIGKILL when the runner dies, and the runner
-///   when the thread that called this function exits (`PR_SET_PDEATHSIG`).
-///
-/// Errors here are the supervisor's side: `argv` empty or holding a NUL byte
-/// (`InvalidInput`), the app's process gone, a namespace, root or `cgroup.procs` that
-/// cannot be opened, the fork.
+///   when the thread that spawned it exits (`PR_SET_PDEATHSIG`).
+pub struct ExecProbe {
+    runner: CString,
+    /// The runner's arguments after its first four: the number of cgroup files, the
+    /// files, the command.
+    tail: Vec<CString>,
+    env: Vec<CString>,
+}
+
+impl ExecProbe {
+    /// Checks the command (`InvalidInput`: `argv` empty or a NUL byte anywhere) and
+    /// the cgroup files (each must open for writing), with `runner` the berth
+    /// executable to start ([`SELF_EXE`] in the supervisor).
+    pub fn new(
+        runner: &Path,
+        argv: &[String],
+        env: &[String],
+        cgroup_procs: &[PathBuf],
+    ) -> io::Result<ExecProbe> {
+        let command = Command::new(argv, env)?;
+        for p in cgroup_procs {
+            drop(open_write(p)?);
+        }
+        let invalid = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("exec probe: {what} holds a NUL byte"),
+            )
+        };
+        let path = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes()).map_err(|_| invalid(&p.display().to_string()))
+        };
+        let mut tail = vec![c_number(cgroup_procs.len())];
+        for p in cgroup_procs {
+            tail.push(path(p)?);
+        }
+        tail.extend(command.argv);
+        Ok(ExecProbe {
+            runner: path(runner)?,
+            tail,
+            env: command.env,
+        })
+    }
+
+    /// Starts one probe in the app whose process is `pid`: the runner's pid, a child
+    /// of the caller. Fails when `pid` is not a process id (`InvalidInput`) or names
+    /// no process, or when the runner cannot be started.
+    pub fn spawn(&self, pid: i32) -> io::Result<i32> {
+        if pid <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("exec probe: {pid} is not a process id"),
+            ));
+        }
+        let pidfd = match sys::pidfd_open(pid) {
+            Ok(fd) => Some(fd),
+            // Before Linux 5.3: the runner checks nothing more than the pid.
+            Err(Errno(libc::ENOSYS)) => match sys::kill(pid, 0) {
+                Ok(()) => None,
+                Err(e) => return Err(context(&format!("exec probe: signal 0 to {pid}"), from(e))),
+            },
+            Err(e) => return Err(context(&format!("exec probe: pidfd_open {pid}"), from(e))),
+        };
+        let head = [
+            c_number(RUNNER_ARGV0),
+            c_number(sys::getpid()),
+            c_number(pid),
+            c_number(if pidfd.is_some() { "3" } else { "-" }),
+        ];
+        let argv: Vec<*const c_char> = head
+            .iter()
+            .chain(&self.tail)
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let envp = plan::pointers(&self.env);
+        let fd = pidfd.as_ref().map(AsRawFd::as_raw_fd);
+        // SIGTERM (kill_probe) and SIGCHLD blocked from the start: the runner takes
+        // them synchronously (`supervise`).
+        sys::spawn(
+            &self.runner,
+            &argv,
+            &envp,
+            fd,
+            &[libc::SIGTERM, libc::SIGCHLD],
+        )
+        .map_err(|e| {
+            context(
+                &format!(
+                    "exec probe: start {} for process {pid}",
+                    self.runner.to_string_lossy()
+                ),
+                from(e),
+            )
+        })
+    }
+}
+
+/// Starts `argv` inside the namespaces, root and cgroup of the running process `pid`
+/// (the app's), through the runner program `runner`: [`ExecProbe::new`] and
+/// [`ExecProbe::spawn`] in one.
 pub fn spawn_exec(
+    runner: &Path,
     pid: i32,
     argv: &[String],
     env: &[String],
     cgroup_procs: &[PathBuf],
 ) -> io::Result<i32> {
-    let command = Command::new(argv, env)?;
-    let app = App::open(pid, cgroup_procs)?;
+    ExecProbe::new(runner, argv, env, cgroup_procs)?.spawn(pid)
+}
+
+/// A number (or any `Display`) as a C string; cannot hold a NUL.
+fn c_number(n: impl std::fmt::Display) -> CString {
+    CString::new(n.to_string()).unwrap_or_default()
+}
+
+/// The runner's whole life, from its `main` when started as [`RUNNER_ARGV0`] with
+/// `args` (those after `argv[0]`): `SUPERVISOR APP PIDFD N CGROUP_PROCS... COMMAND...`
+/// and the command's environment as its own. Exits with the probe's result.
+pub fn runner_main(args: Vec<OsString>) -> ! {
+    let Some(job) = Job::parse(&args) else {
+        launch_sys::exit(EXIT_SETUP);
+    };
+    let env: Vec<String> = std::env::vars_os()
+        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .collect();
+    let (Ok(command), Ok(app)) = (
+        Command::new(&job.argv, &env),
+        App::open(job.app, &job.cgroup_procs),
+    ) else {
+        launch_sys::exit(EXIT_SETUP);
+    };
+    // /proc/APP was opened above: if the app is still there now, it was then, so what
+    // was opened is the app's and not a process that got its pid since.
+    if let Some(fd) = job.pidfd {
+        if sys::pidfd_alive(fd) != Ok(true) {
+            launch_sys::exit(EXIT_SETUP);
+        }
+    }
     let argv_ptrs = plan::pointers(&command.argv);
     let envp = plan::pointers(&command.env);
     let mut keep: Vec<RawFd> = [0, 1, 2, app.root.as_raw_fd(), app.devnull.as_raw_fd()]
@@ -95,21 +236,49 @@ pub fn spawn_exec(
         .collect();
     keep.sort_unstable();
     keep.dedup();
-    let runner = Runner {
+    Runner {
         command: &command,
         argv: &argv_ptrs,
         envp: &envp,
         app: &app,
         keep: &keep,
-        supervisor: sys::getpid(),
-    };
-    // SAFETY: the runner (and the command it forks) only makes the raw, async-signal-
-    // safe calls of `sys` and `launch::sys` on memory prepared above, then exits or
-    // execs; it never returns here.
-    match unsafe { sys::fork() } {
-        Ok(0) => runner.run(),
-        Ok(child) => Ok(child),
-        Err(e) => Err(context("fork the exec probe", from(e))),
+        supervisor: job.supervisor,
+    }
+    .run()
+}
+
+/// The runner's arguments.
+struct Job {
+    supervisor: pid_t,
+    app: pid_t,
+    pidfd: Option<RawFd>,
+    cgroup_procs: Vec<PathBuf>,
+    argv: Vec<String>,
+}
+
+impl Job {
+    fn parse(args: &[OsString]) -> Option<Job> {
+        let text = |a: &OsString| a.to_str().map(str::to_owned);
+        let mut it = args.iter();
+        let supervisor = it.next()?.to_str()?.parse().ok()?;
+        let app = it.next()?.to_str()?.parse().ok()?;
+        let pidfd = match it.next()?.to_str()? {
+            "-" => None,
+            n => Some(n.parse().ok()?),
+        };
+        let n: usize = it.next()?.to_str()?.parse().ok()?;
+        let cgroup_procs = it.by_ref().take(n).map(PathBuf::from).collect::<Vec<_>>();
+        if cgroup_procs.len() != n {
+            return None;
+        }
+        let argv = it.map(text).collect::<Option<Vec<_>>>()?;
+        Some(Job {
+            supervisor,
+            app,
+            pidfd,
+            cgroup_procs,
+            argv,
+        })
     }
 }
 
