@@ -1,0 +1,87 @@
+//! berth as the init of ARM virtual machines (qemu's `virt` machine under TCG): the
+//! same initramfs as `tests/vm.rs` (harness: `tests/vm/harness.rs`), with only the
+//! apps these tests need (vmctl, tiny, hog), on
+//! - aarch64: a cortex-a57, berth cross-built for aarch64-unknown-linux-musl (rust-lld),
+//!   Debian's arm64 kernel;
+//! - armv7: a cortex-a15, berth for armv7-unknown-linux-gnueabihf linked statically
+//!   (+crt-static, Debian's cross gcc), Debian's armmp kernel (32-bit, no LPAE).
+//!
+//! The C programs are built with Debian's cross gcc; each kernel package is downloaded
+//! with apt-get and unpacked under `target/vm-*/kernel`, never installed.
+//!
+//! Needs root, `dpkg --add-architecture arm64 && dpkg --add-architecture armhf && apt-get
+//! update && apt-get install -y --no-install-recommends qemu-system-arm qemu-utils-
+//! gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf
+//! libc6-dev-armhf-cross cpio` and `rustup target add aarch64-unknown-linux-musl
+//! armv7-unknown-linux-gnueabihf`. A missing piece fails the test with its command; it
+//! never skips.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+mod common;
+#[path = "vm/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::{AARCH64, ARMV7, Guest, Vm, ms, one_at_a_time};
+
+/// berth as PID 1 of `guest`: the kernel's cgroup2 hierarchy, overlayfs loaded through
+/// berth's modprobe, an app that exits 0 in 512K, one OOM-killed at its memory cap
+/// (restarted once, then failed), and the power-off through SIGUSR2 that stops the
+/// apps and ends with qemu exiting by itself.
+fn boots_runs_apps_under_cgroup2_and_powers_off(guest: &'static Guest, name: &str) {
+    let _one = one_at_a_time();
+    let mut vm = Vm::boot(guest, "", Duration::from_secs(90));
+    let first_berth = vm.wait_for(&[": supervising ", "(cgroup V2, as PID 1)"]);
+    let ready = vm.wait_for(&["vmctl: ready hostname=vm-berth "]);
+    let subtree = vm.cat("/cg/berth/cgroup.subtree_control");
+    for c in ["cpu", "memory", "pids"] {
+        assert!(
+            subtree.split_whitespace().any(|w| w == c),
+            "{c} not enabled for the apps: {subtree:?}"
+        );
+    }
+    let tiny = vm.wait_for(&["tiny exited with status 0"]);
+    vm.vmctl("find /logs/tiny.log stdout ok");
+    let oom = vm.wait_for(&[
+        "hog killed by the kernel: out of memory (limit 32M) after ",
+        "; restart 1 in 100ms",
+    ]);
+    vm.wait_for(&[
+        "hog killed by the kernel: out of memory (limit 32M) after ",
+        "; failed after 1 restart",
+    ]);
+
+    let poweroff_at = vm.seen.len();
+    let asked = vm.now();
+    vm.send("poweroff");
+    let down = vm.expect_power_off(poweroff_at);
+    eprintln!("console:\n{}", vm.console());
+    eprintln!(
+        "vm timings {name} (host clock since qemu started): first berth line {} ms, vmctl \
+         ready {} ms, tiny exited {} ms, hog OOM-killed {} ms, power-off asked {} ms, \
+         powered off {} ms",
+        ms(vm.at(first_berth)),
+        ms(vm.at(ready)),
+        ms(vm.at(tiny)),
+        ms(vm.at(oom)),
+        ms(asked),
+        ms(vm.at(down)),
+    );
+}
+
+#[test]
+fn aarch64_boots_runs_apps_under_cgroup2_and_powers_off() {
+    boots_runs_apps_under_cgroup2_and_powers_off(&AARCH64, "aarch64");
+}
+
+#[test]
+fn armv7_boots_runs_apps_under_cgroup2_and_powers_off() {
+    boots_runs_apps_under_cgroup2_and_powers_off(&ARMV7, "armv7");
+}
