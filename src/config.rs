@@ -31,6 +31,9 @@ pub struct Config {
     pub cgroup: CgroupMode,
     /// Also write berth's log lines to /dev/kmsg.
     pub kmsg: bool,
+    /// Also copy every line the apps print to berth's console (stderr), as
+    /// `TIME APP STREAM TEXT`.
+    pub app_logs_to_console: bool,
     /// Limits and permissions for unpacking images.
     pub images: Limits,
 }
@@ -48,6 +51,7 @@ impl Default for Config {
             on_panic: OnPanic::Reboot,
             cgroup: CgroupMode::Auto,
             kmsg: false,
+            app_logs_to_console: false,
             images: Limits::default(),
         }
     }
@@ -238,6 +242,7 @@ struct RawConfig {
     on_panic: Option<OnPanic>,
     cgroup: Option<CgroupMode>,
     kmsg: Option<bool>,
+    app_logs_to_console: Option<bool>,
     images: Option<RawImages>,
 }
 
@@ -283,6 +288,7 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
         on_panic: raw.on_panic.unwrap_or(d.on_panic),
         cgroup: raw.cgroup.unwrap_or(d.cgroup),
         kmsg: raw.kmsg.unwrap_or(d.kmsg),
+        app_logs_to_console: raw.app_logs_to_console.unwrap_or(d.app_logs_to_console),
         images: raw.images.map_or(d.images, RawImages::limits),
     })
 }
@@ -327,7 +333,7 @@ mod tests {
             &d,
             "apps_dir: apps\nstate_dir: /data/berth\nrun_dir: /run/b\nlog_dir: logs\ncgroup_root: fw/berth\n\
              bridge: { name: br-apps, subnet: 192.168.7.0/24 }\nhostname: gw-0017\non_panic: halt\n\
-             cgroup: v1\nkmsg: true\nimages: { max_size: 512M, max_entries: 5000, allow_devices: true }\n",
+             cgroup: v1\nkmsg: true\napp_logs_to_console: true\nimages: { max_size: 512M, max_entries: 5000, allow_devices: true }\n",
         );
         let c = load(&p, true).unwrap();
         assert_eq!(c.apps_dir, d.join("apps"));
@@ -340,6 +346,7 @@ mod tests {
         assert_eq!(c.on_panic, OnPanic::Halt);
         assert_eq!(c.cgroup, CgroupMode::V1);
         assert!(c.kmsg);
+        assert!(c.app_logs_to_console);
         assert_eq!(c.images.max_size.bytes(), 512 << 20);
         assert_eq!(c.images.max_entries, 5000);
         assert!(c.images.allow_devices && !c.images.allow_setuid);

@@ -345,3 +345,38 @@ fn reload_starts_stops_restarts_and_keeps() {
     assert!(!text.contains("keep: stopped"), "{text}");
     assert_eq!(b.stop(20), 0);
 }
+
+#[test]
+fn app_logs_to_console_copies_the_apps_lines_to_berths_stderr() {
+    let mut b = Berth::start_in(
+        "echo",
+        &[(
+            "chatty",
+            "command: [probe, spew, \"3\"]\nrestart: { policy: never }\n",
+        )],
+        &[],
+        "app_logs_to_console: true\n",
+    );
+    let line = b.expect(" chatty stdout 00000002 ", 20);
+    assert!(
+        line.ends_with(&format!(" chatty stdout 00000002 {}", "x".repeat(90))),
+        "{line}"
+    );
+    b.expect("chatty exited with status 0", 20);
+    assert_eq!(b.stop(20), 0);
+    // Each line once on the console, in order, and in the file as well.
+    let echoed: Vec<&String> = b
+        .seen
+        .iter()
+        .filter(|l| l.contains(" chatty stdout "))
+        .collect();
+    assert_eq!(echoed.len(), 3, "{:#?}", b.seen);
+    assert!(echoed[0].contains(" chatty stdout 00000000 "));
+    assert_eq!(
+        b.log("chatty")
+            .lines()
+            .filter(|l| l.contains(" stdout "))
+            .count(),
+        3
+    );
+}

@@ -23,6 +23,13 @@
 //! that at most `max_files` files exist counting the current one, and writing goes on
 //! in a fresh `<app>.log`. A single line longer than `max_size` still goes whole into
 //! a file of its own.
+//!
+//! With the global `app_logs_to_console: true`, [`AppLog::echo_to`] also copies each
+//! line of the app's (not berth's `berth` lines, which berth logs itself) to the
+//! console as `2025-11-22T04:40:01.123Z web stdout listening on :8080`. A console is
+//! slow (a serial line at 115200 baud carries about 11 KB/s) and the copy is written
+//! as the line comes, so this is for development boards, not for a chatty app in the
+//! field.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -114,10 +121,21 @@ impl AppLog {
                 max_files: max_files.max(1),
                 ring: VecDeque::new(),
                 line: String::new(),
+                echo: None,
             },
             stdout: Partial::new(),
             stderr: Partial::new(),
         })
+    }
+
+    /// Also writes each of the app's lines to `out` (berth's console), as
+    /// `TIME APP STREAM TEXT`, one write per line.
+    pub fn echo_to(&mut self, app: &str, out: Box<dyn io::Write>) {
+        self.sink.echo = Some(Echo {
+            app: app.into(),
+            out,
+            line: String::new(),
+        });
     }
 
     /// The current file, `<dir>/<app>.log`.
@@ -277,6 +295,31 @@ struct Sink {
     ring: VecDeque<heapless::String<RING_LINE_BYTES>>,
     /// The line being formatted, kept to spare an allocation per line.
     line: String,
+    /// Where the app's lines are copied to, if anywhere.
+    echo: Option<Echo>,
+}
+
+/// The console copy of an app's lines.
+struct Echo {
+    app: Box<str>,
+    out: Box<dyn io::Write>,
+    /// The line being formatted (as [`Sink::line`]).
+    line: String,
+}
+
+impl Echo {
+    /// Writes `line` (`TIME LABEL TEXT\n`) as `TIME APP LABEL TEXT\n`. A console that
+    /// fails is not an error of the app's log: the file has the line.
+    fn write(&mut self, line: &str) {
+        let (time, rest) = line.split_once(' ').unwrap_or(("", line));
+        self.line.clear();
+        self.line.push_str(time);
+        self.line.push(' ');
+        self.line.push_str(&self.app);
+        self.line.push(' ');
+        self.line.push_str(rest);
+        let _ = self.out.write_all(self.line.as_bytes());
+    }
 }
 
 impl Sink {
@@ -300,6 +343,9 @@ impl Sink {
         }
         self.remember();
         self.line.push('\n');
+        if let Some(echo) = self.echo.as_mut().filter(|_| label != BERTH_LABEL) {
+            echo.write(&self.line);
+        }
 
         let len = self.line.len() as u64;
         let rotated = if self.size > 0 && self.size.saturating_add(len) > self.max_size {

@@ -49,6 +49,11 @@ impl Supervisor {
                 )
                 .map_err(|e| format!("{name}: log in {}: {e}", self.config.log_dir.display()))?,
             );
+            if self.config.app_logs_to_console {
+                if let Some(log) = app.log.as_mut() {
+                    log.echo_to(name, Box::new(std::io::stderr()));
+                }
+            }
         }
         let mut group = cgroup::create(&*self.cgroups, name, &m.resources)
             .map_err(|e| format!("{name}: {e}"))?;

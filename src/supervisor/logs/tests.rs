@@ -493,3 +493,51 @@ fn utf8_floor_keeps_whole_characters() {
     // Stray continuation bytes are not a character to keep whole.
     assert_eq!(utf8_floor(b"a\x80\x80\x80"), b"a\x80\x80\x80");
 }
+
+/// A writer whose bytes the test reads back (the console of `echo_to`), one entry per
+/// write call.
+#[derive(Clone, Default)]
+struct Writes(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+impl io::Write for Writes {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .borrow_mut()
+            .push(String::from_utf8(buf.to_vec()).unwrap());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn echo_copies_the_apps_lines_to_the_console_one_write_each() {
+    let dir = TempDir::new("echo");
+    let mut log = open(&dir, 1 << 20, 2);
+    let console = Writes::default();
+    log.echo_to("web", Box::new(console.clone()));
+    log.feed(Stream::Stdout, b"listening on :8080\nhal", t0())
+        .unwrap();
+    log.event("restart 1 in 100ms", t0()).unwrap();
+    log.feed(Stream::Stderr, b"warn\r\n", t0()).unwrap();
+    log.flush_partial(t0()).unwrap();
+    // berth's own lines are in the file, not echoed: berth logs them itself.
+    assert_eq!(
+        *console.0.borrow(),
+        [
+            format!("{TS} web stdout listening on :8080\n"),
+            format!("{TS} web stderr warn\n"),
+            format!("{TS} web stdout hal\n"),
+        ]
+    );
+    assert_eq!(
+        read(log.path()),
+        lines(&[
+            ("stdout", "listening on :8080"),
+            ("berth", "restart 1 in 100ms"),
+            ("stderr", "warn"),
+            ("stdout", "hal"),
+        ])
+    );
+}
