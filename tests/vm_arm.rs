@@ -1,7 +1,8 @@
 //! berth as the init of ARM virtual machines (qemu's `virt` machine under TCG): the
 //! same initramfs as `tests/vm.rs` (harness: `tests/vm/harness.rs`), with only the
 //! apps these tests need (vmctl, tiny, hog), on
-//! - aarch64: a cortex-a57, berth cross-built for aarch64-unknown-linux-musl (rust-lld),
+//! - aarch64: a cortex-a57, the berth a board ships (`targets/build
+//!   aarch64-unknown-linux-musl`: release, the standard library rebuilt, rust-lld),
 //!   Debian's arm64 kernel;
 //! - armv7: a cortex-a15, berth for armv7-unknown-linux-gnueabihf linked statically
 //!   (+crt-static, Debian's cross gcc), Debian's armmp kernel (32-bit, no LPAE).
@@ -13,7 +14,7 @@
 //! update && apt-get install -y --no-install-recommends qemu-system-arm qemu-utils-
 //! gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-linux-gnueabihf
 //! libc6-dev-armhf-cross cpio` and `rustup target add aarch64-unknown-linux-musl
-//! armv7-unknown-linux-gnueabihf`. A missing piece fails the test with its command; it
+//! armv7-unknown-linux-gnueabihf` and `rustup component add rust-src`. A missing piece fails the test with its command; it
 //! never skips.
 #![allow(
     clippy::unwrap_used,
@@ -84,4 +85,28 @@ fn aarch64_boots_runs_apps_under_cgroup2_and_powers_off() {
 #[test]
 fn armv7_boots_runs_apps_under_cgroup2_and_powers_off() {
     boots_runs_apps_under_cgroup2_and_powers_off(&ARMV7, "armv7");
+}
+
+/// The aarch64 guest boots the berth a board ships (`targets/build`: the standard
+/// library rebuilt without its backtrace printer): a panic there must still go through
+/// berth's panic hook, report, and restart the machine (qemu, with `-no-reboot`, exits
+/// by itself) instead of aborting into a kernel panic.
+#[test]
+fn aarch64_a_panic_as_init_reboots_the_machine() {
+    let _one = one_at_a_time();
+    let mut vm = Vm::boot(&AARCH64, "BERTH_TEST_PANIC=1", Duration::from_secs(60));
+    let report = vm.wait_for(&["berth: internal error: panicked at src/main.rs"]);
+    vm.wait_from(report, &["forced by BERTH_TEST_PANIC"]);
+    let reset = vm.wait_for(&["reboot: Restarting system"]);
+    let status = vm.wait_exit();
+    assert!(
+        status.success(),
+        "qemu {status}; console:\n{}",
+        vm.console()
+    );
+    vm.assert_clean();
+    eprintln!(
+        "vm timings aarch64: panic boot reset after {} ms (host clock)",
+        ms(vm.at(reset))
+    );
 }

@@ -31,6 +31,9 @@ pub struct Guest {
     /// The serial port's name in the kernel (its console).
     console: &'static str,
     install: &'static str,
+    /// `PROFILE` of `tests/vm/build` for the guest's berth (aarch64: `small`, the
+    /// binary `targets/build` makes for a board).
+    profile: &'static str,
     /// The kernel and the initramfs, built once per test process.
     built: OnceLock<Built>,
 }
@@ -43,6 +46,7 @@ pub static X86_64: Guest = Guest {
     console: "ttyS0",
     install: "apt-get install -y --no-install-recommends qemu-system-x86 qemu-utils- \
               linux-image-amd64 cpio",
+    profile: "dev",
     built: OnceLock::new(),
 };
 
@@ -54,7 +58,9 @@ pub static AARCH64: Guest = Guest {
     console: "ttyAMA0",
     install: "dpkg --add-architecture arm64 && apt-get update && apt-get install -y \
               --no-install-recommends qemu-system-arm qemu-utils- gcc-aarch64-linux-gnu \
-              libc6-dev-arm64-cross cpio; rustup target add aarch64-unknown-linux-musl",
+              libc6-dev-arm64-cross cpio; rustup target add aarch64-unknown-linux-musl; \
+              rustup component add rust-src",
+    profile: "small",
     built: OnceLock::new(),
 };
 
@@ -69,6 +75,7 @@ pub static ARMV7: Guest = Guest {
     install: "dpkg --add-architecture armhf && apt-get update && apt-get install -y \
               --no-install-recommends qemu-system-arm qemu-utils- gcc-arm-linux-gnueabihf \
               libc6-dev-armhf-cross cpio; rustup target add armv7-unknown-linux-gnueabihf",
+    profile: "dev",
     built: OnceLock::new(),
 };
 
@@ -99,6 +106,7 @@ impl Guest {
         let output = Command::new(root.join("tests/vm/build"))
             .arg(&out)
             .env("ARCH", self.arch)
+            .env("PROFILE", self.profile)
             .env("BERTH", env!("CARGO_BIN_EXE_berth"))
             .env("CARGO", option_env!("CARGO").unwrap_or("cargo"))
             .stdin(Stdio::null())
