@@ -698,14 +698,16 @@ fn exec_runs_in_the_apps_cgroups() {
     }
 }
 
-#[test]
-fn kill_probe_ends_the_command_and_what_it_started() {
+/// An exec probe running `sh -c "sleep 1000 & ...; wait"` in a target, once the shell
+/// has started its background job: the temp dir and target (kept alive by the caller),
+/// the runner, and the shell's pid.
+fn runner_with_a_background_job(tag: &str) -> (TempDir, Target, Reaped, i32) {
     common::require_root("setns needs CAP_SYS_ADMIN");
-    let dir = TempDir::new("probe-kill");
+    let dir = TempDir::new(tag);
     let target = Target::start();
     let (word, mut reader) = fifo(&dir, "word");
     let script = format!("sleep 1000 & echo ready > {}; wait", word.display());
-    let mut runner = Reaped(Some(
+    let runner = Reaped(Some(
         spawn_exec(
             berth_exe(),
             target.pid,
@@ -717,6 +719,12 @@ fn kill_probe_ends_the_command_and_what_it_started() {
     ));
     assert_eq!(read_fifo(&mut reader), "ready\n");
     let command = only_child(runner.0.unwrap());
+    (dir, target, runner, command)
+}
+
+#[test]
+fn kill_probe_ends_the_command_and_what_it_started() {
+    let (_dir, _target, mut runner, command) = runner_with_a_background_job("probe-kill");
     let background = only_child(command);
     let (command_fd, background_fd) = (pidfd(command), pidfd(background));
 
@@ -732,23 +740,7 @@ fn kill_probe_ends_the_command_and_what_it_started() {
 
 #[test]
 fn what_a_command_leaves_running_is_killed_when_it_ends() {
-    common::require_root("setns needs CAP_SYS_ADMIN");
-    let dir = TempDir::new("probe-leftover");
-    let target = Target::start();
-    let (word, mut reader) = fifo(&dir, "word");
-    let script = format!("sleep 1000 & echo ready > {}; wait", word.display());
-    let mut runner = Reaped(Some(
-        spawn_exec(
-            berth_exe(),
-            target.pid,
-            &strings(&["sh", "-c", &script]),
-            &[],
-            &[],
-        )
-        .unwrap(),
-    ));
-    assert_eq!(read_fifo(&mut reader), "ready\n");
-    let command = only_child(runner.0.unwrap());
+    let (_dir, _target, mut runner, command) = runner_with_a_background_job("probe-leftover");
     let background = pidfd(only_child(command));
     // The command itself ends (not through kill_probe); its background job goes too.
     // SAFETY: plain integer arguments; `command` is alive (the runner has not reaped).

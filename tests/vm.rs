@@ -225,30 +225,11 @@ fn boots_runs_the_apps_under_cgroup2_and_powers_off() {
     );
 }
 
-/// A panic of berth as the machine's init reboots it (qemu, with `-no-reboot`, exits
-/// by itself) instead of becoming a kernel panic. The kernel hands `VAR=value` words
-/// of its command line to init's environment: `BERTH_TEST_PANIC=1` makes berth panic.
+/// A panic of berth as the machine's init reboots it instead of becoming a kernel
+/// panic (`harness::a_panic_reboots`).
 #[test]
 fn a_panic_as_init_reboots_the_machine() {
-    let _one = one_at_a_time();
-    let mut vm = Vm::boot(&X86_64, "BERTH_TEST_PANIC=1", Duration::from_secs(60));
-    // The hook's report (stderr and /dev/console: both are the serial port here); the
-    // panic message follows on the next line.
-    let report = vm.wait_for(&["berth: internal error: panicked at src/main.rs"]);
-    vm.wait_from(report, &["forced by BERTH_TEST_PANIC"]);
-    let reset = vm.wait_for(&["reboot: Restarting system"]);
-    let status = vm.wait_exit();
-    assert!(
-        status.success(),
-        "qemu {status}; console:\n{}",
-        vm.console()
-    );
-    vm.assert_clean();
-    eprintln!("console:\n{}", vm.console());
-    eprintln!(
-        "vm timings: panic boot reset after {} ms (host clock)",
-        ms(vm.at(reset))
-    );
+    harness::a_panic_reboots(&X86_64, "x86_64");
 }
 
 /// The blocked-signals pitfall: the kernel discards a signal sent to the machine's

@@ -89,24 +89,8 @@ fn armv7_boots_runs_apps_under_cgroup2_and_powers_off() {
 
 /// The aarch64 guest boots the berth a board ships (`targets/build`: the standard
 /// library rebuilt without its backtrace printer): a panic there must still go through
-/// berth's panic hook, report, and restart the machine (qemu, with `-no-reboot`, exits
-/// by itself) instead of aborting into a kernel panic.
+/// berth's panic hook and restart the machine.
 #[test]
 fn aarch64_a_panic_as_init_reboots_the_machine() {
-    let _one = one_at_a_time();
-    let mut vm = Vm::boot(&AARCH64, "BERTH_TEST_PANIC=1", Duration::from_secs(60));
-    let report = vm.wait_for(&["berth: internal error: panicked at src/main.rs"]);
-    vm.wait_from(report, &["forced by BERTH_TEST_PANIC"]);
-    let reset = vm.wait_for(&["reboot: Restarting system"]);
-    let status = vm.wait_exit();
-    assert!(
-        status.success(),
-        "qemu {status}; console:\n{}",
-        vm.console()
-    );
-    vm.assert_clean();
-    eprintln!(
-        "vm timings aarch64: panic boot reset after {} ms (host clock)",
-        ms(vm.at(reset))
-    );
+    harness::a_panic_reboots(&AARCH64, "aarch64");
 }

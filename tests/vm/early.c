@@ -41,22 +41,17 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include "say.h"
+
 extern char **environ;
 
 /* One line on the console (stderr is the kernel's console), with one write(2). */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...) {
-    char line[512];
-    int n = snprintf(line, sizeof line, "early: ");
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    say_line(2, "early", fmt, ap);
     va_end(ap);
-    if (m < 0) return;
-    size_t len = (size_t)n + (size_t)m;
-    if (len > sizeof line - 2) len = sizeof line - 2;
-    line[len++] = '\n';
-    (void)!write(2, line, len);
 }
 
 /* The hex mask of KEY ("SigBlk:") in /proc/1/status, or 0. */

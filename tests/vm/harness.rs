@@ -402,3 +402,28 @@ fn forward(
 pub fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
+
+/// A panic of berth as the machine's init reboots it (qemu, with `-no-reboot`, exits
+/// by itself) instead of becoming a kernel panic. The kernel hands `VAR=value` words
+/// of its command line to init's environment: `BERTH_TEST_PANIC=1` makes berth panic.
+pub fn a_panic_reboots(guest: &'static Guest, name: &str) {
+    let _one = one_at_a_time();
+    let mut vm = Vm::boot(guest, "BERTH_TEST_PANIC=1", Duration::from_secs(60));
+    // The hook's report (stderr and /dev/console: both are the serial port here); the
+    // panic message follows on the next line.
+    let report = vm.wait_for(&["berth: internal error: panicked at src/main.rs"]);
+    vm.wait_from(report, &["forced by BERTH_TEST_PANIC"]);
+    let reset = vm.wait_for(&["reboot: Restarting system"]);
+    let status = vm.wait_exit();
+    assert!(
+        status.success(),
+        "qemu {status}; console:\n{}",
+        vm.console()
+    );
+    vm.assert_clean();
+    eprintln!("console:\n{}", vm.console());
+    eprintln!(
+        "vm timings {name}: panic boot reset after {} ms (host clock)",
+        ms(vm.at(reset))
+    );
+}

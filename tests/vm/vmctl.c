@@ -37,22 +37,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "say.h"
+
 static int tty = -1;
 static const char *tty_path = "/dev/ttyS0";
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...) {
-    char line[1024];
-    int n = snprintf(line, sizeof line, "vmctl: ");
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    say_line(tty, "vmctl", fmt, ap);
     va_end(ap);
-    if (m < 0) return;
-    size_t len = (size_t)n + (size_t)m;
-    if (len > sizeof line - 2) len = sizeof line - 2;
-    line[len++] = '\n';
-    (void)!write(tty, line, len);
 }
 
 static long long now_ms(clockid_t clock) {
