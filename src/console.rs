@@ -33,6 +33,25 @@ pub fn also_kmsg(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The kernel's setting for writers of `/dev/kmsg`: by default it keeps 10 lines in
+/// 5 s of each open file and drops the rest (`ratelimit`), which a supervisor's start
+/// or a crash loop passes at once.
+pub const DEVKMSG_SETTING: &str = "/proc/sys/kernel/printk_devkmsg";
+
+/// What berth as the device's init does about [`DEVKMSG_SETTING`] when it reads
+/// `current` there: `Ok(Some("on"))` to lift the rate limit, `Ok(None)` to leave it,
+/// `Err` with what the kernel will do to berth's lines.
+pub fn devkmsg_change(current: &str) -> Result<Option<&'static str>, String> {
+    match current.trim() {
+        "ratelimit" => Ok(Some("on")),
+        "on" => Ok(None),
+        "off" => {
+            Err("the kernel drops every line written to /dev/kmsg (printk.devkmsg=off)".into())
+        }
+        other => Err(format!("unknown printk_devkmsg setting {other:?}")),
+    }
+}
+
 impl log::Log for Console {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
         metadata.level() <= log::max_level()
@@ -86,5 +105,19 @@ mod tests {
             "<6>berth: web: healthy\n"
         );
         assert_eq!(kmsg_line(log::Level::Debug, "y"), "<7>berth: y\n");
+    }
+
+    #[test]
+    fn the_kernels_rate_limit_on_kmsg_is_lifted_only_from_its_default() {
+        assert_eq!(devkmsg_change("ratelimit\n"), Ok(Some("on")));
+        assert_eq!(devkmsg_change("on\n"), Ok(None));
+        assert_eq!(
+            devkmsg_change("off\n"),
+            Err("the kernel drops every line written to /dev/kmsg (printk.devkmsg=off)".into())
+        );
+        assert_eq!(
+            devkmsg_change("sometimes"),
+            Err("unknown printk_devkmsg setting \"sometimes\"".into())
+        );
     }
 }

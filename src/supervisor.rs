@@ -25,7 +25,7 @@ use crate::config::Config;
 /// `on_panic` says).
 pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
     if !crate::pid1::is_init() {
-        kmsg(&config);
+        kmsg(&config, false);
         // As init, a missing directory may appear later (SIGHUP); as a service it is a
         // mistake in the command line or the config.
         if !apps_dir.is_dir() {
@@ -41,8 +41,8 @@ pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
         log::error!("{e}");
     }
     let mounted = crate::pid1::boot(&config);
-    // After the boot: /dev is mounted now.
-    kmsg(&config);
+    // After the boot: /dev and /proc are mounted now.
+    kmsg(&config, true);
     let fallback = match config.on_panic {
         crate::config::OnPanic::Halt => crate::pid1::Action::Halt,
         crate::config::OnPanic::Reboot => crate::pid1::Action::Reboot,
@@ -57,11 +57,43 @@ pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
     crate::pid1::finish(action, &mounted)
 }
 
-/// `kmsg: true`: berth's lines go to the kernel log too.
-fn kmsg(config: &Config) {
-    if config.kmsg {
-        if let Err(e) = crate::console::also_kmsg(std::path::Path::new("/dev/kmsg")) {
-            log::warn!("kmsg: true, but /dev/kmsg cannot be opened: {e}");
+/// `kmsg: true`: berth's lines go to the kernel log too. As the device's init berth
+/// lifts the kernel's rate limit on /dev/kmsg writers, so that no line is dropped
+/// (`printk.devkmsg=` on the kernel command line fixes the setting and wins); as a
+/// service it leaves the system's setting alone and says what it means.
+fn kmsg(config: &Config, as_init: bool) {
+    use crate::console::{DEVKMSG_SETTING, devkmsg_change};
+    if !config.kmsg {
+        return;
+    }
+    if let Err(e) = crate::console::also_kmsg(std::path::Path::new("/dev/kmsg")) {
+        log::warn!("kmsg: true, but /dev/kmsg cannot be opened: {e}");
+        return;
+    }
+    let current = match std::fs::read_to_string(DEVKMSG_SETTING) {
+        Ok(current) => current,
+        Err(e) => {
+            log::warn!("kmsg: cannot read {DEVKMSG_SETTING}: {e}");
+            return;
         }
+    };
+    match devkmsg_change(&current) {
+        Ok(None) => {}
+        Ok(Some(value)) if as_init => {
+            // The kernel takes the word with its newline only (EINVAL without).
+            if let Err(e) = std::fs::write(DEVKMSG_SETTING, format!("{value}\n")) {
+                log::warn!(
+                    "kmsg: the kernel keeps 10 of berth's lines in 5 s: writing {value} to \
+                     {DEVKMSG_SETTING} failed: {e} (printk.devkmsg= on the kernel command \
+                     line fixes it)"
+                );
+            }
+        }
+        Ok(Some(value)) => log::info!(
+            "kmsg: the kernel keeps 10 of berth's lines in 5 s ({DEVKMSG_SETTING} is \
+             {}; {value} lifts the limit)",
+            current.trim()
+        ),
+        Err(e) => log::warn!("kmsg: {e}"),
     }
 }

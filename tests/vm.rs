@@ -118,6 +118,16 @@ fn boots_runs_the_apps_under_cgroup2_and_powers_off() {
          under it: {touched:?}"
     );
 
+    // kmsg: true: berth's lines are in the kernel's log as well (user-space records of
+    // /dev/kmsg), the first and later ones: as init berth lifted the kernel's rate
+    // limit on /dev/kmsg writers (10 lines in 5 s), which its start alone passes.
+    assert_eq!(vm.cat("/proc/sys/kernel/printk_devkmsg"), "on");
+    vm.vmctl(&format!(
+        "find /dev/kmsg ;berth: berth {}: supervising",
+        env!("CARGO_PKG_VERSION")
+    ));
+    vm.vmctl("find /dev/kmsg ;berth: hog killed by the kernel: out of memory (limit 32M) after");
+
     // 512K is enough for a small static program.
     vm.wait_for(&["tiny exited with status 0"]);
     vm.vmctl("find /logs/tiny.log stdout ok");

@@ -11,7 +11,8 @@
  *   cat FILE...       each line of each FILE as "vmctl: FILE: LINE"
  *   find FILE TEXT... "vmctl: found "TEXT" in FILE" if a line of FILE contains TEXT
  *                     (its words joined by single spaces; lines of any length, e.g.
- *                     the probe's JSON report)
+ *                     the probe's JSON report; FILE may be /dev/kmsg: one record a
+ *                     line, read until there are no more)
  *   cpu MS DIR...     the CPU time each cgroup DIR used over MS milliseconds:
  *                     "vmctl: cpu wall_ms=W DIR=USED_MS DIR=USED_MS ..."
  *   uptime            "vmctl: uptime MS" (CLOCK_BOOTTIME)
@@ -84,9 +85,12 @@ static int cmd_find(char **args, int n) {
         if (i > 1) strncat(text, " ", sizeof text - strlen(text) - 1);
         strncat(text, args[i], sizeof text - strlen(text) - 1);
     }
-    FILE *f = fopen(args[0], "re");
+    /* Non-blocking, for /dev/kmsg: its reads block after the last record. */
+    int fd = open(args[0], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
     if (!f) {
         say("error find: %s: %s", args[0], strerror(errno));
+        if (fd >= 0) close(fd);
         return 1;
     }
     char *line = NULL;
