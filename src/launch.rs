@@ -47,6 +47,16 @@ pub trait Cgroup {
     fn clone_into(&self) -> Option<RawFd> {
         None
     }
+
+    /// cgroup v1: each hierarchy's `tasks` file, open for writing, for the child to
+    /// join by itself (it writes `0`, its only thread) before it does anything else;
+    /// `join` is then not called. Moving a pid, or a whole process, makes the kernel
+    /// take a global lock for writing, and that waits for an RCU grace period (1 to
+    /// 20 ms here) unless another move came just before; a thread moving itself
+    /// does not take it.
+    fn tasks(&self) -> io::Result<Vec<OwnedFd>> {
+        Ok(Vec::new())
+    }
 }
 
 /// No cgroup of its own: the app stays in the supervisor's.
@@ -214,6 +224,10 @@ impl Launcher {
         let (err_r, err_w) = pipe().map_err(host("create the stderr pipe"))?;
         let (parent_end, child_end) =
             channel::pair().map_err(host("create the launch socket pair"))?;
+        let tasks = cgroup
+            .tasks()
+            .map_err(host("open the cgroup's tasks files"))?;
+        let tasks_fds: Vec<RawFd> = tasks.iter().map(AsRawFd::as_raw_fd).collect();
         let argv = plan::pointers(&plan.exec.argv);
         let envp = plan::pointers(&plan.exec.env);
         let reaper_args = reaper::argv(child_end.as_raw_fd(), &plan.exec.argv);
@@ -230,6 +244,7 @@ impl Launcher {
             },
             openat2: self.openat2,
             move_root: self.move_root,
+            cgroup_tasks: &tasks_fds,
         };
 
         // `container:<app>`: clone from inside the other app's network namespace
@@ -258,7 +273,8 @@ impl Launcher {
             }
         }
         let pid = cloned.map_err(|e| host("clone")(from(e)))?;
-        drop((stdin, out_w, err_w, child_end));
+        let joined = joined || !tasks.is_empty();
+        drop((stdin, out_w, err_w, child_end, tasks));
 
         let mut release = || -> Result<(), LaunchError> {
             let lower = if plan.user_ns {

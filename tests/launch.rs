@@ -13,6 +13,7 @@ mod common;
 
 use std::fs;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use berth::launch::{Cgroup, NoCgroup};
@@ -580,47 +581,114 @@ fn exit_codes_and_stderr_come_through() {
     assert!(err.starts_with("probe cat: /absent: ENOENT"), "{err}");
 }
 
-/// A v1 `pids` cgroup of the test's own, removed on drop.
-struct TestCgroup(PathBuf);
+/// A v1 `pids` cgroup of the test's own, removed on drop; joined by the supervisor
+/// (the child's pid to `cgroup.procs`) or, with `itself`, by the child (`0` to the
+/// `tasks` file given to it), as berth's own v1 cgroups are.
+struct TestCgroup {
+    dir: PathBuf,
+    itself: bool,
+}
+
+impl TestCgroup {
+    fn new(test: &str, itself: bool) -> TestCgroup {
+        let root = PathBuf::from("/sys/fs/cgroup/pids");
+        assert!(
+            root.join("cgroup.procs").exists(),
+            "this test needs the v1 pids controller at {}",
+            root.display()
+        );
+        let dir = root.join(format!("berth-{test}-{}", std::process::id()));
+        fs::create_dir(&dir).unwrap();
+        TestCgroup { dir, itself }
+    }
+
+    /// Whether `report` (the probe's) places the process in this cgroup.
+    fn holds(&self, report: &Value) -> bool {
+        let name = self.dir.file_name().unwrap().to_str().unwrap();
+        let lines = report["cgroup"].as_str().unwrap();
+        lines.lines().any(|l| l.ends_with(&format!("pids:/{name}")))
+    }
+}
 
 impl Cgroup for TestCgroup {
     fn join(&mut self, pid: i32) -> std::io::Result<()> {
-        fs::write(self.0.join("cgroup.procs"), pid.to_string())
+        assert!(!self.itself, "the child was to join by itself");
+        fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+    }
+
+    fn tasks(&self) -> std::io::Result<Vec<OwnedFd>> {
+        if !self.itself {
+            return Ok(Vec::new());
+        }
+        let tasks = fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("tasks"))?;
+        Ok(vec![tasks.into()])
     }
 }
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
-        let _ = fs::remove_dir(&self.0);
+        let _ = fs::remove_dir(&self.dir);
     }
+}
+
+/// Launches the probe's report as app `name` with `extra` in `cgroup`; its report.
+fn report_in(w: &World, cgroup: &mut TestCgroup, name: &str, extra: &str) -> Value {
+    let m = w.manifest(name, extra);
+    let running = w.spawn_with(&mut w.launcher(), &m, cgroup, None).unwrap();
+    let (code, out, err) = collect(running);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    serde_json::from_str(out.trim()).unwrap()
 }
 
 #[test]
 fn the_cgroup_is_joined_before_the_app_runs() {
     let w = World::new("cgroup", Variant::Plain);
-    let root = PathBuf::from("/sys/fs/cgroup/pids");
-    assert!(
-        root.join("cgroup.procs").exists(),
-        "this test needs the v1 pids controller at {}",
-        root.display()
+    let mut cgroup = TestCgroup::new("launch-test", false);
+    let r = report_in(&w, &mut cgroup, "grouped", "");
+    assert!(cgroup.holds(&r), "{}", r["cgroup"]);
+}
+
+#[test]
+fn the_child_joins_its_v1_cgroup_itself_also_from_a_user_namespace() {
+    let w = World::new("selfjoin", Variant::Plain);
+    let mut cgroup = TestCgroup::new("selfjoin-test", true);
+    let r = report_in(&w, &mut cgroup, "grouped", "");
+    assert!(cgroup.holds(&r), "{}", r["cgroup"]);
+    // Not yet mapped to any id when it writes: the opener's credentials count.
+    let userns = "namespaces: [pid, mount, uts, ipc, net, user]\n\
+                  user_namespace: { uid_map: \"0:100000:65536\", gid_map: \"0:100000:65536\" }\n";
+    let r = report_in(&w, &mut cgroup, "mapped", userns);
+    assert!(cgroup.holds(&r), "{}", r["cgroup"]);
+    assert_eq!(r["uid"].as_i64(), Some(0));
+}
+
+#[test]
+fn a_child_that_cannot_join_its_cgroup_fails_at_that_step() {
+    let w = World::new("nojoin", Variant::Plain);
+    let cgroup = TestCgroup::new("nojoin-test", true);
+    // A `tasks` file open while its cgroup goes away: the kernel refuses the write.
+    let tasks = cgroup.tasks().unwrap();
+    fs::remove_dir(&cgroup.dir).unwrap();
+    struct Gone(Vec<OwnedFd>);
+    impl Cgroup for Gone {
+        fn join(&mut self, _: i32) -> std::io::Result<()> {
+            panic!("the child was to join by itself")
+        }
+        fn tasks(&self) -> std::io::Result<Vec<OwnedFd>> {
+            self.0.iter().map(|fd| fd.try_clone()).collect()
+        }
+    }
+    let m = w.manifest("lost", "");
+    let e = match w.spawn_with(&mut w.launcher(), &m, &mut Gone(tasks), None) {
+        Ok(running) => panic!("launched: {:?}", collect(running)),
+        Err(e) => e,
+    };
+    assert_eq!(e.status(), Some(125));
+    assert_eq!(
+        e.to_string(),
+        "lost: launch failed at join the cgroup: No such device (os error 19)"
     );
-    let mut cgroup = TestCgroup(root.join(format!("berth-launch-test-{}", std::process::id())));
-    fs::create_dir(&cgroup.0).unwrap();
-    let m = w.manifest("grouped", "");
-    let running = w
-        .spawn_with(&mut w.launcher(), &m, &mut cgroup, None)
-        .unwrap();
-    let (code, out, _) = collect(running);
-    assert_eq!(code, 0);
-    let r: Value = serde_json::from_str(out.trim()).unwrap();
-    let name = cgroup.0.file_name().unwrap().to_str().unwrap().to_owned();
-    assert!(
-        r["cgroup"]
-            .as_str()
-            .unwrap()
-            .lines()
-            .any(|l| l.ends_with(&format!("pids:/{name}"))),
-        "{}",
-        r["cgroup"]
-    );
+    drop(cgroup);
 }

@@ -187,6 +187,24 @@ impl V1Group {
 }
 
 impl crate::launch::Cgroup for V1Group {
+    fn tasks(&self) -> std::io::Result<Vec<std::os::fd::OwnedFd>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.distinct()
+            .iter()
+            .map(|dir| {
+                let path = dir.join("tasks");
+                fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&path)
+                    .map(std::os::fd::OwnedFd::from)
+                    .map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("open {}: {e}", path.display()))
+                    })
+            })
+            .collect()
+    }
+
     fn join(&mut self, pid: i32) -> std::io::Result<()> {
         for dir in self.distinct() {
             fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(|e| {

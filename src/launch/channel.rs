@@ -42,6 +42,8 @@ pub enum Step {
     Exec,
     /// `init: true`: the reaper could not fork the app.
     Fork,
+    /// Joining the app's cgroup v1 hierarchies.
+    Cgroup,
 }
 
 impl Step {
@@ -69,6 +71,7 @@ impl Step {
             Step::Seccomp => 19,
             Step::Exec => 20,
             Step::Fork => 21,
+            Step::Cgroup => 22,
         };
         (code, 0)
     }
@@ -97,6 +100,7 @@ impl Step {
             19 => Step::Seccomp,
             20 => Step::Exec,
             21 => Step::Fork,
+            22 => Step::Cgroup,
             _ => return None,
         })
     }
@@ -127,6 +131,7 @@ impl fmt::Display for Step {
             Step::Seccomp => "seccomp",
             Step::Exec => "exec",
             Step::Fork => "fork the app",
+            Step::Cgroup => "join the cgroup",
         })
     }
 }

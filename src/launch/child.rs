@@ -49,6 +49,9 @@ pub struct Inputs<'a> {
     /// Enter the root by moving it over `/` instead of `pivot_root` (as from an
     /// initramfs).
     pub move_root: bool,
+    /// cgroup v1: the app's `tasks` files to join by writing `0` (see
+    /// [`Cgroup::tasks`](super::Cgroup::tasks)); empty when the parent joins.
+    pub cgroup_tasks: &'a [RawFd],
 }
 
 /// The child's whole life: set up, exec, or report the failed step and exit.
@@ -70,14 +73,21 @@ impl<T> At<T> for Result<T, Errno> {
 }
 
 /// The setup, in the order of STYLE.md (habit 5). The namespaces already exist: clone
-/// made them, and the parent has written the id maps and joined the cgroup before
-/// sending the go.
+/// made them, and the parent has written the id maps and, unless the child does it
+/// itself (cgroup v1), joined the cgroup before sending the go.
 fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     let plan = i.plan;
     // 1. Wait for the parent: until it has written the uid/gid maps, this process has
     //    no ids in its user namespace, and until it has joined the cgroup, what it
     //    allocates would be charged to the supervisor.
     let lower = channel::wait_go(i.channel).at(Step::Wait)?;
+    //    cgroup v1: join the app's cgroups now, before anything is allocated. The
+    //    descriptors were opened by the supervisor, whose credentials the kernel
+    //    checks, so this works from a user namespace without mapped ids too.
+    for &tasks in i.cgroup_tasks {
+        sys::write_all(tasks, b"0").at(Step::Cgroup)?;
+        sys::close(tasks);
+    }
     // 2. Signals first, so nothing of the supervisor's signalfd setup leaks into the
     //    app; then the standard descriptors.
     sys::reset_signals().at(Step::Signals)?;

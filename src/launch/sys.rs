@@ -213,6 +213,21 @@ pub fn symlinkat(target: &CStr, dir: RawFd, name: &CStr) -> SysResult<()> {
     check(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }).map(drop)
 }
 
+/// Writes all of `bytes` (a handful: a pid for a cgroup's `cgroup.procs` or `tasks`).
+pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> SysResult<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is readable for its length for the call.
+        let ret = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(ret) {
+            Ok(0) => return Err(Errno(libc::EIO)),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(_) if errno() == Errno(libc::EINTR) => {}
+            Err(_) => return Err(errno()),
+        }
+    }
+    Ok(())
+}
+
 /// `close(2)`, ignoring the result: the descriptor is gone either way.
 pub fn close(fd: RawFd) {
     // SAFETY: the caller owns `fd` and does not use it again.

@@ -27,6 +27,13 @@
  *   alloc N           touch N KiB once, print "ok" and exit 0 ("ENAME: text", exit 1,
  *                     if it cannot be mapped)
  *
+ * and, for the supervisor benchmark against s6:
+ *
+ *   live MS N         print "up T", sleep MS milliseconds, print "down T" and exit with
+ *                     status N; T is CLOCK_MONOTONIC in nanoseconds, read as late as
+ *                     possible before the line goes out (so the gap from one "down" to
+ *                     the next "up" is the supervisor's restart)
+ *
  * A usage error exits 125. Every piece of the report that cannot be read is null:
  * the probe never crashes on a strange container.
  */
@@ -976,8 +983,24 @@ static int do_alloc(long kib) {
 static int usage(void) {
     fprintf(stderr,
             "usage: probe [report | exit N | sleep | doublefork | write FILE TEXT | cat FILE | "
-            "signals | hog | forkbomb | spin | stubborn | alloc N]\n");
+            "signals | hog | forkbomb | spin | stubborn | alloc N | live MS N]\n");
     return USAGE_EXIT;
+}
+
+static void say_clock(const char *what) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    printf("%s %lld\n", what, (long long)t.tv_sec * 1000000000LL + t.tv_nsec);
+    fflush(stdout);
+}
+
+static int do_live(long ms, int status) {
+    say_clock("up");
+    struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&d, &d) != 0 && errno == EINTR) {
+    }
+    say_clock("down");
+    return status;
 }
 
 int main(int argc, char **argv) {
@@ -1007,6 +1030,14 @@ int main(int argc, char **argv) {
         /* At most 1 TiB (in KiB), so the byte count cannot overflow. */
         if (*argv[2] == 0 || *end != 0 || n < 0 || n > (1L << 30)) return usage();
         return do_alloc(n);
+    }
+    if (strcmp(cmd, "live") == 0 && argc == 4) {
+        char *end1, *end2;
+        long ms = strtol(argv[2], &end1, 10), n = strtol(argv[3], &end2, 10);
+        if (*argv[2] == 0 || *end1 != 0 || ms < 0 || ms > 86400000L || *argv[3] == 0 ||
+            *end2 != 0 || n < 0 || n > 255)
+            return usage();
+        return do_live(ms, (int)n);
     }
     return usage();
 }

@@ -484,7 +484,7 @@ impl Runner<'_> {
         sys::block_only(&[libc::SIGTERM, libc::SIGCHLD])?;
         for cgroup in &self.app.cgroups {
             // "0" is the writing process: no pid to format without allocating.
-            sys::write_all(cgroup.as_raw_fd(), b"0")?;
+            launch_sys::write_all(cgroup.as_raw_fd(), b"0")?;
         }
         for (fd, flag) in &self.app.namespaces {
             launch_sys::setns(fd.as_raw_fd(), *flag)?;

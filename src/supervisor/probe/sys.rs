@@ -87,21 +87,6 @@ pub fn socket_error(fd: BorrowedFd<'_>) -> SysResult<c_int> {
     check(ret).map(|_| value)
 }
 
-/// Writes all of `bytes` (a handful: a pid for `cgroup.procs`).
-pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> SysResult<()> {
-    while !bytes.is_empty() {
-        // SAFETY: `bytes` is readable for its length for the call.
-        let ret = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        match usize::try_from(ret) {
-            Ok(0) => return Err(Errno(libc::EIO)),
-            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
-            Err(_) if errno() == Errno(libc::EINTR) => {}
-            Err(_) => return Err(errno()),
-        }
-    }
-    Ok(())
-}
-
 /// `prctl(PR_SET_PDEATHSIG, sig)`: `sig` when the thread that forked us exits.
 pub fn set_parent_death_signal(sig: c_int) -> SysResult<()> {
     let sig = libc::c_ulong::try_from(sig).map_err(|_| Errno(libc::EINVAL))?;
