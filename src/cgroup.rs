@@ -170,6 +170,10 @@ impl OomWatch {
 pub trait Group: crate::launch::Cgroup {
     /// The directories it consists of (for messages and tests).
     fn dirs(&self) -> Vec<PathBuf>;
+    /// The files a single-threaded process writes `0` to, to join it: v1's `tasks`
+    /// of each hierarchy (a thread moving itself, which spares the kernel's global
+    /// lock, see [`crate::launch::Cgroup::tasks`]), v2's `cgroup.procs`.
+    fn join_files(&self) -> Vec<PathBuf>;
     /// The processes in it.
     fn procs(&self) -> Result<Vec<i32>>;
     /// Kills every process in it: v2 `cgroup.kill`, otherwise freeze, SIGKILL each,

@@ -661,8 +661,16 @@ impl TestCgroups {
         TestCgroups(dirs)
     }
 
-    fn procs(&self) -> Vec<PathBuf> {
-        self.0.iter().map(|d| d.join("cgroup.procs")).collect()
+    /// What berth gives the runner (`Group::join_files`): `tasks` in a v1 hierarchy,
+    /// `cgroup.procs` in cgroup2.
+    fn join_files(&self) -> Vec<PathBuf> {
+        self.0
+            .iter()
+            .map(|d| match d.join("tasks").exists() {
+                true => d.join("tasks"),
+                false => d.join("cgroup.procs"),
+            })
+            .collect()
     }
 }
 
@@ -682,7 +690,7 @@ fn exec_runs_in_the_apps_cgroups() {
     let target = Target::start();
     let out = dir.s("cgroup");
     let argv = strings(&["sh", "-c", &format!("cat /proc/self/cgroup > {out}")]);
-    let pid = spawn_exec(berth_exe(), target.pid, &argv, &[], &cgroups.procs()).unwrap();
+    let pid = spawn_exec(berth_exe(), target.pid, &argv, &[], &cgroups.join_files()).unwrap();
     assert_eq!(Reaped(Some(pid)).wait(), 0);
     let seen = fs::read_to_string(dir.join("cgroup")).unwrap();
     for d in &cgroups.0 {

@@ -189,10 +189,9 @@ impl V1Group {
 impl crate::launch::Cgroup for V1Group {
     fn tasks(&self) -> std::io::Result<Vec<std::os::fd::OwnedFd>> {
         use std::os::unix::fs::OpenOptionsExt;
-        self.distinct()
-            .iter()
-            .map(|dir| {
-                let path = dir.join("tasks");
+        self.join_files()
+            .into_iter()
+            .map(|path| {
                 fs::OpenOptions::new()
                     .write(true)
                     .custom_flags(libc::O_CLOEXEC)
@@ -221,6 +220,10 @@ impl crate::launch::Cgroup for V1Group {
 impl Group for V1Group {
     fn dirs(&self) -> Vec<PathBuf> {
         self.distinct()
+    }
+
+    fn join_files(&self) -> Vec<PathBuf> {
+        self.distinct().iter().map(|d| d.join("tasks")).collect()
     }
 
     fn procs(&self) -> Result<Vec<i32>> {

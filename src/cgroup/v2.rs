@@ -153,6 +153,10 @@ impl Group for V2Group {
         vec![self.dir.clone()]
     }
 
+    fn join_files(&self) -> Vec<PathBuf> {
+        vec![self.dir.join("cgroup.procs")]
+    }
+
     fn procs(&self) -> Result<Vec<i32>> {
         procs(&self.dir)
     }

@@ -60,12 +60,7 @@ impl Supervisor {
             let procs: Vec<PathBuf> = app
                 .group
                 .as_ref()
-                .map(|g| {
-                    g.dirs()
-                        .into_iter()
-                        .map(|d| d.join("cgroup.procs"))
-                        .collect()
-                })
+                .map(|g| g.join_files())
                 .unwrap_or_default();
             let env = crate::image::process::resolve(&app.manifest, &app.defaults, &app.image_root)
                 .map(|p| p.env)

@@ -78,7 +78,8 @@ const NAMESPACES: [(&str, c_int); 7] = [
 /// - **Root**: the app's root (`/proc/PID/root`, as `nsenter --root`), also when the
 ///   mount namespace is shared; the working directory is `/`.
 /// - **Cgroup**: the runner writes itself into each of `cgroup_procs` (the app's
-///   `cgroup.procs` files, one per v1 hierarchy or one for v2) before joining
+///   [`join_files`](crate::cgroup::Group::join_files): `tasks` of each v1
+///   hierarchy, or the v2 `cgroup.procs`) before joining
 ///   anything, so the command is charged to and limited with the app, and a kill of
 ///   the app's cgroup ends it too.
 /// - **Program**: `argv[0]`, looked up in the `PATH` of `env` (else
@@ -483,7 +484,8 @@ impl Runner<'_> {
         launch_sys::reset_signals()?;
         sys::block_only(&[libc::SIGTERM, libc::SIGCHLD])?;
         for cgroup in &self.app.cgroups {
-            // "0" is the writing process: no pid to format without allocating.
+            // "0" is the writer, the runner's only thread: no pid to format without
+            // allocating, and on v1 no global lock for the kernel to take.
             launch_sys::write_all(cgroup.as_raw_fd(), b"0")?;
         }
         for (fd, flag) in &self.app.namespaces {
