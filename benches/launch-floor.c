@@ -3,8 +3,9 @@
  * masked paths, no device nodes, no capabilities and no seccomp:
  *   clone(pid, mount, uts, ipc, net) -> make mounts private -> overlay root ->
  *   /proc, /dev (tmpfs), /sys -> pivot_root -> exec /bin/true,
- * with a fresh memory cgroup (limit 64 MiB) joined by the parent and removed after
- * (the child does not even wait for that join, as a real runtime must).
+ * with a fresh memory cgroup (limit 64 MiB) that the child joins first thing, writing
+ * 0 to its v1 `tasks` file (opened before the clone; a thread moving itself spares the
+ * kernel's global lock, as berth does), removed after.
  * Usage: launch-floor LOWER UPPER WORK ROOT CGROUP_PREFIX LIMIT_FILE N
  * (cgroup i is the directory CGROUP_PREFIX-i)
  * Prints one `ns <nanoseconds>` line per launch. */
@@ -29,7 +30,7 @@ static long now(void) {
 }
 
 static int put(const char *dir, const char *file, const char *text) {
-    char path[4096];
+    char path[8200];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -1;
@@ -53,15 +54,23 @@ int main(int argc, char **argv) {
     snprintf(sys, sizeof sys, "%s/sys", root);
     int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
     for (int i = 0; i < n + 3; i++) {
-        char cg[4096], pid_text[32];
+        char cg[4096], tasks_path[4200];
         snprintf(cg, sizeof cg, "%s-%d", cgparent, i);
         long t0 = now();
         if (mkdir(cg, 0755) < 0 || put(cg, limit_file, "67108864") < 0) {
             perror(cg);
             return 1;
         }
+        snprintf(tasks_path, sizeof tasks_path, "%s/tasks", cg);
+        int tasks = open(tasks_path, O_WRONLY | O_CLOEXEC);
+        if (tasks < 0) {
+            perror(tasks_path);
+            return 1;
+        }
         long pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
         if (pid == 0) {
+            if (write(tasks, "0", 1) != 1) _exit(124);
+            close(tasks);
             if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
                 mount("overlay", root, "overlay", 0, opts) ||
                 mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) ||
@@ -74,9 +83,9 @@ int main(int argc, char **argv) {
             execv("/bin/true", args);
             _exit(127);
         }
-        snprintf(pid_text, sizeof pid_text, "%ld", pid);
-        if (put(cg, "cgroup.procs", pid_text) < 0) {
-            perror("cgroup.procs");
+        close(tasks);
+        if (pid < 0) {
+            perror("clone");
             return 1;
         }
         int status;
