@@ -74,7 +74,7 @@ static int has_signalfd(void) {
     int found = 0;
     struct dirent *e;
     while (!found && (e = readdir(d)) != NULL) {
-        char path[64], target[64];
+        char path[sizeof "/proc/1/fd/" + sizeof e->d_name], target[64];
         snprintf(path, sizeof path, "/proc/1/fd/%s", e->d_name);
         ssize_t n = readlink(path, target, sizeof target - 1);
         if (n < 0) continue;
