@@ -666,9 +666,13 @@ impl TestCgroups {
     fn join_files(&self) -> Vec<PathBuf> {
         self.0
             .iter()
-            .map(|d| match d.join("tasks").exists() {
-                true => d.join("tasks"),
-                false => d.join("cgroup.procs"),
+            .map(|d| {
+                let tasks = d.join("tasks");
+                if tasks.exists() {
+                    tasks
+                } else {
+                    d.join("cgroup.procs")
+                }
             })
             .collect()
     }
