@@ -10,7 +10,9 @@
 //!
 //! with the time the line was completed (UTC, milliseconds), the stream (`stdout`,
 //! `stderr`, or `berth` for the supervisor's own [`AppLog::event`] lines) and the text.
-//! Invalid UTF-8 is replaced lossily and a `\r` before the newline is dropped. A line
+//! Invalid UTF-8 is replaced lossily and a `\r` before the newline is dropped; every
+//! other control character but tab is written as `\xHH` ([`escape`]), so no app can
+//! forge a line of berth's or drive the terminal of whoever reads its log. A line
 //! longer than [`MAX_LINE`] bytes is cut there and ends with [`CUT_MARK`]; the rest of it,
 //! up to its newline, is dropped. So memory stays bounded whatever the app prints: one
 //! partial line of at most `MAX_LINE + 1` bytes per stream, and the last [`RING_LINES`]
@@ -30,6 +32,8 @@
 //! slow (a serial line at 115200 baud carries about 11 KB/s) and the copy is written
 //! as the line comes, so this is for development boards, not for a chatty app in the
 //! field.
+
+mod escape;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -325,7 +329,9 @@ impl Echo {
 impl Sink {
     /// Formats one line, keeps it in the ring and appends it to the file, rotating
     /// first if it would not fit. When `cut`, the text is cut to [`MAX_LINE`] bytes
-    /// (back to a character boundary) and marked.
+    /// (back to a character boundary) and marked. Its control characters are escaped
+    /// here, for the file, the console copy and the ring alike (an escape takes four
+    /// bytes, so a formatted line holds at most `4 * MAX_LINE` bytes of text).
     fn write(&mut self, label: &str, text: &[u8], cut: bool, now: SystemTime) -> io::Result<()> {
         let text = if cut {
             utf8_floor(text.get(..MAX_LINE).unwrap_or(text))
@@ -337,7 +343,7 @@ impl Sink {
         self.line.push(' ');
         self.line.push_str(label);
         self.line.push(' ');
-        self.line.push_str(&String::from_utf8_lossy(text));
+        escape::push_escaped(&mut self.line, text);
         if cut {
             self.line.push_str(CUT_MARK);
         }

@@ -233,7 +233,7 @@ fn drops_a_carriage_return_at_the_end_of_a_line_only() {
         lines(&[
             ("stdout", "dos"),
             ("stdout", "split"),
-            ("stdout", "mid\rdle"),
+            ("stdout", "mid\\x0ddle"),
             ("stdout", ""),
             ("stderr", "at eof"),
         ])
@@ -539,5 +539,47 @@ fn echo_copies_the_apps_lines_to_the_console_one_write_each() {
             ("stderr", "warn"),
             ("stdout", "hal"),
         ])
+    );
+}
+
+#[test]
+fn control_characters_reach_no_file_console_or_tail_raw() {
+    let tmp = TempDir::new("escape");
+    let mut log = open(&tmp, 1 << 20, 2);
+    let console = Writes::default();
+    log.echo_to("web", Box::new(console.clone()));
+    log.feed(
+        Stream::Stdout,
+        b"\x1b[2J\x1b[H\rberth: all apps stopped\x00\x7f\ttab \xc3\xa9\r\n",
+        t0(),
+    )
+    .unwrap();
+    log.feed(Stream::Stderr, "csi \u{9b}31m\n".as_bytes(), t0())
+        .unwrap();
+    log.event("exec probe said \x1b[31mred\r\n", t0()).unwrap();
+    let out = "\\x1b[2J\\x1b[H\\x0dberth: all apps stopped\\x00\\x7f\ttab \u{e9}";
+    let err = "csi \\xc2\\x9b31m";
+    assert_eq!(
+        read(log.path()),
+        lines(&[
+            ("stdout", out),
+            ("stderr", err),
+            ("berth", "exec probe said \\x1b[31mred  "),
+        ])
+    );
+    assert_eq!(
+        *console.0.borrow(),
+        [
+            format!("{TS} web stdout {out}\n"),
+            format!("{TS} web stderr {err}\n"),
+        ]
+    );
+    assert_eq!(
+        log.tail(3),
+        [
+            format!("{TS} stdout {out}"),
+            format!("{TS} stderr {err}"),
+            format!("{TS} berth exec probe said \\x1b[31mred  "),
+        ]
     );
 }
