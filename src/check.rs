@@ -37,6 +37,19 @@ pub fn check(paths: &[PathBuf], images: bool, out: &mut impl Write) -> io::Resul
     for problem in &loaded.problems {
         writeln!(out, "{problem}")?;
     }
+    for app in &loaded.apps {
+        if let Some(warning) = pid_namespace_warning(app) {
+            let key = [manifest::locate::Seg::Key("namespaces")];
+            let pos = manifest::locate_in_file(&app.file, &key);
+            let pos = pos.map(|p| format!("{p}:")).unwrap_or_default();
+            writeln!(
+                out,
+                "{}:{pos} {}: warning: {warning}",
+                app.file.display(),
+                app.name
+            )?;
+        }
+    }
     let ok = loaded.apps.len();
     writeln!(
         out,
@@ -73,4 +86,21 @@ fn image_problem(app: &Manifest, actual: &Result<Digest, String>) -> Option<Prob
         app: Some(app.name.clone()),
         kind: ProblemKind::Rule(rule),
     })
+}
+
+/// The warning for an app that shares the host's pid namespace (`namespaces` without
+/// `pid`), given by `berth check` and when `berth run` loads it; `None` for one with
+/// its own. Not an error: a monitoring agent may need the host's processes.
+pub fn pid_namespace_warning(app: &Manifest) -> Option<String> {
+    if !crate::supervisor::sender::shares_pid_namespace(app) {
+        return None;
+    }
+    Some(
+        "no pid namespace (namespaces has no pid): the app sees every process of the \
+         host with its command line, and can signal those of its user; berth ignores \
+         the signals it sends to berth, but unless berth is PID 1 an app running as \
+         berth's user can still stop or kill it with a signal berth does not take \
+         (SIGKILL, SIGSTOP, SIGQUIT)"
+            .to_owned(),
+    )
 }

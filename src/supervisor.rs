@@ -13,6 +13,7 @@ pub mod health;
 pub mod logs;
 pub mod policy;
 pub mod probe;
+pub mod sender;
 pub mod start;
 
 use std::path::PathBuf;

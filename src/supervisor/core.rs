@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::app::{App, ProbeRun};
 use super::event::{self, Epoll, Timer};
@@ -55,6 +55,8 @@ pub struct Supervisor {
     action: Option<crate::pid1::Action>,
     /// App cgroups that could not be removed yet (processes still exiting).
     pub(super) to_remove: Vec<Box<dyn cgroup::Group>>,
+    /// Keeps apps' signals from the loop ([`super::sender`]).
+    pub(super) guard: super::sender::SignalGuard,
 }
 
 const SIGNALS_TOKEN: u64 = 0;
@@ -76,6 +78,10 @@ impl Supervisor {
         if std::process::id() != 1 {
             event::become_subreaper().map_err(|e| e.to_string())?;
         }
+        // Before cgroup::system, which may move berth into a cgroup below its own.
+        let guard =
+            super::sender::SignalGuard::new(Path::new("/proc"), config.cgroup_root.as_str())
+                .map_err(|e| format!("signal senders: {e}"))?;
         let cgroups =
             cgroup::system(config.cgroup_root.as_str()).map_err(|e| format!("cgroups: {e}"))?;
         for (name, group) in cgroups.existing().map_err(|e| e.to_string())? {
@@ -106,6 +112,7 @@ impl Supervisor {
             init: crate::pid1::is_init(),
             action: None,
             to_remove: Vec::new(),
+            guard,
         })
     }
 
@@ -147,8 +154,10 @@ impl Supervisor {
                 match source {
                     Source::Signals => {
                         event::read_signals(&self.signals, &mut signals);
-                        for &s in &signals {
-                            self.on_signal(s);
+                        for s in &signals {
+                            if self.admits(s) {
+                                self.on_signal(s.signal);
+                            }
                         }
                     }
                     Source::Timer => {
@@ -274,6 +283,7 @@ impl Supervisor {
         for name in &change.restart {
             if let (Some(app), Some(m)) = (self.apps.get_mut(name), next.get(name)) {
                 log::info!("{name}: its definition changed; restarting");
+                super::sender::warn_if_sharing(m);
                 app.fingerprint = super::app::fingerprint(m);
                 app.manifest = m.clone();
             }
@@ -281,6 +291,7 @@ impl Supervisor {
         }
         for name in &change.start {
             if let Some(m) = next.remove(name) {
+                super::sender::warn_if_sharing(&m);
                 self.apps.insert(name.clone(), Box::new(App::new(m)));
             }
         }

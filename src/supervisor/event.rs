@@ -132,8 +132,18 @@ pub fn signalfd() -> io::Result<OwnedFd> {
     Ok(owned(fd))
 }
 
+/// A signal read from the signalfd, with what the kernel says of its sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub signal: i32,
+    /// `ssi_code`: how it was sent (`SI_USER` for kill, `SI_KERNEL`, `CLD_*`...).
+    pub code: i32,
+    /// `ssi_pid`: the sender, in berth's pid namespace (0 from an ancestor one).
+    pub pid: u32,
+}
+
 /// Reads the pending signals from a signalfd.
-pub fn read_signals(fd: &OwnedFd, out: &mut Vec<i32>) {
+pub fn read_signals(fd: &OwnedFd, out: &mut Vec<Received>) {
     out.clear();
     loop {
         // SAFETY: an all-zero siginfo is a valid value of the plain C struct.
@@ -144,7 +154,11 @@ pub fn read_signals(fd: &OwnedFd, out: &mut Vec<i32>) {
         if usize::try_from(n).ok() != Some(size) {
             return;
         }
-        out.push(i32::try_from(info.ssi_signo).unwrap_or(0));
+        out.push(Received {
+            signal: i32::try_from(info.ssi_signo).unwrap_or(0),
+            code: info.ssi_code,
+            pid: info.ssi_pid,
+        });
     }
 }
 

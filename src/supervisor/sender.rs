@@ -1,0 +1,286 @@
+//! Who sent a signal: berth acts on no signal an app sent it.
+//!
+//! An app without a pid namespace shares berth's and can name berth's pid; when it runs
+//! as berth's user it may signal berth, whatever its capabilities (`kill -TERM $PPID`
+//! stopped every app; to berth as PID 1, SIGUSR2 powers the device off). The signalfd
+//! tells the sender: `ssi_code` says how the signal came, `ssi_pid` who sent it. Before
+//! the loop acts on a signal, [`SignalGuard::admits`] asks:
+//!
+//! - SIGCHLD is always admitted: it only wakes the loop to reap berth's own children,
+//!   and a dropped one could leave an exit unseen (they merge).
+//! - `SI_KERNEL`: the kernel's own (Ctrl-Alt-Del's SIGINT to PID 1). Admitted.
+//! - `SI_USER` (kill) and `SI_TKILL` (tgkill): the kernel wrote `ssi_pid`; 0 means a
+//!   process of an ancestor pid namespace (berth as a container's PID 1), admitted.
+//!   Otherwise `/proc/<pid>/cgroup` says where the sender is: in a cgroup of berth's
+//!   apps (`<berth's own cgroup>/<cgroup_root>/<app>`, or below it) it is ignored,
+//!   elsewhere admitted. `/proc/<pid>/stat` is read after it, and the answer counts
+//!   only if the sender was not exiting then: on cgroup v1 the kernel shows an exiting
+//!   process in the root cgroup, so a sender that signals and exits at once would pass
+//!   for one outside the apps.
+//! - Any other code (`SI_QUEUE` from sigqueue, or a code the sender chose with
+//!   rt_sigqueueinfo, or the `POLL_*` of an `F_SETOWN`/`F_SETSIG` descriptor): the pid
+//!   in it is the sender's claim, not checked by the kernel, so it proves nothing.
+//!
+//! A sender that cannot be placed (it exited before berth looked, or it came with
+//! such a code) could have been an app only if some app shares berth's pid namespace:
+//! apps with a pid namespace of their own cannot name berth at all. So it is ignored
+//! when an app of berth's shares the namespace, and admitted when none does. The
+//! first choice drops an operator's signal sent from a short-lived process (`/bin/kill`
+//! may exit and be reaped before berth reads its cgroup) while such apps exist; the
+//! warning says so and how to send one that counts (from a process that stays, such as
+//! a shell's built-in `kill`, or the service manager). The other choice would let any
+//! app stop every app, or power the device off, by signalling and exiting at once.
+//!
+//! Not covered: standard signals merge, so an operator's SIGTERM sent while an app's
+//! SIGTERM is still pending is lost with it (berth reads its signalfd as soon as it
+//! wakes, so the window is short); SIGKILL and SIGSTOP, which no process can catch,
+//! still reach berth when it is not PID 1 (the kernel spares PID 1 those from its own
+//! pid namespace); a sender's pid reused between berth's reads.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, Read as _};
+use std::path::{Path, PathBuf};
+
+use super::event::Received;
+
+/// The most of `/proc/<pid>/cgroup` read: a line per hierarchy, each path at most
+/// PATH_MAX; a file larger than this is cut, which can only hide lines past it.
+const MAX_CGROUP_FILE: u64 = 64 * 1024;
+
+/// `PF_EXITING` in the flags of `/proc/<pid>/stat` (include/linux/sched.h).
+const PF_EXITING: u64 = 0x4;
+
+/// berth's app cgroups as `/proc/<pid>/cgroup` names them: for each hierarchy berth's
+/// process is in (keyed by its controllers field, `memory`, `name=systemd`, or empty
+/// for v2), `<berth's own path>/<cgroup_root>`. Paths in that file are relative to the
+/// reader's cgroup namespace, which is berth's for its own file and its senders' alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCgroups {
+    roots: Vec<(String, String)>,
+}
+
+impl AppCgroups {
+    /// From berth's own `/proc/self/cgroup` text, read before berth moves itself (on
+    /// v2 into `<cgroup_root>/.supervisor`), and the config's `cgroup_root`.
+    pub fn new(own_cgroup: &str, cgroup_root: &str) -> AppCgroups {
+        let below: String = cgroup_root
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .flat_map(|p| ["/", p])
+            .collect();
+        let roots = own_cgroup
+            .lines()
+            .filter_map(|line| {
+                let (controllers, path) = hierarchy_line(line)?;
+                let own = path.trim_end_matches('/');
+                Some((controllers.to_owned(), format!("{own}{below}")))
+            })
+            .collect();
+        AppCgroups { roots }
+    }
+
+    /// The app whose cgroup (or one below it) holds the process `cgroup_file` (the
+    /// text of its `/proc/<pid>/cgroup`) describes; `None` when it is in none of them.
+    /// Names starting with a dot are not apps (berth's own `.supervisor` leaf).
+    pub fn app_of<'t>(&self, cgroup_file: &'t str) -> Option<&'t str> {
+        cgroup_file.lines().find_map(|line| {
+            let (controllers, path) = hierarchy_line(line)?;
+            let (_, root) = self.roots.iter().find(|(c, _)| c == controllers)?;
+            let below = path.strip_prefix(root.as_str())?.strip_prefix('/')?;
+            let first = below.split('/').next().unwrap_or_default();
+            // v2 marks the cgroup of a zombie that outlived it.
+            let name = first.strip_suffix(" (deleted)").unwrap_or(first);
+            (!name.is_empty() && !name.starts_with('.')).then_some(name)
+        })
+    }
+}
+
+/// `(controllers, path)` of a `/proc/<pid>/cgroup` line, `ID:CONTROLLERS:PATH`.
+fn hierarchy_line(line: &str) -> Option<(&str, &str)> {
+    let mut parts = line.splitn(3, ':');
+    let _id = parts.next()?;
+    Some((parts.next()?, parts.next()?))
+}
+
+/// Where a signal came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// The kernel, or a process of an ancestor pid namespace.
+    Kernel,
+    /// A process outside berth's apps.
+    Outside,
+    /// A process of this app.
+    App(String),
+    /// A process that could not be placed: it was gone or exiting when berth looked.
+    Gone,
+    /// The siginfo came from the sender (this `ssi_code`): its pid is a claim.
+    Unvouched(i32),
+}
+
+/// Places the sender of `signal` with the files under `proc_root` (`/proc`).
+pub fn sender(proc_root: &Path, signal: &Received, apps: &AppCgroups) -> Sender {
+    match signal.code {
+        libc::SI_KERNEL => Sender::Kernel,
+        libc::SI_USER | libc::SI_TKILL if signal.pid == 0 => Sender::Kernel,
+        libc::SI_USER | libc::SI_TKILL => {
+            let dir = proc_root.join(signal.pid.to_string());
+            let Ok(cgroup) = read_limited(&dir.join("cgroup")) else {
+                return Sender::Gone;
+            };
+            // Read after the cgroup file: PF_EXITING is never cleared, so a sender not
+            // exiting now was not exiting when its cgroup was read.
+            if !alive(&dir) {
+                return Sender::Gone;
+            }
+            match apps.app_of(&cgroup) {
+                Some(app) => Sender::App(app.to_owned()),
+                None => Sender::Outside,
+            }
+        }
+        other => Sender::Unvouched(other),
+    }
+}
+
+fn read_limited(path: &Path) -> io::Result<String> {
+    let mut text = String::new();
+    fs::File::open(path)?
+        .take(MAX_CGROUP_FILE)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Whether the process of `/proc/<pid>` (`dir`) exists and is not exiting: its
+/// `stat` is `PID (COMM) STATE PPID PGRP SESSION TTY TPGID FLAGS ...`, where COMM may
+/// hold spaces and parentheses (so the fields are counted after the last `)`).
+fn alive(dir: &Path) -> bool {
+    let Ok(stat) = fs::read_to_string(dir.join("stat")) else {
+        return false;
+    };
+    let Some((_, after)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let mut fields = after.split_whitespace();
+    let state = fields.next().unwrap_or("X");
+    let flags = fields.nth(5).and_then(|f| f.parse::<u64>().ok());
+    !matches!(state, "Z" | "X" | "x") && flags.is_some_and(|f| f & PF_EXITING == 0)
+}
+
+/// What to do with a signal from `sender` when `sharing` apps share berth's pid
+/// namespace.
+pub fn admitted(signal: i32, sender: &Sender, sharing: &[&str]) -> bool {
+    if signal == libc::SIGCHLD {
+        return true;
+    }
+    match sender {
+        Sender::Kernel | Sender::Outside => true,
+        Sender::App(_) => false,
+        Sender::Gone | Sender::Unvouched(_) => sharing.is_empty(),
+    }
+}
+
+/// The filter between the signalfd and the loop, with the warnings it has given.
+#[derive(Debug)]
+pub struct SignalGuard {
+    proc_root: PathBuf,
+    apps: AppCgroups,
+    /// (app, or "" for a sender not placed; signal) warned about once already.
+    warned: BTreeSet<(String, i32)>,
+}
+
+impl SignalGuard {
+    /// Reads berth's own cgroups from `<proc_root>/self/cgroup`: to be called before
+    /// berth moves into a cgroup of its own making.
+    pub fn new(proc_root: &Path, cgroup_root: &str) -> io::Result<SignalGuard> {
+        let path = proc_root.join("self/cgroup");
+        let own = fs::read_to_string(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("read {}: {e}", path.display())))?;
+        Ok(SignalGuard {
+            proc_root: proc_root.to_path_buf(),
+            apps: AppCgroups::new(&own, cgroup_root),
+            warned: BTreeSet::new(),
+        })
+    }
+
+    /// Whether the loop is to act on `signal`; warns (once per app and signal, then
+    /// at debug level) about one it ignores. `sharing`: the apps without a pid
+    /// namespace of their own.
+    pub fn admits(&mut self, signal: &Received, sharing: &[&str]) -> bool {
+        if signal.signal == libc::SIGCHLD {
+            return true;
+        }
+        let sender = sender(&self.proc_root, signal, &self.apps);
+        if admitted(signal.signal, &sender, sharing) {
+            return true;
+        }
+        let name = crate::cgroup::signal_name(signal.signal);
+        let (key, message) = match &sender {
+            Sender::App(app) => (
+                app.clone(),
+                format!(
+                    "{app}: ignoring {name} from its process {}: apps may not signal berth",
+                    signal.pid
+                ),
+            ),
+            Sender::Gone => (
+                String::new(),
+                format!(
+                    "ignoring {name} from pid {}: it was gone before berth could tell whether \
+                     it is in an app, and {} share berth's pid namespace (send it from a \
+                     process that stays, such as a shell's built-in kill)",
+                    signal.pid,
+                    sharing.join(", ")
+                ),
+            ),
+            Sender::Unvouched(code) => (
+                String::new(),
+                format!(
+                    "ignoring {name} with si_code {code}: its sender pid {} is the sender's \
+                     claim, and {} share berth's pid namespace (send it with kill, not \
+                     sigqueue)",
+                    signal.pid,
+                    sharing.join(", ")
+                ),
+            ),
+            Sender::Kernel | Sender::Outside => return true,
+        };
+        if self.warned.insert((key, signal.signal)) {
+            log::warn!("{message} (more like it are logged at debug level)");
+        } else {
+            log::debug!("{message}");
+        }
+        false
+    }
+}
+
+impl super::core::Supervisor {
+    /// Whether the loop is to act on `signal` (see the module's text).
+    pub(super) fn admits(&mut self, signal: &Received) -> bool {
+        if signal.signal == libc::SIGCHLD {
+            return true;
+        }
+        let sharing: Vec<&str> = self
+            .apps
+            .values()
+            .filter(|a| shares_pid_namespace(&a.manifest))
+            .map(|a| a.name())
+            .collect();
+        self.guard.admits(signal, &sharing)
+    }
+}
+
+/// Whether the app runs in berth's pid namespace (its `namespaces` lack `pid`).
+pub fn shares_pid_namespace(app: &crate::manifest::Manifest) -> bool {
+    !app.namespaces
+        .contains(&crate::manifest::model::Namespace::Pid)
+}
+
+/// Warns, when `app` is loaded by `berth run`, that it shares berth's pid namespace.
+pub fn warn_if_sharing(app: &crate::manifest::Manifest) {
+    if let Some(warning) = crate::check::pid_namespace_warning(app) {
+        log::warn!("{}: {warning}", app.name);
+    }
+}
+
+#[cfg(test)]
+mod tests;
