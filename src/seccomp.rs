@@ -1,11 +1,13 @@
 //! The seccomp filter of a launched app.
 //!
-//! `seccomp: default` installs a deny-list close to what Docker's default profile
-//! refuses to a container (the list, the reasons and the differences are in
-//! [`deny`]); `seccomp: unconfined` installs nothing. The filter is classic BPF built
-//! here ([`bpf`]), with no libseccomp: the program checks the ABI (another one kills
-//! the process), refuses each listed syscall with its errno, refuses `clone` with
-//! namespace flags, and allows everything else.
+//! `seccomp: default` installs a filter close to Docker's default profile (what it
+//! refuses, why, and where it differs are in [`deny`]); `seccomp: unconfined` installs
+//! nothing. The filter is classic BPF built here ([`bpf`]), with no libseccomp: the
+//! program checks the ABI (another one kills the process), answers `ENOSYS` to a
+//! syscall number outside the table berth knows for the architecture, refuses `clone`
+//! with namespace flags, `socket` and `socketpair` of two families and `personality`
+//! with all but five values, refuses each listed syscall with its errno, and allows
+//! everything else.
 //!
 //! Use, in the launched child (STYLE.md, habit 5): build the filter with [`filter`]
 //! before forking, since building allocates; after fork, as the last step before exec,
@@ -27,17 +29,32 @@ use libc::sock_filter;
 use crate::manifest::model::Seccomp;
 
 pub use bpf::MAX_INSTRUCTIONS;
-pub use deny::{DEFAULT_DENIED, Denied, NAMESPACE_FLAGS};
+pub use deny::{ARG_RULES, DEFAULT_DENIED, Denied, KNOWN, NAMESPACE_FLAGS};
+
+/// The `default` profile on this target.
+pub const DEFAULT_POLICY: bpf::Policy<'static> = bpf::Policy {
+    arch: bpf::AUDIT_ARCH,
+    known: KNOWN,
+    arg_rules: ARG_RULES,
+    denied: DEFAULT_DENIED,
+};
 
 /// The BPF program of `profile` for this target, or `None` when it installs no filter
 /// (`unconfined`).
+///
+/// The `default` policy is constant and its tests build it; were its program ever
+/// refused by [`bpf::program`], the filter returned kills the process at its first
+/// syscall rather than let it run unfiltered.
 pub fn filter(profile: Seccomp) -> Option<Vec<sock_filter>> {
     match profile {
-        Seccomp::Default => Some(bpf::program(
-            bpf::AUDIT_ARCH,
-            cfg!(target_arch = "x86_64"),
-            DEFAULT_DENIED,
-        )),
+        Seccomp::Default => Some(bpf::program(&DEFAULT_POLICY).unwrap_or_else(|_| {
+            vec![sock_filter {
+                code: (libc::BPF_RET | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 0,
+                k: libc::SECCOMP_RET_KILL_PROCESS,
+            }]
+        })),
         Seccomp::Unconfined => None,
     }
 }
