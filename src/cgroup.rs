@@ -11,6 +11,7 @@
 //! temp-dir fixtures of both layouts; the real paths come from [`Manager::system`].
 
 pub mod detect;
+pub mod devices;
 pub mod settings;
 pub mod v1;
 pub mod v2;
@@ -192,9 +193,16 @@ pub trait Manager {
     fn version(&self) -> Version;
     /// What the kernel offers (for [`settings::settings`]).
     fn offer(&self) -> &Offer;
-    /// Creates the cgroup of `app` with `settings` written in order. A leftover of the
-    /// same name (a berth that died) is emptied and replaced.
-    fn create(&self, app: &str, settings: &[Setting]) -> Result<Box<dyn Group>>;
+    /// Creates the cgroup of `app` with `settings` written in order and access to
+    /// the devices of `devices` only (refused when this kernel cannot confine the
+    /// app's devices). A leftover of the same name (a berth that died) is emptied and
+    /// replaced.
+    fn create(
+        &self,
+        app: &str,
+        settings: &[Setting],
+        devices: &[devices::Rule],
+    ) -> Result<Box<dyn Group>>;
     /// The app cgroups found under berth's root (leftovers at start).
     fn existing(&self) -> Result<Vec<(String, Box<dyn Group>)>>;
     /// berth's root directories (one per hierarchy on v1).
@@ -249,12 +257,46 @@ pub fn manager(hierarchy: &Hierarchy, root: &str) -> Result<Box<dyn Manager>> {
     }
 }
 
-/// Creates the cgroup of an app with `resources`, refusing what the kernel cannot
-/// enforce.
+/// Creates the cgroup of an app with `resources` and the standard devices only,
+/// refusing what the kernel cannot enforce.
 pub fn create(manager: &dyn Manager, app: &str, resources: &Resources) -> Result<Box<dyn Group>> {
-    let settings = settings::settings(app, manager.version(), resources, manager.offer())
+    create_confined(
+        manager,
+        app,
+        &Confinement {
+            resources,
+            devices: &[],
+            default_pids: None,
+        },
+    )
+}
+
+/// What an app's cgroup enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Confinement<'a> {
+    /// The manifest's `resources:`.
+    pub resources: &'a Resources,
+    /// The rules of the manifest's `devices:` (the standard set is always added).
+    pub devices: &'a [devices::Rule],
+    /// berth.yaml's `default_pids`: the pids limit where `resources.pids` is unset.
+    pub default_pids: Option<crate::manifest::model::Count>,
+}
+
+/// Creates the cgroup of an app confined by `c`, refusing what the kernel cannot
+/// enforce.
+pub fn create_confined(
+    manager: &dyn Manager,
+    app: &str,
+    c: &Confinement,
+) -> Result<Box<dyn Group>> {
+    let mut settings = settings::settings(app, manager.version(), c.resources, manager.offer())
         .map_err(CgroupError::Refused)?;
-    manager.create(app, &settings)
+    settings.extend(settings::default_pids(
+        c.resources,
+        c.default_pids,
+        manager.offer(),
+    ));
+    manager.create(app, &settings, &devices::rules(c.devices))
 }
 
 /// Kills what is left in `group`, waits (up to `timeout_ms`) until its processes have

@@ -163,6 +163,23 @@ pub fn settings(
     Ok(out)
 }
 
+/// The `default_pids` of berth.yaml for an app whose `resources.pids` is unset, so a
+/// fork bomb in any app stops at its own limit, not at the host's. Where the kernel
+/// has no pids controller nothing is set: the manifest did not ask for a limit, and
+/// refusing every app on such a kernel would take the device down.
+pub fn default_pids(
+    resources: &Resources,
+    default: Option<crate::manifest::model::Count>,
+    offer: &Offer,
+) -> Option<Setting> {
+    let limit = default.filter(|_| resources.pids.is_none() && offer.has("pids"))?;
+    Some(Setting {
+        controller: "pids",
+        file: "pids.max",
+        value: limit.get().to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +261,22 @@ mod tests {
             )
             .unwrap()
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn default_pids_only_where_the_manifest_sets_none() {
+        let limit: crate::manifest::model::Count = "1024".parse().unwrap();
+        let set = default_pids(&Resources::default(), Some(limit), &all()).unwrap();
+        assert_eq!(files(&[set]), [("pids", "pids.max", "1024")]);
+        assert_eq!(
+            default_pids(&resources("{ pids: 64 }"), Some(limit), &all()),
+            None
+        );
+        assert_eq!(default_pids(&Resources::default(), None, &all()), None);
+        assert_eq!(
+            default_pids(&Resources::default(), Some(limit), &Offer::default()),
+            None
         );
     }
 

@@ -53,11 +53,68 @@ fn v1_tree(f: &Fixture) -> BTreeMap<String, PathBuf> {
     f.file("cpuset/cpuset.cpus", "0-3\n");
     f.file("cpuset/cpuset.mems", "0\n");
     f.file("blkio/blkio.weight", "500\n");
-    ["cpu", "cpuacct", "pids", "freezer", "cpuset", "blkio"]
-        .iter()
-        .map(|c| ((*c).to_owned(), f.0.join(c)))
-        .chain([("memory".to_owned(), f.0.join("memory/svc"))])
-        .collect()
+    [
+        "cpu", "cpuacct", "pids", "freezer", "devices", "cpuset", "blkio",
+    ]
+    .iter()
+    .map(|c| ((*c).to_owned(), f.0.join(c)))
+    .chain([("memory".to_owned(), f.0.join("memory/svc"))])
+    .collect()
+}
+
+/// Writes the rules it is given into the cgroup directory, as `fake.devices`.
+fn fake_filter(
+    app: &str,
+    _: std::os::fd::BorrowedFd,
+    dir: &Path,
+    rules: &[devices::Rule],
+) -> Result<()> {
+    let text: Vec<String> = rules.iter().map(ToString::to_string).collect();
+    fs::write(
+        dir.join("fake.devices"),
+        format!("{app}: {}", text.join(", ")),
+    )
+    .unwrap();
+    Ok(())
+}
+
+/// A filter that fails, as a kernel without CONFIG_CGROUP_BPF does.
+fn failing_filter(
+    app: &str,
+    _: std::os::fd::BorrowedFd,
+    _: &Path,
+    _: &[devices::Rule],
+) -> Result<()> {
+    Err(CgroupError::Refused(format!("{app}: no bpf here")))
+}
+
+#[test]
+fn v2_devices_are_the_standard_set_and_the_manifests_and_a_failure_leaves_nothing() {
+    let f = Fixture::new("v2-devices");
+    f.file("cgroup.controllers", "pids\n");
+    let m = v2::V2::with_device_filter(&f.0, "berth", fake_filter).unwrap();
+    let ttyusb = devices::Rule::node(false, 188, 0);
+    let limit: crate::manifest::model::Count = "1024".parse().unwrap();
+    let c = Confinement {
+        resources: &Resources::default(),
+        devices: &[ttyusb],
+        default_pids: Some(limit),
+    };
+    create_confined(&m, "gw", &c).unwrap();
+    assert!(
+        f.read("berth/gw/fake.devices")
+            .ends_with("c 136:* rwm, c 188:0 rwm")
+    );
+    // berth.yaml's default_pids where the manifest sets none.
+    assert_eq!(f.read("berth/gw/pids.max"), "1024");
+    let m = v2::V2::with_device_filter(&f.0, "berth", failing_filter).unwrap();
+    // (A fixture keeps the files a setting wrote, which would stop the rmdir.)
+    let e = create(&m, "other", &Resources::default()).err().unwrap();
+    assert_eq!(e.to_string(), "other: no bpf here");
+    assert!(
+        !f.0.join("berth/other").exists(),
+        "no unconfined cgroup left"
+    );
 }
 
 #[test]
@@ -92,6 +149,9 @@ fn v1_creates_berths_root_in_each_hierarchy_and_writes_the_settings() {
     assert_eq!(f.read("pids/fw/berth/gw/pids.max"), "32");
     assert_eq!(f.read("cpuset/fw/berth/gw/cpuset.cpus"), "1");
     assert_eq!(f.read("cpuset/fw/berth/gw/cpuset.mems"), "0");
+    // Every device denied, then the standard set (a plain file keeps the last line).
+    assert_eq!(f.read("devices/fw/berth/gw/devices.deny"), "a");
+    assert_eq!(f.read("devices/fw/berth/gw/devices.allow"), "c 136:* rwm");
     let mut dirs = g.dirs();
     dirs.sort();
     let rel: Vec<_> = dirs
@@ -104,6 +164,7 @@ fn v1_creates_berths_root_in_each_hierarchy_and_writes_the_settings() {
             "cpu/fw/berth/gw",
             "cpuacct/fw/berth/gw",
             "cpuset/fw/berth/gw",
+            "devices/fw/berth/gw",
             "freezer/fw/berth/gw",
             "memory/svc/fw/berth/gw",
             "pids/fw/berth/gw"
@@ -136,14 +197,31 @@ fn v1_creates_berths_root_in_each_hierarchy_and_writes_the_settings() {
 fn v1_co_mounted_controllers_share_one_directory() {
     let f = Fixture::new("v1-comount");
     let both = f.0.join("cpu,cpuacct");
-    let own: BTreeMap<String, PathBuf> = [
+    let mut own: BTreeMap<String, PathBuf> = [
         ("cpu".to_owned(), both.clone()),
         ("cpuacct".to_owned(), both),
     ]
     .into();
+    // No devices hierarchy: no app starts, whatever it asks for.
+    let m = v1::V1::new(&own, "berth").unwrap();
+    let e = create(&m, "gw", &Resources::default()).err().unwrap();
+    assert_eq!(
+        e.to_string(),
+        "gw: the cgroup v1 devices controller is not mounted (or not built into this kernel: \
+         CONFIG_CGROUP_DEVICE), so the app's access to host devices cannot be confined; berth \
+         does not start apps without it"
+    );
+    assert!(!f.0.join("cpu,cpuacct/berth/gw").exists());
+    own.insert("devices".to_owned(), f.0.join("devices"));
     let m = v1::V1::new(&own, "berth").unwrap();
     let g = create(&m, "gw", &resources("{ cpu: 1 }")).unwrap();
-    assert_eq!(g.dirs(), [f.0.join("cpu,cpuacct/berth/gw")]);
+    assert_eq!(
+        g.dirs(),
+        [
+            f.0.join("cpu,cpuacct/berth/gw"),
+            f.0.join("devices/berth/gw")
+        ]
+    );
     assert_eq!(f.read("cpu,cpuacct/berth/gw/cpu.cfs_quota_us"), "100000");
     // No memory hierarchy: a memory limit is refused by name.
     let e = create(&m, "gw", &resources("{ memory: 1M }"))
@@ -163,7 +241,7 @@ fn v2_enables_controllers_along_the_path_and_writes_the_settings() {
         "cpuset cpu io memory hugetlb pids rdma misc\n",
     );
     f.file("berth/memory.swap.max", "max\n");
-    let m = v2::V2::new(&f.0, "berth").unwrap();
+    let m = v2::V2::with_device_filter(&f.0, "berth", fake_filter).unwrap();
     assert_eq!(m.version(), Version::V2);
     assert_eq!(
         f.read("cgroup.subtree_control"),
@@ -186,6 +264,10 @@ fn v2_enables_controllers_along_the_path_and_writes_the_settings() {
     assert_eq!(f.read("berth/gw/cpu.max"), "50000 100000");
     assert_eq!(f.read("berth/gw/cpu.weight"), "300");
     assert_eq!(f.read("berth/gw/pids.max"), "10");
+    assert_eq!(
+        f.read("berth/gw/fake.devices"),
+        "gw: c 1:3 rwm, c 1:5 rwm, c 1:7 rwm, c 1:8 rwm, c 1:9 rwm, c 5:0 rwm, c 5:2 rwm, c 136:* rwm"
+    );
     assert!(g.clone_into().is_some());
     f.file("berth/gw/memory.current", "100\n");
     f.file("berth/gw/memory.peak", "200\n");
@@ -218,7 +300,7 @@ fn v2_enables_controllers_along_the_path_and_writes_the_settings() {
 fn v2_without_controllers_refuses_limits() {
     let f = Fixture::new("v2-bare");
     f.file("cgroup.controllers", "\n");
-    let m = v2::V2::new(&f.0, "berth").unwrap();
+    let m = v2::V2::with_device_filter(&f.0, "berth", fake_filter).unwrap();
     assert!(
         !f.0.join("cgroup.subtree_control").exists(),
         "nothing to enable"

@@ -12,13 +12,14 @@ use super::{
 };
 
 /// The controllers berth uses.
-const USED: [&str; 7] = [
-    "memory", "cpu", "cpuacct", "pids", "freezer", "cpuset", "blkio",
+const USED: [&str; 8] = [
+    "memory", "cpu", "cpuacct", "pids", "freezer", "devices", "cpuset", "blkio",
 ];
 
-/// The controllers every app joins, for usage and for stopping; cpuset and blkio only
-/// when the app sets them (a cpuset cgroup must be given cpus and mems first).
-const ALWAYS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
+/// The controllers every app joins, for usage, for stopping and (devices) for its
+/// device allow list; cpuset and blkio only when the app sets them (a cpuset cgroup
+/// must be given cpus and mems first).
+const ALWAYS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
 
 pub struct V1 {
     /// Each controller and berth's root in its hierarchy (`<own>/<cgroup_root>`).
@@ -93,7 +94,21 @@ impl Manager for V1 {
         &self.offer
     }
 
-    fn create(&self, app: &str, settings: &[Setting]) -> Result<Box<dyn Group>> {
+    fn create(
+        &self,
+        app: &str,
+        settings: &[Setting],
+        devices: &[super::devices::Rule],
+    ) -> Result<Box<dyn Group>> {
+        if !self.roots.contains_key("devices") {
+            // Without it every host device is open to an app that can mknod: refuse
+            // rather than run the app unconfined.
+            return Err(CgroupError::Refused(format!(
+                "{app}: the cgroup v1 devices controller is not mounted (or not built into \
+                 this kernel: CONFIG_CGROUP_DEVICE), so the app's access to host devices \
+                 cannot be confined; berth does not start apps without it"
+            )));
+        }
         let mut controllers: Vec<&str> = ALWAYS.to_vec();
         for s in settings {
             if !controllers.contains(&s.controller) {
@@ -117,6 +132,9 @@ impl Manager for V1 {
                 CgroupError::Refused(format!("{app}: no {} hierarchy", s.controller))
             })?;
             write(dir, s.file, &s.value)?;
+        }
+        if let Some(dir) = group.dir("devices") {
+            super::devices::apply_v1(app, dir, devices)?;
         }
         group.oom_control = None;
         Ok(Box::new(group))

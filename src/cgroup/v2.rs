@@ -3,12 +3,12 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use super::{
-    CgroupError, Group, Manager, Offer, OomWatch, Result, Setting, Usage, Version, io_err, keyed,
-    kill_each, mkdir, procs, read, read_u64, rmdir, write,
+    CgroupError, Group, Manager, Offer, OomWatch, Result, Setting, Usage, Version, devices, io_err,
+    keyed, kill_each, mkdir, procs, read, read_u64, rmdir, write,
 };
 
 /// The controllers berth enables for its apps, where the kernel offers them.
@@ -19,16 +19,26 @@ const WANTED: [&str; 5] = ["cpuset", "cpu", "io", "memory", "pids"];
 /// root). App names cannot start with a dot.
 pub const SUPERVISOR: &str = ".supervisor";
 
+/// What confines an app's devices on v2: [`devices::bpf::attach`] on a real kernel,
+/// a fake over temp-dir fixtures (which are not cgroups a program can attach to).
+pub type DeviceFilter = fn(&str, BorrowedFd, &Path, &[devices::Rule]) -> Result<()>;
+
 pub struct V2 {
     /// `<own>/<cgroup_root>`.
     root: PathBuf,
     offer: Offer,
+    devices: DeviceFilter,
 }
 
 impl V2 {
     /// Creates berth's root under `own` (berth's own cgroup directory) and enables the
     /// wanted controllers along the way.
     pub fn new(own: &Path, root: &str) -> Result<V2> {
+        V2::with_device_filter(own, root, devices::bpf::attach)
+    }
+
+    /// As [`V2::new`], with `devices` confining each app's devices.
+    pub fn with_device_filter(own: &Path, root: &str, devices: DeviceFilter) -> Result<V2> {
         let available = read(own, "cgroup.controllers")?;
         let enable: Vec<&str> = available
             .split_whitespace()
@@ -71,7 +81,11 @@ impl V2 {
             swap: at.join("memory.swap.max").exists(),
             io_weight: at.join("io.weight").exists(),
         };
-        Ok(V2 { root: at, offer })
+        Ok(V2 {
+            root: at,
+            offer,
+            devices,
+        })
     }
 }
 
@@ -84,7 +98,12 @@ impl Manager for V2 {
         &self.offer
     }
 
-    fn create(&self, app: &str, settings: &[Setting]) -> Result<Box<dyn Group>> {
+    fn create(
+        &self,
+        app: &str,
+        settings: &[Setting],
+        rules: &[devices::Rule],
+    ) -> Result<Box<dyn Group>> {
         let dir = self.root.join(app);
         if dir.exists() {
             super::clean(&V2Group::open(dir.clone())?, 1000)?;
@@ -93,7 +112,16 @@ impl Manager for V2 {
         for s in settings {
             write(&dir, s.file, &s.value)?;
         }
-        Ok(Box::new(V2Group::open(dir)?))
+        let group = V2Group::open(dir)?;
+        // Before any process is in it; a cgroup that cannot be confined is not left
+        // behind for the next attempt to find.
+        if let Err(e) = (self.devices)(app, group.fd.as_fd(), &group.dir, rules) {
+            return Err(match rmdir(&group.dir) {
+                Ok(()) => e,
+                Err(cleanup) => CgroupError::Refused(format!("{e} (and then: {cleanup})")),
+            });
+        }
+        Ok(Box::new(group))
     }
 
     fn roots(&self) -> Vec<PathBuf> {
