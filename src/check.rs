@@ -95,12 +95,15 @@ pub fn pid_namespace_warning(app: &Manifest) -> Option<String> {
     if !crate::supervisor::sender::shares_pid_namespace(app) {
         return None;
     }
-    Some(
+    let berth = if app.allow_signals_to_berth {
+        "berth acts on the signals it sends to berth (allow_signals_to_berth)"
+    } else {
+        "berth ignores the signals it sends to berth, but unless berth is PID 1 an app \
+         running as berth's user can still stop or kill it with a signal berth does not \
+         take (SIGKILL, SIGSTOP, SIGQUIT)"
+    };
+    Some(format!(
         "no pid namespace (namespaces has no pid): the app sees every process of the \
-         host with its command line, and can signal those of its user; berth ignores \
-         the signals it sends to berth, but unless berth is PID 1 an app running as \
-         berth's user can still stop or kill it with a signal berth does not take \
-         (SIGKILL, SIGSTOP, SIGQUIT)"
-            .to_owned(),
-    )
+         host with its command line, and can signal those of its user; {berth}"
+    ))
 }

@@ -202,6 +202,37 @@ fn an_app_in_the_hosts_pid_namespace_cannot_signal_berth() {
 }
 
 #[test]
+fn an_app_allowed_to_signal_berth_is_heard() {
+    let tmp = TempDir::new("signals-allowed");
+    let attack_dir = tmp.join("attack");
+    build_signal(&attack_dir);
+    let mut b = Berth::start(
+        "signals-allowed",
+        &[(
+            "agent",
+            &format!(
+                "command: [/attack/signal, stay, HUP]
+namespaces: [mount, uts, ipc, net]
+\
+                 mounts: [{{ type: bind, source: {}, target: /attack, readonly: true }}]
+\
+                 allow_signals_to_berth: true
+",
+                attack_dir.display()
+            ),
+        )],
+    );
+    b.expect("agent: sent SIGHUP to berth (allow_signals_to_berth)", 20);
+    b.expect("SIGHUP: reloading", 20);
+    assert!(
+        !b.seen.iter().any(|l| l.contains("ignoring")),
+        "{:#?}",
+        b.seen
+    );
+    assert_eq!(b.stop(20), 0);
+}
+
+#[test]
 fn berth_check_warns_about_an_app_in_the_hosts_pid_namespace() {
     let tmp = TempDir::new("signals-check");
     let image = tmp.write("image.tar", b"not checked without --images");

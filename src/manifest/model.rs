@@ -46,6 +46,9 @@ pub struct Manifest {
     pub depends_on: Vec<Dependency>,
     pub stop: Stop,
     pub logs: Logs,
+    /// Signals from this app's processes to berth are acted on (they are ignored
+    /// from every other app): for a device's management agent.
+    pub allow_signals_to_berth: bool,
     pub(super) _validated: Validated,
 }
 
@@ -393,6 +396,8 @@ pub(super) struct RawManifest {
     pub stop: Stop,
     #[serde(default)]
     pub logs: Logs,
+    #[serde(default)]
+    pub allow_signals_to_berth: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -115,6 +115,7 @@ pub fn validate(raw: RawManifest, file: &Path) -> Result<Manifest, Vec<Finding>>
         depends_on: raw.depends_on,
         stop: raw.stop,
         logs: raw.logs,
+        allow_signals_to_berth: raw.allow_signals_to_berth,
         _validated: Validated(()),
     })
 }

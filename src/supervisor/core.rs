@@ -79,11 +79,12 @@ impl Supervisor {
             event::become_subreaper().map_err(|e| e.to_string())?;
         }
         // Before cgroup::system, which may move berth into a cgroup below its own.
-        let guard =
-            super::sender::SignalGuard::new(Path::new("/proc"), config.cgroup_root.as_str())
-                .map_err(|e| format!("signal senders: {e}"))?;
+        let own = super::sender::read_own(Path::new("/proc")).map_err(|e| e.to_string())?;
         let cgroups =
             cgroup::system(config.cgroup_root.as_str()).map_err(|e| format!("cgroups: {e}"))?;
+        let v2 = cgroups.version() == cgroup::Version::V2;
+        let root = config.cgroup_root.as_str();
+        let guard = super::sender::SignalGuard::new(Path::new("/proc"), &own, root, v2);
         for (name, group) in cgroups.existing().map_err(|e| e.to_string())? {
             log::warn!("removing the leftover cgroup of {name} (an earlier berth did not stop it)");
             if let Err(e) = cgroup::clean(&*group, 5000) {

@@ -13,10 +13,12 @@
 //!   process of an ancestor pid namespace (berth as a container's PID 1), admitted.
 //!   Otherwise `/proc/<pid>/cgroup` says where the sender is: in a cgroup of berth's
 //!   apps (`<berth's own cgroup>/<cgroup_root>/<app>`, or below it) it is ignored,
-//!   elsewhere admitted. `/proc/<pid>/stat` is read after it, and the answer counts
-//!   only if the sender was not exiting then: on cgroup v1 the kernel shows an exiting
-//!   process in the root cgroup, so a sender that signals and exits at once would pass
-//!   for one outside the apps.
+//!   unless that app's manifest has `allow_signals_to_berth: true`; elsewhere it is
+//!   admitted. On cgroup v2 the file names the cgroup of an exiting process and of a
+//!   zombie too. On v1 the kernel shows an exiting process in the root cgroup, so
+//!   there `/proc/<pid>/stat` is read after the cgroup file and the answer counts only
+//!   if the sender was not exiting then (else a sender that signals and exits at once
+//!   would pass for one outside the apps).
 //! - Any other code (`SI_QUEUE` from sigqueue, or a code the sender chose with
 //!   rt_sigqueueinfo, or the `POLL_*` of an `F_SETOWN`/`F_SETSIG` descriptor): the pid
 //!   in it is the sender's claim, not checked by the kernel, so it proves nothing.
@@ -24,7 +26,8 @@
 //! A sender that cannot be placed (it exited before berth looked, or it came with
 //! such a code) could have been an app only if some app shares berth's pid namespace:
 //! apps with a pid namespace of their own cannot name berth at all. So it is ignored
-//! when an app of berth's shares the namespace, and admitted when none does. The
+//! when an app of berth's shares the namespace (one not allowed to signal berth), and
+//! admitted when none does. The
 //! first choice drops an operator's signal sent from a short-lived process (`/bin/kill`
 //! may exit and be reaped before berth reads its cgroup) while such apps exist; the
 //! warning says so and how to send one that counts (from a process that stays, such as
@@ -58,12 +61,15 @@ const PF_EXITING: u64 = 0x4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppCgroups {
     roots: Vec<(String, String)>,
+    /// The apps' cgroups are in the v2 hierarchy (the `cgroup::Manager` is v2).
+    v2: bool,
 }
 
 impl AppCgroups {
     /// From berth's own `/proc/self/cgroup` text, read before berth moves itself (on
-    /// v2 into `<cgroup_root>/.supervisor`), and the config's `cgroup_root`.
-    pub fn new(own_cgroup: &str, cgroup_root: &str) -> AppCgroups {
+    /// v2 into `<cgroup_root>/.supervisor`), the config's `cgroup_root`, and whether
+    /// the apps' cgroups are v2 ones.
+    pub fn new(own_cgroup: &str, cgroup_root: &str, v2: bool) -> AppCgroups {
         let below: String = cgroup_root
             .split('/')
             .filter(|p| !p.is_empty())
@@ -77,15 +83,23 @@ impl AppCgroups {
                 Some((controllers.to_owned(), format!("{own}{below}")))
             })
             .collect();
-        AppCgroups { roots }
+        AppCgroups { roots, v2 }
     }
 
     /// The app whose cgroup (or one below it) holds the process `cgroup_file` (the
     /// text of its `/proc/<pid>/cgroup`) describes; `None` when it is in none of them.
     /// Names starting with a dot are not apps (berth's own `.supervisor` leaf).
     pub fn app_of<'t>(&self, cgroup_file: &'t str) -> Option<&'t str> {
+        self.app_in(cgroup_file, false)
+    }
+
+    /// As [`app_of`](Self::app_of), looking at the v2 line only when `v2_only`.
+    fn app_in<'t>(&self, cgroup_file: &'t str, v2_only: bool) -> Option<&'t str> {
         cgroup_file.lines().find_map(|line| {
             let (controllers, path) = hierarchy_line(line)?;
+            if v2_only && !controllers.is_empty() {
+                return None;
+            }
             let (_, root) = self.roots.iter().find(|(c, _)| c == controllers)?;
             let below = path.strip_prefix(root.as_str())?.strip_prefix('/')?;
             let first = below.split('/').next().unwrap_or_default();
@@ -128,12 +142,17 @@ pub fn sender(proc_root: &Path, signal: &Received, apps: &AppCgroups) -> Sender 
             let Ok(cgroup) = read_limited(&dir.join("cgroup")) else {
                 return Sender::Gone;
             };
-            // Read after the cgroup file: PF_EXITING is never cleared, so a sender not
-            // exiting now was not exiting when its cgroup was read.
-            if !alive(&dir) {
+            let app = if apps.v2 {
+                // v2 names the cgroup an exiting process or a zombie was in.
+                apps.app_in(&cgroup, true)
+            } else if alive(&dir) {
+                // Read after the cgroup file: PF_EXITING is never cleared, so a sender
+                // not exiting now was not exiting when its cgroup was read.
+                apps.app_of(&cgroup)
+            } else {
                 return Sender::Gone;
-            }
-            match apps.app_of(&cgroup) {
+            };
+            match app {
                 Some(app) => Sender::App(app.to_owned()),
                 None => Sender::Outside,
             }
@@ -166,17 +185,33 @@ fn alive(dir: &Path) -> bool {
     !matches!(state, "Z" | "X" | "x") && flags.is_some_and(|f| f & PF_EXITING == 0)
 }
 
-/// What to do with a signal from `sender` when `sharing` apps share berth's pid
-/// namespace.
-pub fn admitted(signal: i32, sender: &Sender, sharing: &[&str]) -> bool {
+/// Which apps may signal berth, and which could without being allowed to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Apps<'a> {
+    /// Apps with `allow_signals_to_berth: true`.
+    pub allowed: &'a [&'a str],
+    /// Apps that share berth's pid namespace and are not allowed to signal it.
+    pub sharing: &'a [&'a str],
+}
+
+/// Whether to act on `signal` from `sender`.
+pub fn admitted(signal: i32, sender: &Sender, apps: Apps<'_>) -> bool {
     if signal == libc::SIGCHLD {
         return true;
     }
     match sender {
         Sender::Kernel | Sender::Outside => true,
-        Sender::App(_) => false,
-        Sender::Gone | Sender::Unvouched(_) => sharing.is_empty(),
+        Sender::App(app) => apps.allowed.contains(&app.as_str()),
+        Sender::Gone | Sender::Unvouched(_) => apps.sharing.is_empty(),
     }
+}
+
+/// berth's own `<proc_root>/self/cgroup`, for [`SignalGuard::new`]: to be read before
+/// berth moves into a cgroup of its own making.
+pub fn read_own(proc_root: &Path) -> io::Result<String> {
+    let path = proc_root.join("self/cgroup");
+    fs::read_to_string(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("read {}: {e}", path.display())))
 }
 
 /// The filter between the signalfd and the loop, with the warnings it has given.
@@ -189,31 +224,30 @@ pub struct SignalGuard {
 }
 
 impl SignalGuard {
-    /// Reads berth's own cgroups from `<proc_root>/self/cgroup`: to be called before
-    /// berth moves into a cgroup of its own making.
-    pub fn new(proc_root: &Path, cgroup_root: &str) -> io::Result<SignalGuard> {
-        let path = proc_root.join("self/cgroup");
-        let own = fs::read_to_string(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("read {}: {e}", path.display())))?;
-        Ok(SignalGuard {
+    /// `own`: berth's [`read_own`]; `v2`: the apps' cgroups are v2 ones.
+    pub fn new(proc_root: &Path, own: &str, cgroup_root: &str, v2: bool) -> SignalGuard {
+        SignalGuard {
             proc_root: proc_root.to_path_buf(),
-            apps: AppCgroups::new(&own, cgroup_root),
+            apps: AppCgroups::new(own, cgroup_root, v2),
             warned: BTreeSet::new(),
-        })
+        }
     }
 
     /// Whether the loop is to act on `signal`; warns (once per app and signal, then
-    /// at debug level) about one it ignores. `sharing`: the apps without a pid
-    /// namespace of their own.
-    pub fn admits(&mut self, signal: &Received, sharing: &[&str]) -> bool {
+    /// at debug level) about one it ignores.
+    pub fn admits(&mut self, signal: &Received, apps: Apps<'_>) -> bool {
         if signal.signal == libc::SIGCHLD {
             return true;
         }
         let sender = sender(&self.proc_root, signal, &self.apps);
-        if admitted(signal.signal, &sender, sharing) {
+        let name = crate::cgroup::signal_name(signal.signal);
+        if admitted(signal.signal, &sender, apps) {
+            if let Sender::App(app) = &sender {
+                log::info!("{app}: sent {name} to berth (allow_signals_to_berth)");
+            }
             return true;
         }
-        let name = crate::cgroup::signal_name(signal.signal);
+        let sharing = apps.sharing;
         let (key, message) = match &sender {
             Sender::App(app) => (
                 app.clone(),
@@ -259,13 +293,23 @@ impl super::core::Supervisor {
         if signal.signal == libc::SIGCHLD {
             return true;
         }
+        let allowed: Vec<&str> = self
+            .apps
+            .values()
+            .filter(|a| a.manifest.allow_signals_to_berth)
+            .map(|a| a.name())
+            .collect();
         let sharing: Vec<&str> = self
             .apps
             .values()
-            .filter(|a| shares_pid_namespace(&a.manifest))
+            .filter(|a| shares_pid_namespace(&a.manifest) && !a.manifest.allow_signals_to_berth)
             .map(|a| a.name())
             .collect();
-        self.guard.admits(signal, &sharing)
+        let apps = Apps {
+            allowed: &allowed,
+            sharing: &sharing,
+        };
+        self.guard.admits(signal, apps)
     }
 }
 
