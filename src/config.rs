@@ -38,6 +38,19 @@ pub struct Config {
     pub images: Limits,
 }
 
+impl Config {
+    /// The host paths no bind mount may overlap unless it says so: `/proc`, `/sys`
+    /// and berth's own directories (`apps_dir`: the one in use, which `--apps` may
+    /// have changed).
+    pub fn reserved(&self, apps_dir: &Path) -> crate::manifest::Reserved {
+        crate::manifest::Reserved::system()
+            .with("state directory", &self.state_dir)
+            .with("run directory", &self.run_dir)
+            .with("log directory", &self.log_dir)
+            .with("apps directory", apps_dir)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

@@ -18,9 +18,11 @@
 pub mod channel;
 pub mod child;
 mod host;
+pub use host::{ORIGIN_FILE, origin};
 pub mod plan;
 pub mod reaper;
 pub mod rootfs;
+pub mod sandbox;
 pub mod sys;
 
 use std::fmt;
@@ -301,6 +303,8 @@ impl Launcher {
             stderr: err_r,
             steps: plan.ops.iter().map(rootfs::Op::describe).collect(),
             program: plan.process.argv.first().cloned().unwrap_or_default(),
+            sandbox: plan.sandbox.clone(),
+            env: plan.process.env.clone(),
         })
     }
 }
@@ -314,6 +318,8 @@ pub struct Launching {
     pub stderr: OwnedFd,
     steps: Vec<String>,
     program: String,
+    sandbox: sandbox::Sandbox,
+    env: Vec<String>,
 }
 
 /// A child that exec'd its program.
@@ -322,6 +328,11 @@ pub struct Running {
     pub pid: i32,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// The sandbox the app's process entered: every process berth later starts
+    /// inside the app (an exec probe) enters the same.
+    pub sandbox: sandbox::Sandbox,
+    /// The app's environment (`KEY=value`), for those processes too.
+    pub env: Vec<String>,
 }
 
 impl Launching {
@@ -342,6 +353,8 @@ impl Launching {
                     pid: self.pid,
                     stdout: self.stdout,
                     stderr: self.stderr,
+                    sandbox: self.sandbox,
+                    env: self.env,
                 });
             }
             Ok(Some(report)) => report,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod digest;
+pub mod hostfs;
 pub mod image;
 pub mod image_cmd;
 pub mod launch;

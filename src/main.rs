@@ -129,13 +129,16 @@ fn load_config(file: Option<PathBuf>) -> Result<config::Config, ExitCode> {
 }
 
 fn run_check(config: Option<PathBuf>, images: bool, mut paths: Vec<PathBuf>) -> ExitCode {
+    // berth's directories are needed either way: no bind mount may reach them.
+    let config = match load_config(config) {
+        Ok(config) => config,
+        Err(status) => return status,
+    };
     if paths.is_empty() {
-        match load_config(config) {
-            Ok(config) => paths.push(config.apps_dir),
-            Err(status) => return status,
-        }
+        paths.push(config.apps_dir.clone());
     }
-    match check::check(&paths, images, &mut std::io::stdout().lock()) {
+    let reserved = config.reserved(&config.apps_dir);
+    match check::check(&paths, &reserved, images, &mut std::io::stdout().lock()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_INVALID),
         Err(e) => {

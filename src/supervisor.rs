@@ -7,6 +7,7 @@
 //! [`policy`]; app output goes to [`logs`]; health probes are started by [`probe`].
 
 pub mod app;
+pub mod appstate;
 pub mod core;
 pub mod event;
 pub mod health;

@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 use berth::cgroup::{self, Group, Manager, Version, v2};
 use berth::launch::{Launcher, Running};
 use berth::manifest::Manifest;
-use common::launch_world::{World, collect, wait};
+use common::launch_world::{Sleeper, World, collect, wait};
 use common::probe::Variant;
-use serde_json::Value;
 
 /// A manager with a root of its own (`berth-test-PID-TAG`), removed with everything
 /// in it when dropped, also when the test fails.
@@ -344,26 +343,23 @@ fn v2_clone_into_cgroup_and_cgroup_kill() {
     let m2 = v2::V2::new(&own, &name).unwrap();
     let _root = V2Root(own.join(&name));
     let w = World::new("v2", Variant::Plain);
-    let m = w.manifest("v2app", "");
+    let m = w.manifest("v2app", "command: [probe, sleep]\n");
     let mut group = cgroup::create(&m2, "v2app", &m.resources).unwrap();
     assert!(group.clone_into().is_some());
     let running = spawn(&w, &m, &mut group);
-    let (code, out, _) = collect(running);
-    assert_eq!(code, 0);
-    let r: Value = serde_json::from_str(out.trim()).unwrap();
-    assert!(
-        r["cgroup"].as_str().unwrap().lines().any(|l| l
-            == format!(
-                "0::/{}/v2app",
-                own.strip_prefix("/sys/fs/cgroup/unified")
-                    .unwrap()
-                    .join(&name)
-                    .display()
-            )
-            .replace("//", "/")),
-        "{}",
-        r["cgroup"]
-    );
+    // Seen from the host: its own cgroup namespace shows the app its cgroup as `/`.
+    let app = Sleeper(running.pid);
+    let host_view = fs::read_to_string(format!("/proc/{}/cgroup", app.0)).unwrap();
+    let expected = format!(
+        "0::/{}/v2app",
+        own.strip_prefix("/sys/fs/cgroup/unified")
+            .unwrap()
+            .join(&name)
+            .display()
+    )
+    .replace("//", "/");
+    assert!(host_view.lines().any(|l| l == expected), "{host_view}");
+    drop(app);
     // cgroup.kill, then the freezer way, on a process tree outside a pid namespace.
     for freeze in [false, true] {
         let tree = w.manifest(

@@ -602,11 +602,13 @@ impl TestCgroup {
         TestCgroup { dir, itself }
     }
 
-    /// Whether `report` (the probe's) places the process in this cgroup.
-    fn holds(&self, report: &Value) -> bool {
+    /// Whether `cgroups` (a `/proc/PID/cgroup` read from the host: the app sees its
+    /// own cgroup as `/`, in its cgroup namespace) places the process in this cgroup.
+    fn holds(&self, cgroups: &str) -> bool {
         let name = self.dir.file_name().unwrap().to_str().unwrap();
-        let lines = report["cgroup"].as_str().unwrap();
-        lines.lines().any(|l| l.ends_with(&format!("pids:/{name}")))
+        cgroups
+            .lines()
+            .any(|l| l.ends_with(&format!("pids:/{name}")))
     }
 }
 
@@ -633,35 +635,38 @@ impl Drop for TestCgroup {
     }
 }
 
-/// Launches the probe's report as app `name` with `extra` in `cgroup`; its report.
-fn report_in(w: &World, cgroup: &mut TestCgroup, name: &str, extra: &str) -> Value {
-    let m = w.manifest(name, extra);
+/// Launches `probe sleep` as app `name` with `extra` in `cgroup`: its cgroups and
+/// its uid, both as the host sees them.
+fn launched_in(w: &World, cgroup: &mut TestCgroup, name: &str, extra: &str) -> (String, u32) {
+    let m = w.manifest(name, &format!("{extra}command: [probe, sleep]\n"));
     let running = w.spawn_with(&mut w.launcher(), &m, cgroup, None).unwrap();
-    let (code, out, err) = collect(running);
-    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    serde_json::from_str(out.trim()).unwrap()
+    let app = Sleeper(running.pid);
+    let cgroups = fs::read_to_string(format!("/proc/{}/cgroup", app.0)).unwrap();
+    let uid =
+        std::os::unix::fs::MetadataExt::uid(&fs::metadata(format!("/proc/{}", app.0)).unwrap());
+    (cgroups, uid)
 }
 
 #[test]
 fn the_cgroup_is_joined_before_the_app_runs() {
     let w = World::new("cgroup", Variant::Plain);
     let mut cgroup = TestCgroup::new("launch-test", false);
-    let r = report_in(&w, &mut cgroup, "grouped", "");
-    assert!(cgroup.holds(&r), "{}", r["cgroup"]);
+    let (cgroups, _) = launched_in(&w, &mut cgroup, "grouped", "");
+    assert!(cgroup.holds(&cgroups), "{cgroups}");
 }
 
 #[test]
 fn the_child_joins_its_v1_cgroup_itself_also_from_a_user_namespace() {
     let w = World::new("selfjoin", Variant::Plain);
     let mut cgroup = TestCgroup::new("selfjoin-test", true);
-    let r = report_in(&w, &mut cgroup, "grouped", "");
-    assert!(cgroup.holds(&r), "{}", r["cgroup"]);
+    let (cgroups, _) = launched_in(&w, &mut cgroup, "grouped", "");
+    assert!(cgroup.holds(&cgroups), "{cgroups}");
     // Not yet mapped to any id when it writes: the opener's credentials count.
     let userns = "namespaces: [pid, mount, uts, ipc, net, user]\n\
                   user_namespace: { uid_map: \"0:100000:65536\", gid_map: \"0:100000:65536\" }\n";
-    let r = report_in(&w, &mut cgroup, "mapped", userns);
-    assert!(cgroup.holds(&r), "{}", r["cgroup"]);
-    assert_eq!(r["uid"].as_i64(), Some(0));
+    let (cgroups, uid) = launched_in(&w, &mut cgroup, "mapped", userns);
+    assert!(cgroup.holds(&cgroups), "{cgroups}");
+    assert_eq!(uid, 100_000, "root of its user namespace");
 }
 
 #[test]

@@ -127,21 +127,67 @@ fn image_user(user: &str, rootfs: &Path) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
-/// Reads `/etc/NAME` of the image. The image is data from outside: a symbolic link
-/// on the way (which could point at the host's own files) is refused.
+/// The largest `/etc/passwd` or `/etc/group` berth reads: far more than any image's
+/// users need, and little enough for PID 1 to hold.
+pub const MAX_DB_BYTES: u64 = 1024 * 1024;
+
+/// Reads `/etc/NAME` of the image. The image is data from outside: the path is walked
+/// from the image's root one component at a time without following a symbolic link
+/// (one could lead to the host's own files), and the file must be a regular file of
+/// at most [`MAX_DB_BYTES`] (a FIFO would block PID 1 forever, a huge file exhaust
+/// its memory).
 fn read_db(rootfs: &Path, name: &str) -> Result<String, String> {
-    let etc = rootfs.join("etc");
-    let file = etc.join(name);
-    for p in [&etc, &file] {
-        match fs::symlink_metadata(p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("/etc/{name} is reached through a symbolic link"));
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, SFlag, fstat};
+    use std::io::Read as _;
+    let path = format!("/etc/{name}");
+    let nofollow = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let open = |dir: &dyn std::os::fd::AsFd, part: &str, flags: OFlag| {
+        openat(dir.as_fd(), part, flags | nofollow, Mode::empty()).map_err(|e| match e {
+            nix::errno::Errno::ELOOP => format!("{path} is reached through a symbolic link"),
+            // O_DIRECTORY and O_NOFOLLOW on a link: the kernel says "not a directory".
+            nix::errno::Errno::ENOTDIR => {
+                format!("{path} is reached through a symbolic link or a non-directory")
             }
-            Ok(_) => {}
-            Err(e) => return Err(format!("cannot read /etc/{name}: {e}")),
-        }
+            e => format!("cannot read {path}: {}", std::io::Error::from(e)),
+        })
+    };
+    let root = fs::File::open(rootfs)
+        .map_err(|e| format!("cannot open the image root {}: {e}", rootfs.display()))?;
+    let etc = open(&root, "etc", OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+    // O_PATH opens neither a FIFO (which would block) nor a device (which could act):
+    // the type is checked first, then the file reopened for reading.
+    let file = open(&etc, name, OFlag::O_PATH)?;
+    let stat = fstat(&file).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() {
+        return Err(format!("{path} is reached through a symbolic link"));
     }
-    let text = fs::read(&file).map_err(|e| format!("cannot read /etc/{name}: {e}"))?;
+    if stat.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
+        return Err(format!("{path} is not a regular file"));
+    }
+    let size = u64::try_from(stat.st_size).unwrap_or(u64::MAX);
+    if size > MAX_DB_BYTES {
+        return Err(format!(
+            "{path} is {size} bytes, more than the {} MiB berth reads",
+            MAX_DB_BYTES >> 20
+        ));
+    }
+    let file = open(&etc, name, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
+    let stat = fstat(&file).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if stat.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() {
+        return Err(format!("{path} is not a regular file"));
+    }
+    let mut text = Vec::new();
+    fs::File::from(file)
+        .take(MAX_DB_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    if text.len() as u64 > MAX_DB_BYTES {
+        return Err(format!(
+            "{path} is more than the {} MiB berth reads",
+            MAX_DB_BYTES >> 20
+        ));
+    }
     Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
@@ -266,6 +312,33 @@ mod tests {
         assert_eq!(
             ids("root"),
             Err("web: image user \"root\": /etc/passwd is reached through a symbolic link".into())
+        );
+        // The type and the size are checked before anything is read.
+        fs::remove_file(root.0.join("etc/passwd")).unwrap();
+        nix::unistd::mkfifo(
+            &root.0.join("etc/passwd"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        assert_eq!(
+            ids("root"),
+            Err("web: image user \"root\": /etc/passwd is not a regular file".into())
+        );
+        fs::remove_file(root.0.join("etc/passwd")).unwrap();
+        let big = fs::File::create(root.0.join("etc/passwd")).unwrap();
+        big.set_len(MAX_DB_BYTES + 1).unwrap();
+        assert_eq!(
+            ids("root"),
+            Err(
+                "web: image user \"root\": /etc/passwd is 1048577 bytes, more than the 1 MiB berth reads"
+                    .into()
+            )
+        );
+        fs::rename(root.0.join("etc"), root.0.join("etc.real")).unwrap();
+        std::os::unix::fs::symlink("etc.real", root.0.join("etc")).unwrap();
+        assert_eq!(
+            ids("root"),
+            Err("web: image user \"root\": /etc/passwd is reached through a symbolic link or a non-directory".into())
         );
         let none = ImageDefaults::default();
         assert_eq!(

@@ -59,9 +59,22 @@ impl Installed {
 impl Store {
     /// Opens (creating it if needed) the store under `state_dir`, and deletes what
     /// interrupted unpacks and removals left behind.
+    ///
+    /// The store is berth's alone: `images/` and `images/sha256/` are 0700 (created
+    /// so, and narrowed, with a warning, when found wider), so no host user reaches an
+    /// image's files (a world-writable `/tmp` of an image, a setuid program in it).
+    /// `state_dir` itself is 0711: apps in a user namespace pass through it to their
+    /// own directories.
     pub fn open(state_dir: &Path) -> Result<Store, ImageError> {
-        let dir = state_dir.join("images").join("sha256");
-        fs::create_dir_all(&dir).map_err(io_error("create directory", &dir))?;
+        let images = state_dir.join("images");
+        let dir = images.join("sha256");
+        for (path, mode) in [(state_dir, 0o711), (&images, 0o700), (&dir, 0o700)] {
+            crate::hostfs::ensure_dir(path, mode).map_err(|e| ImageError::Io {
+                action: "prepare directory",
+                path: path.to_owned(),
+                source: e,
+            })?;
+        }
         let store = Store { dir };
         for leftover in store.leftovers()? {
             // Held by a live process (another berth unpacking right now): not ours.

@@ -44,6 +44,8 @@ pub enum Step {
     Fork,
     /// Joining the app's cgroup v1 hierarchies.
     Cgroup,
+    /// The app's own cgroup namespace, rooted at its cgroup.
+    CgroupNamespace,
 }
 
 impl Step {
@@ -72,6 +74,7 @@ impl Step {
             Step::Exec => 20,
             Step::Fork => 21,
             Step::Cgroup => 22,
+            Step::CgroupNamespace => 23,
         };
         (code, 0)
     }
@@ -101,6 +104,7 @@ impl Step {
             20 => Step::Exec,
             21 => Step::Fork,
             22 => Step::Cgroup,
+            23 => Step::CgroupNamespace,
             _ => return None,
         })
     }
@@ -132,6 +136,7 @@ impl fmt::Display for Step {
             Step::Exec => "exec",
             Step::Fork => "fork the app",
             Step::Cgroup => "join the cgroup",
+            Step::CgroupNamespace => "unshare the cgroup namespace",
         })
     }
 }

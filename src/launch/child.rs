@@ -12,10 +12,10 @@ use std::os::fd::RawFd;
 use libc::c_char;
 
 use super::channel::{self, Step};
-use super::plan::{NOFILE, Plan};
+use super::plan::Plan;
 use super::rootfs;
+use super::sandbox::At;
 use super::sys::{self, Errno};
-use crate::{caps, seccomp};
 
 /// Exit status of a child whose setup failed before exec.
 pub const EXIT_SETUP: i32 = 125;
@@ -61,17 +61,6 @@ pub fn run(inputs: &Inputs) -> ! {
     sys::exit(exit_status(step, errno.0))
 }
 
-/// Tags a failure with its step.
-trait At<T> {
-    fn at(self, step: Step) -> Result<T, (Step, Errno)>;
-}
-
-impl<T> At<T> for Result<T, Errno> {
-    fn at(self, step: Step) -> Result<T, (Step, Errno)> {
-        self.map_err(|e| (step, e))
-    }
-}
-
 /// The setup, in the order of STYLE.md (habit 5). The namespaces already exist: clone
 /// made them, and the parent has written the id maps and, unless the child does it
 /// itself (cgroup v1), joined the cgroup before sending the go.
@@ -88,6 +77,12 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
         sys::write_all(tasks, b"0").at(Step::Cgroup)?;
         sys::close(tasks);
     }
+    //    Its own cgroup namespace, rooted at the cgroup it is now in: the app sees
+    //    its cgroup as `/` and nothing of the host's tree (not its path, not its
+    //    siblings), and cannot move itself out through a cgroupfs it mounts. Only
+    //    now, after the join: a namespace made at clone time would be rooted at the
+    //    supervisor's cgroup instead.
+    sys::unshare(libc::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
     // 2. Signals first, so nothing of the supervisor's signalfd setup leaks into the
     //    app; then the standard descriptors.
     sys::reset_signals().at(Step::Signals)?;
@@ -146,17 +141,9 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     if plan.uts_ns {
         sys::sethostname(plan.hostname.to_bytes()).at(Step::Hostname)?;
     }
-    sys::setrlimit(libc::RLIMIT_NOFILE as _, NOFILE.0, NOFILE.1).at(Step::Rlimits)?;
-    sys::setrlimit(libc::RLIMIT_CORE as _, 0, 0).at(Step::Rlimits)?;
-    // 6. Groups, gid, uid: keep the permitted capabilities across the change, then
-    //    set exactly the app's.
-    caps::prepare_uid_change()
-        .map_err(|e| Errno(e.errno()))
-        .at(Step::KeepCaps)?;
-    sys::set_ids(plan.process.uid, plan.process.gid).at(Step::Ids)?;
-    caps::apply(plan.caps)
-        .map_err(|e| Errno(e.errno()))
-        .at(Step::Capabilities)?;
+    // 6. Resource limits, groups, gid, uid, capabilities: the app's sandbox, the
+    //    same one every exec probe enters (see `sandbox`).
+    plan.sandbox.become_app()?;
     // 7. The working directory, as the app's user (so a directory it may not enter
     //    is refused here, as the kernel would refuse the app). The check afterwards
     //    makes sure the directory is inside the new root: a descriptor of the host
@@ -179,19 +166,7 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     sys::cloexec_from(3).at(Step::CloseFds)?;
     // 9. no_new_privs, then the seccomp filter (which needs it), last before exec so
     //    that nothing of the setup runs under the filter.
-    caps::no_new_privs()
-        .map_err(|e| Errno(e.errno()))
-        .at(Step::NoNewPrivs)?;
-    if let Some(filter) = &plan.seccomp {
-        seccomp::install(filter)
-            .map_err(|e| match e {
-                seccomp::SeccompError::Install { source, .. } => {
-                    Errno(source.raw_os_error().unwrap_or(libc::EINVAL))
-                }
-                seccomp::SeccompError::Length { .. } => Errno(libc::E2BIG),
-            })
-            .at(Step::Seccomp)?;
-    }
+    plan.sandbox.confine()?;
     // 10. Exec: the reaper (which forks and execs the app itself), or the app, trying
     //     each PATH candidate as execvp does.
     if let Some((program, argv)) = i.reaper {

@@ -5,11 +5,11 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, chown};
 use std::path::{Path, PathBuf};
 
 use super::plan::{self, Dirs};
 use super::{App, from, sys};
+use crate::hostfs::{self, Dir};
 use crate::manifest::types::IdMap;
 
 pub(super) type HostResult<T> = Result<T, (String, io::Error)>;
@@ -18,9 +18,24 @@ fn ctx(what: impl Fn() -> String) -> impl FnOnce(io::Error) -> (String, io::Erro
     move |e| (what(), e)
 }
 
-/// The host side of the app's files: overlay directories (emptied when the image or
-/// the id mapping changed), volume directories, the generated `/etc` files, the
-/// mount points.
+/// Mode of `STATE_DIR`, its `apps/` and `volumes/`, `RUN_DIR` and its `apps/`: other
+/// users may pass through (an app in a user namespace, whose root is an unprivileged
+/// host user, mounts its layers by path) but not list or open anything.
+pub(crate) const PASS_THROUGH: u32 = 0o711;
+/// Mode of each app's state directory (owned by the app's root): what an app wrote,
+/// a setuid-root program included, is reachable by nobody else on the host.
+pub(crate) const PRIVATE: u32 = 0o700;
+
+/// The file in an app's state directory that names the manifest file it belongs to
+/// (see `supervisor::appstate`).
+pub const ORIGIN_FILE: &str = "manifest";
+
+/// The host side of the app's files: overlay directories (emptied when the image,
+/// the id mapping or the manifest file it belongs to changed), volume directories,
+/// the generated `/etc` files, the mount points. Every directory below the state and
+/// run directories is opened without following links, and every file written is a
+/// regular file reached the same way (`hostfs`): an app given a bind of one of them
+/// cannot make berth write through a link it planted.
 pub(super) fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
     let m = app.manifest;
     let owner = m.user_namespace.as_ref().map(|u| {
@@ -29,7 +44,12 @@ pub(super) fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
             u.gid_map.to_host(0).unwrap_or(0),
         )
     });
-    let marker = dirs.app_state.join("image");
+    let what = || "prepare the app's directories".to_owned();
+    let (apps, name) = split(&dirs.app_state)?;
+    hostfs::ensure_dir(apps, PASS_THROUGH).map_err(ctx(what))?;
+    let state = Dir::open(apps)
+        .and_then(|d| d.sub(name, PRIVATE, Some(owner.unwrap_or((0, 0)))))
+        .map_err(ctx(what))?;
     let identity = format!(
         "{}\n{}\n",
         m.image.sha256.as_str(),
@@ -38,7 +58,23 @@ pub(super) fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
             .map(|u| format!("{} {}", map_text(&u.uid_map), map_text(&u.gid_map)))
             .unwrap_or_default()
     );
-    if fs::read_to_string(&marker).ok().as_deref() != Some(identity.as_str()) {
+    let origin = format!("{}\n", origin(&m.file).display());
+    let read = |file: &str| state.read(file, 64 * 1024).ok().flatten();
+    let same_image = read("image").as_deref() == Some(identity.as_bytes());
+    let recorded = read(ORIGIN_FILE);
+    if recorded.as_ref().is_some_and(|r| r != origin.as_bytes()) {
+        log::info!(
+            "{}: the writable layer in {} belonged to {}; it starts empty",
+            m.name.as_str(),
+            state.path().display(),
+            recorded
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+                .trim_end()
+        );
+    }
+    if !same_image || recorded.is_some_and(|r| r != origin.as_bytes()) {
         for dir in [dirs.upper(), dirs.work()] {
             match fs::remove_dir_all(&dir) {
                 Ok(()) => {}
@@ -47,32 +83,42 @@ pub(super) fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
             }
         }
     }
-    for dir in [dirs.upper(), dirs.work()] {
-        mkdir(&dir, 0o755)?;
-        if let Some((uid, gid)) = owner {
-            chown(&dir, Some(uid), Some(gid))
-                .map_err(ctx(|| format!("chown {}", dir.display())))?;
-        }
+    for dir in ["upper", "work"] {
+        state.make(dir, 0o755, owner).map_err(ctx(what))?;
     }
-    write_if_changed(&marker, &identity)?;
-    for name in m.mounts.iter().filter_map(|mount| match mount {
-        crate::manifest::model::Mount::Volume { name, .. } => Some(name),
-        _ => None,
-    }) {
-        let dir = dirs.volumes.join(name.as_str());
-        if !dir.is_dir() {
-            mkdir(&dir, 0o755)?;
-            if let Some((uid, gid)) = owner {
-                chown(&dir, Some(uid), Some(gid))
-                    .map_err(ctx(|| format!("chown {}", dir.display())))?;
+    state
+        .write_if_changed("image", identity.as_bytes(), 0o600)
+        .map_err(ctx(what))?;
+    state
+        .write_if_changed(ORIGIN_FILE, origin.as_bytes(), 0o600)
+        .map_err(ctx(what))?;
+    let volumes: Vec<&str> = m
+        .mounts
+        .iter()
+        .filter_map(|mount| match mount {
+            crate::manifest::model::Mount::Volume { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !volumes.is_empty() {
+        hostfs::ensure_dir(&dirs.volumes, PASS_THROUGH).map_err(ctx(what))?;
+        let dir = Dir::open(&dirs.volumes).map_err(ctx(what))?;
+        for name in volumes {
+            if !dir.exists(name) {
+                dir.make(name, 0o755, owner).map_err(ctx(what))?;
             }
         }
     }
-    mkdir(&dirs.root(), 0o755)?;
+    let (run_apps, name) = split(&dirs.app_run)?;
+    hostfs::ensure_dir(run_apps, PASS_THROUGH).map_err(ctx(what))?;
+    let run = Dir::open(run_apps)
+        .and_then(|d| d.sub(name, PASS_THROUGH, Some((0, 0))))
+        .map_err(ctx(what))?;
+    run.make("rootfs", 0o755, None).map_err(ctx(what))?;
     if owner.is_some() {
-        mkdir(&dirs.lower(), 0o755)?;
+        run.make("lower", 0o755, None).map_err(ctx(what))?;
     }
-    mkdir(&dirs.etc(), 0o755)?;
+    let etc = run.make("etc", 0o755, None).map_err(ctx(what))?;
     let hostname = m.hostname.as_str();
     let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     for (file, text) in [
@@ -80,26 +126,27 @@ pub(super) fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
         ("hosts", plan::hosts(hostname, app.hosts)),
         ("resolv.conf", plan::resolv_conf(&m.network.mode, &resolv)),
     ] {
-        write_if_changed(&dirs.etc().join(file), &text)?;
+        etc.write_if_changed(file, text.as_bytes(), 0o644)
+            .map_err(ctx(|| "write the app's /etc files".to_owned()))?;
     }
     Ok(())
 }
 
-/// Writes `text` to `path` unless it holds it already: a restart rewrites nothing
-/// (and on ext4 a rewrite by truncation waits for the data to reach the disk).
-fn write_if_changed(path: &Path, text: &str) -> HostResult<()> {
-    if fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
-        return Ok(());
-    }
-    fs::write(path, text).map_err(ctx(|| format!("write {}", path.display())))
+/// The manifest file as recorded in the app's state directory: absolute, its links
+/// not resolved (the record is of the file the apps directory lists).
+pub fn origin(file: &Path) -> PathBuf {
+    std::path::absolute(file).unwrap_or_else(|_| file.to_owned())
 }
 
-fn mkdir(dir: &Path, mode: u32) -> HostResult<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(dir)
-        .map_err(ctx(|| format!("create {}", dir.display())))
+/// `dir` as its parent and its last component.
+fn split(dir: &Path) -> HostResult<(&Path, &str)> {
+    match (dir.parent(), dir.file_name().and_then(|n| n.to_str())) {
+        (Some(parent), Some(name)) => Ok((parent, name)),
+        _ => Err((
+            format!("{} is not a directory of an app", dir.display()),
+            io::Error::from_raw_os_error(libc::EINVAL),
+        )),
+    }
 }
 
 fn map_text(map: &IdMap) -> String {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use libc::{c_char, c_int};
 
 use super::rootfs::{DATA_FLAGS, Kind, Op};
-use crate::caps::{self, CapSet};
+use super::sandbox::Sandbox;
+use crate::caps::CapSet;
 use crate::image::ImageDefaults;
 use crate::image::process::{self, Process};
 use crate::manifest::Manifest;
@@ -83,10 +84,6 @@ pub const READ_ONLY: [&str; 5] = [
 /// The device nodes every app gets, bound from the host's `/dev`.
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// Open files: soft and hard limit set for every app (the supervisor's own may be
-/// higher or lower). Core dumps are off: on a board they fill the flash.
-pub const NOFILE: (u64, u64) = (1024, 4096);
-
 /// The program the child finally runs.
 #[derive(Debug)]
 pub struct Exec {
@@ -114,8 +111,8 @@ pub struct Plan {
     pub hostname: CString,
     pub process: Process,
     pub workdir: CString,
-    pub caps: CapSet,
-    pub seccomp: Option<Vec<libc::sock_filter>>,
+    /// Ids, capabilities, limits and the seccomp filter of the app's processes.
+    pub sandbox: Sandbox,
     pub exec: Exec,
     /// `init: true`: argv of the reaper (`berth-init FD -- app argv`), the channel
     /// number filled in at spawn time.
@@ -185,8 +182,7 @@ pub fn build(
         ops: ops(manifest, dirs, user_ns)?,
         hostname: c(manifest.hostname.as_str())?,
         workdir: c(&process.workdir)?,
-        caps: caps::resolve(&manifest.capabilities, known_caps),
-        seccomp: crate::seccomp::filter(manifest.seccomp),
+        sandbox: Sandbox::of(manifest, &process, known_caps)?,
         exec,
         init: manifest.init,
         process,
@@ -307,6 +303,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
                 source,
                 target,
                 readonly,
+                ..
             } => {
                 let host = Path::new(source.as_str());
                 if !host.exists() {

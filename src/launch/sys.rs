@@ -361,6 +361,20 @@ pub fn clear_groups() -> SysResult<()> {
     check_long(unsafe { libc::syscall(ID_CALLS.0, 0, ptr::null::<libc::gid_t>()) }).map(drop)
 }
 
+/// `setgroups(groups)` as a raw call (see [`set_ids`]): exactly these supplementary
+/// groups, none when the slice is empty.
+pub fn set_groups(groups: &[libc::gid_t]) -> SysResult<()> {
+    // SAFETY: `groups` is readable for its length for the call (a null pointer with a
+    // zero length clears the list).
+    check_long(unsafe { libc::syscall(ID_CALLS.0, groups.len(), groups.as_ptr()) }).map(drop)
+}
+
+/// `unshare(2)`.
+pub fn unshare(flags: c_int) -> SysResult<()> {
+    // SAFETY: plain integer argument.
+    check(unsafe { libc::unshare(flags) }).map(drop)
+}
+
 /// `setresgid(gid, gid, gid)` then `setresuid(uid, uid, uid)` as raw calls (see
 /// [`set_ids`]).
 pub fn set_gid_uid(uid: libc::uid_t, gid: libc::gid_t) -> SysResult<()> {

@@ -244,9 +244,9 @@ fn exec_candidates_follow_the_apps_path() {
 
 #[test]
 fn capabilities_default_to_the_safe_three() {
-    assert_eq!(build("").caps, caps::DEFAULT);
+    assert_eq!(build("").sandbox.caps, caps::DEFAULT);
     assert_eq!(
-        build("capabilities: { drop: [ALL] }\n").caps,
+        build("capabilities: { drop: [ALL] }\n").sandbox.caps,
         caps::CapSet::EMPTY
     );
 }

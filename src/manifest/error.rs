@@ -148,6 +148,17 @@ pub enum Rule {
         id: u32,
         map: &'static str,
     },
+    UserNamespaceMapsHostRoot {
+        map: &'static str,
+        inside: u32,
+    },
+    BindSourceReserved {
+        source: String,
+        /// The source with its links resolved, when that differs.
+        resolved: Option<String>,
+        /// What it overlaps: `/proc`, or `berth's log directory /var/log/berth`.
+        what: String,
+    },
     CapabilityAddedAndDropped(Capability),
     NetworkContainerSelf,
     DuplicateDependency(AppName),
@@ -272,6 +283,27 @@ impl fmt::Display for Rule {
             ),
             UserNotMapped { id, map } => {
                 write!(f, "user id {id} is not mapped by user_namespace.{map}")
+            }
+            UserNamespaceMapsHostRoot { map, inside } => write!(
+                f,
+                "user_namespace.{map} maps host id 0 (the host's root) to {inside} in the app: \
+                 map a range of unused host ids (e.g. 0:100000:65536), or set \
+                 user_namespace.allow_host_root: true if the app must own the host's files"
+            ),
+            BindSourceReserved {
+                source,
+                resolved,
+                what,
+            } => {
+                write!(f, "bind mount source {source}")?;
+                if let Some(resolved) = resolved {
+                    write!(f, " (which is {resolved})")?;
+                }
+                write!(
+                    f,
+                    " overlaps {what}: an app given it could reach the host or berth's own files; \
+                     bind another directory, or set allow_system_path: true on this mount"
+                )
             }
             CapabilityAddedAndDropped(c) => write!(f, "capability {c} is both added and dropped"),
             NetworkContainerSelf => write!(f, "network.mode container: names the app itself"),

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod locate;
 pub mod model;
+pub mod reserve;
 mod set;
 pub mod types;
 pub mod units;
@@ -17,6 +18,7 @@ pub use error::{Problem, ProblemKind, Rule, YamlKind};
 pub use locate::Pos;
 pub use model::Manifest;
 use model::RawManifest;
+pub use reserve::Reserved;
 use types::AppName;
 
 /// A manifest file larger than this is refused unread: no app needs more.
@@ -43,8 +45,15 @@ struct Candidate {
 }
 
 /// Loads the manifests at `paths`: files, or directories whose `*.yaml` files are read
-/// in name order. All are validated together as the apps of one device.
+/// in name order. All are validated together as the apps of one device. Bind mounts
+/// may not reach `/proc` or `/sys` ([`load_with`] adds berth's own directories).
 pub fn load(paths: &[PathBuf]) -> Loaded {
+    load_with(paths, &Reserved::system())
+}
+
+/// As [`load`], with the host paths no bind mount may overlap unless it says so
+/// (berth's own directories, from its settings).
+pub fn load_with(paths: &[PathBuf], reserved: &Reserved) -> Loaded {
     let mut loaded = Loaded::default();
     let mut files = Vec::new();
     for path in paths {
@@ -66,7 +75,7 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
         let text = read_limited(&file);
         (file, text)
     });
-    load_sources(sources, loaded)
+    load_sources(sources, loaded, reserved)
 }
 
 /// Loads manifests given as text, as if read from the files named; for tests, fuzzers
@@ -75,12 +84,14 @@ pub fn load_texts(sources: impl IntoIterator<Item = (PathBuf, String)>) -> Loade
     load_sources(
         sources.into_iter().map(|(file, text)| (file, Ok(text))),
         Loaded::default(),
+        &Reserved::system(),
     )
 }
 
 fn load_sources(
     sources: impl Iterator<Item = (PathBuf, Result<String, ProblemKind>)>,
     mut loaded: Loaded,
+    reserved: &Reserved,
 ) -> Loaded {
     let mut candidates = Vec::new();
     let mut broken: Vec<AppName> = Vec::new();
@@ -97,6 +108,23 @@ fn load_sources(
                 None,
             )),
         };
+        let checked = checked.and_then(|candidate| {
+            let m = &candidate.manifest;
+            let findings = reserved.findings(m);
+            if findings.is_empty() {
+                return Ok(candidate);
+            }
+            let problems = findings
+                .into_iter()
+                .map(|(path, rule)| Problem {
+                    file: m.file.clone(),
+                    pos: locate::locate(&candidate.text, &path),
+                    app: Some(m.name.clone()),
+                    kind: ProblemKind::Rule(rule),
+                })
+                .collect();
+            Err((problems, Some(m.name.clone())))
+        });
         match checked {
             Ok(candidate) => candidates.push(candidate),
             Err((problems, name)) => {

@@ -422,6 +422,37 @@ fn rules_of_one_manifest() {
         ),
         one("UserNotMapped", 4, 7)
     );
+    // A map that gives the app the host's root needs allow_host_root.
+    let userns = |maps: &str| {
+        problems(&format!(
+            "namespaces: [mount, net, user]\nuser_namespace: {{ {maps} }}\n"
+        ))
+    };
+    assert_eq!(
+        userns("uid_map: \"0:0:65536\", gid_map: \"0:100000:65536\""),
+        one("UserNamespaceMapsHostRoot", 4, 28)
+    );
+    assert_eq!(
+        userns("uid_map: \"0:100000:65536\", gid_map: \"0:100000:1, 1:0:1\""),
+        one("UserNamespaceMapsHostRoot", 4, 55)
+    );
+    assert_eq!(
+        userns("uid_map: \"0:0:1\", gid_map: \"0:0:1\", allow_host_root: true"),
+        vec![]
+    );
+    // Bind sources: /proc and /sys (berth's directories come with its settings).
+    assert_eq!(
+        problems("mounts: [{ type: bind, source: /proc/self/root, target: /host }]\n"),
+        one("BindSourceReserved", 3, 32)
+    );
+    assert_eq!(
+        problems("mounts: [{ type: bind, source: /sys, target: /s, allow_system_path: true }]\n"),
+        vec![]
+    );
+    assert_eq!(
+        problems("mounts: [{ type: tmpfs, target: /t, allow_system_path: true }]\n"),
+        one("MountField", 3, 37)
+    );
     assert_eq!(
         problems("capabilities: { add: [NET_RAW], drop: [CAP_NET_RAW] }\n"),
         one("CapabilityAddedAndDropped", 3, 23)
@@ -430,6 +461,31 @@ fn rules_of_one_manifest() {
     assert_eq!(
         problems("depends_on: [{ app: db }, { app: db }]\n"),
         one("DuplicateDependency", 3, 34)
+    );
+}
+
+#[test]
+fn messages_of_the_host_rules() {
+    let text = head("web")
+        + "namespaces: [mount, net, user]\nuser_namespace: { uid_map: \"0:0:65536\", gid_map: \"0:100000:65536\" }\n\
+           mounts:\n  - { type: bind, source: /proc/self/root, target: /host }\n";
+    let loaded = load_set(&[("web.yaml", text)]);
+    let lines: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "apps.d/web.yaml:4:28: web: user_namespace.uid_map maps host id 0 (the host's root) to 0 in the app: map a range of unused host ids (e.g. 0:100000:65536), or set user_namespace.allow_host_root: true if the app must own the host's files",
+        ]
+    );
+    let text =
+        head("web") + "mounts:\n  - { type: bind, source: /proc/self/root, target: /host }\n";
+    let loaded = load_set(&[("web.yaml", text)]);
+    let lines: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "apps.d/web.yaml:4:27: web: bind mount source /proc/self/root (which is /) overlaps /proc: an app given it could reach the host or berth's own files; bind another directory, or set allow_system_path: true on this mount",
+        ]
     );
 }
 

@@ -300,6 +300,13 @@ impl IdMap {
             .find(|r| inside >= r.inside && inside - r.inside < r.count)
             .map(|r| r.outside + (inside - r.inside))
     }
+    /// The id inside the namespace that the host id `outside` maps to, if any.
+    pub fn from_host(&self, outside: u32) -> Option<u32> {
+        self.0
+            .iter()
+            .find(|r| outside >= r.outside && outside - r.outside < r.count)
+            .map(|r| r.inside + (outside - r.outside))
+    }
 }
 
 impl FromStr for IdMap {

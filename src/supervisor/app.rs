@@ -11,6 +11,7 @@ use super::probe::{ExecProbe, HttpResponse};
 use crate::cgroup::{Group, OomWatch};
 use crate::image::ImageDefaults;
 use crate::launch::Launching;
+use crate::launch::sandbox::Sandbox;
 use crate::manifest::Manifest;
 
 /// A health probe in flight.
@@ -47,6 +48,9 @@ pub struct App {
     pub probe: Option<ProbeRun>,
     /// The exec health check of this run, prepared at its first probe.
     pub exec_probe: Option<ExecProbe>,
+    /// The sandbox and environment of this run's process, which its exec probes
+    /// enter too.
+    pub sandbox: Option<(Sandbox, Vec<String>)>,
     /// How many probes failed in a row, for the message.
     pub last_probe_error: String,
     pub image_root: PathBuf,
@@ -74,6 +78,7 @@ impl App {
             log: None,
             probe: None,
             exec_probe: None,
+            sandbox: None,
             last_probe_error: String::new(),
             image_root: PathBuf::new(),
             defaults: ImageDefaults::default(),

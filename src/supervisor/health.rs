@@ -62,11 +62,11 @@ impl Supervisor {
                 .as_ref()
                 .map(|g| g.join_files())
                 .unwrap_or_default();
-            let env = crate::image::process::resolve(&app.manifest, &app.defaults, &app.image_root)
-                .map(|p| p.env)
-                .unwrap_or_default();
+            let (sandbox, env) = app.sandbox.as_ref().ok_or_else(|| {
+                io::Error::other("the app's sandbox is not known (it is not running)")
+            })?;
             let runner = std::path::Path::new(probe::SELF_EXE);
-            app.exec_probe = Some(probe::ExecProbe::new(runner, &argv, &env, &procs)?);
+            app.exec_probe = Some(probe::ExecProbe::new(runner, &argv, env, &procs, sandbox)?);
         }
         app.exec_probe
             .as_ref()

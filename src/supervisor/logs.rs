@@ -38,11 +38,12 @@ mod escape;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::hostfs::Dir;
 
 /// The longest line kept whole, in bytes of the app's output (without the newline).
 pub const MAX_LINE: usize = 4096;
@@ -109,16 +110,17 @@ impl AppLog {
                 format!("invalid app name {app:?} for a log file"),
             ));
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)
-            .map_err(|e| with_path(dir, e))?;
-        let path = dir.join(format!("{app}.log"));
-        let (file, size) = open_append(&path)?;
+        // Files are reached through the directory's descriptor, never followed as
+        // links: an app given a bind of the log directory may plant anything in it.
+        crate::hostfs::ensure_dir(dir, DIR_MODE)?;
+        let dir = Dir::open(dir)?;
+        let name = format!("{app}.log");
+        let (file, size) = dir.open_append(&name, FILE_MODE)?;
         Ok(AppLog {
             sink: Sink {
-                path,
+                path: dir.join(&name),
+                dir,
+                name,
                 file,
                 size,
                 max_size,
@@ -289,6 +291,10 @@ impl Partial {
 struct Sink {
     /// `<dir>/<app>.log`.
     path: PathBuf,
+    /// The log directory, open.
+    dir: Dir,
+    /// `<app>.log`.
+    name: String,
     file: File,
     size: u64,
     max_size: u64,
@@ -392,10 +398,8 @@ impl Sink {
     }
 
     /// `<app>.log.N`.
-    fn numbered(&self, n: u32) -> PathBuf {
-        let mut name = self.path.clone().into_os_string();
-        name.push(format!(".{n}"));
-        PathBuf::from(name)
+    fn numbered(&self, n: u32) -> String {
+        format!("{}.{n}", self.name)
     }
 
     /// Shifts the files up by one, drops those past `max_files`, and opens a fresh
@@ -406,65 +410,35 @@ impl Sink {
         let keep = self.max_files - 1; // numbered files after the rotation
         // Files past the limit, left from a time when max_files was larger (the
         // oldest kept one is replaced by the rename onto it below).
+        // Links in the directory are removed or replaced, never followed (`hostfs`).
+        let dir = &self.dir;
         let mut n = keep + 1;
-        while exists(&self.numbered(n)) {
-            remove(&self.numbered(n))?;
+        while dir.exists(&self.numbered(n)) {
+            dir.remove(&self.numbered(n))?;
             match n.checked_add(1) {
                 Some(next) => n = next,
                 None => break,
             }
         }
         if keep == 0 {
-            remove(&self.path)?;
+            dir.remove(&self.name)?;
         } else {
             // Only the files that are there are shifted (they are numbered from 1 up,
             // without a gap unless someone removed one), so a large max_files costs
             // nothing.
             let mut top = 0;
-            while top < keep - 1 && exists(&self.numbered(top + 1)) {
+            while top < keep - 1 && dir.exists(&self.numbered(top + 1)) {
                 top += 1;
             }
             for k in (1..=top).rev() {
-                rename(&self.numbered(k), &self.numbered(k + 1))?;
+                dir.rename(&self.numbered(k), &self.numbered(k + 1))?;
             }
-            rename(&self.path, &self.numbered(1))?;
+            dir.rename(&self.name, &self.numbered(1))?;
         }
-        let (file, size) = open_append(&self.path)?;
+        let (file, size) = dir.open_append(&self.name, FILE_MODE)?;
         self.file = file;
         self.size = size;
         Ok(())
-    }
-}
-
-fn open_append(path: &Path) -> io::Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(FILE_MODE)
-        .open(path)
-        .map_err(|e| with_path(path, e))?;
-    let size = file.metadata().map_err(|e| with_path(path, e))?.len();
-    Ok((file, size))
-}
-
-fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
-}
-
-fn remove(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(with_path(path, e)),
-        _ => Ok(()),
-    }
-}
-
-fn rename(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::rename(from, to) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io::Error::new(
-            e.kind(),
-            format!("rename {} to {}: {e}", from.display(), to.display()),
-        )),
-        _ => Ok(()),
     }
 }
 

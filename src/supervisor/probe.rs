@@ -11,24 +11,25 @@
 //!   read until it gives the status ([`HttpResponse::finish`] at end-of-file);
 //!   [`verdict`]: 2xx and 3xx are healthy.
 //! - **exec** (`healthcheck.exec: [CMD...]`): [`spawn_exec`] runs the command inside
-//!   the app's namespaces, root and cgroup and returns one pid whose exit status is the
+//!   the app's whole sandbox (namespaces, root, cgroup, ids, capabilities,
+//!   `no_new_privs`, seccomp), as the app's own process is, and returns one pid whose exit status is the
 //!   result (0 healthy); reap it with the other children, [`kill_probe`] it at its
 //!   timeout.
 
 mod exec;
 mod http;
+mod runner;
 mod sys;
 mod tcp;
 
 use std::fmt;
 use std::io;
 
-pub use exec::{
-    EXIT_KILLED, ExecProbe, RUNNER_ARGV0, SELF_EXE, kill_probe, runner_main, spawn_exec,
-};
+pub use exec::{EXIT_KILLED, ExecProbe, RUNNER_ARGV0, SELF_EXE, kill_probe, spawn_exec};
 pub use http::{
     HttpError, HttpResponse, HttpTarget, MAX_STATUS_LINE, http_request, http_target, verdict,
 };
+pub use runner::runner_main;
 pub use tcp::{tcp_connect_addr_in, tcp_connect_in, tcp_result};
 
 /// An `errno` as an I/O error.

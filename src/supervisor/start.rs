@@ -23,6 +23,13 @@ impl Supervisor {
             return Ok(());
         };
         let m = &app.manifest;
+        // Checked at load, and again now: a link on the way to a bind source may
+        // have been changed since to lead into /proc or berth's own directories.
+        let refused = self.config.reserved(&self.apps_dir).problems(m);
+        if !refused.is_empty() {
+            let problems: Vec<String> = refused.iter().map(ToString::to_string).collect();
+            return Err(problems.join("; "));
+        }
         let installed = self
             .store
             .install(
@@ -159,6 +166,8 @@ impl Supervisor {
                 };
                 let probe_at = self.apps.get_mut(name).and_then(|app| {
                     app.pipes = pipes;
+                    app.exec_probe = None;
+                    app.sandbox = Some((running.sandbox, running.env));
                     app.health = policy::HealthTracker::default();
                     app.manifest
                         .healthcheck

@@ -39,6 +39,14 @@ impl Berth {
     /// As [`start`](Self::start), with berth run by `wrapper` (e.g. `unshare ...`) and
     /// `config` added to its global settings.
     pub fn start_in(tag: &str, apps: &[(&str, &str)], wrapper: &[&str], config: &str) -> Berth {
+        let mut b = Berth::prepare(tag, apps, config);
+        b.spawn(wrapper);
+        b
+    }
+
+    /// As [`start_in`](Self::start_in) without starting berth: the test can set up
+    /// its directories first, then [`spawn`](Self::spawn) it.
+    pub fn prepare(tag: &str, apps: &[(&str, &str)], config: &str) -> Berth {
         super::require_root("berth run launches containers");
         let tmp = TempDir::new(tag);
         let image = probe_image(&tmp, Variant::Plain);
@@ -51,7 +59,7 @@ impl Berth {
         );
         tmp.write("berth.yaml", config.as_bytes());
         fs::create_dir_all(tmp.join("apps")).unwrap();
-        let mut b = Berth {
+        let b = Berth {
             tmp,
             image,
             child: None,
@@ -62,6 +70,12 @@ impl Berth {
         for (name, extra) in apps {
             b.write_app(name, extra);
         }
+        b
+    }
+
+    /// Starts `berth run` (by `wrapper`, if not empty) on the prepared directories.
+    pub fn spawn(&mut self, wrapper: &[&str]) {
+        let b = self;
         let berth = env!("CARGO_BIN_EXE_berth");
         let mut command = match wrapper.split_first() {
             Some((first, rest)) => {
@@ -94,7 +108,6 @@ impl Berth {
         });
         b.lines = rx;
         b.child = Some(child);
-        b
     }
 
     /// (Re)writes the manifest of `name`.

@@ -1003,6 +1003,43 @@ static int do_live(long ms, int status) {
     return status;
 }
 
+/* `report-to FILE`: the report into FILE (for a process whose stdout is /dev/null,
+ * such as an exec health probe). */
+static int do_report_to(const char *file) {
+    int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || dup2(fd, 1) < 0) {
+        printf("%s\n", errno_text(errno));
+        return 1;
+    }
+    close(fd);
+    return report(NULL, NULL);
+}
+
+/* `mknod PATH b|c MAJOR MINOR OUT`: makes the node and opens it for writing; writes
+ * "ok" or the errno name of the step that failed ("mknod EPERM", "open EPERM") to
+ * OUT, and exits 0 only when both worked. */
+static int do_mknod(const char *path, const char *kind, long major, long minor,
+                    const char *out) {
+    char text[64];
+    mode_t type = strcmp(kind, "b") == 0 ? S_IFBLK : S_IFCHR;
+    int ok = 0;
+    if (mknod(path, type | 0600, makedev(major, minor)) < 0) {
+        snprintf(text, sizeof text, "mknod %s", errno_text(errno));
+    } else {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(text, sizeof text, "open %s", errno_text(errno));
+        } else {
+            close(fd);
+            snprintf(text, sizeof text, "ok");
+            ok = 1;
+        }
+        unlink(path);
+    }
+    do_write(out, text);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     const char *cmd = argc > 1 ? argv[1] : "report";
     if (strcmp(cmd, "report") == 0 && argc <= 2) return report(NULL, NULL);
@@ -1017,6 +1054,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "doublefork") == 0 && argc == 2) return doublefork();
     if (strcmp(cmd, "write") == 0 && argc == 4) return do_write(argv[2], argv[3]);
+    if (strcmp(cmd, "report-to") == 0 && argc == 3) return do_report_to(argv[2]);
+    if (strcmp(cmd, "mknod") == 0 && argc == 7)
+        return do_mknod(argv[2], argv[3], atol(argv[4]), atol(argv[5]), argv[6]);
     if (strcmp(cmd, "cat") == 0 && argc == 3) return do_cat(argv[2]);
     if (strcmp(cmd, "spew") == 0 && argc == 3) return do_spew(atol(argv[2]));
     if (strcmp(cmd, "signals") == 0 && argc == 2) return do_signals();

@@ -1,5 +1,6 @@
 //! Unit tests of the log capture.
 use super::*;
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

@@ -10,7 +10,7 @@ use std::ptr;
 
 use libc::{c_int, c_uint, pid_t};
 
-use crate::launch::sys::{self as launch_sys, Errno, SysResult, errno};
+use crate::launch::sys::{Errno, SysResult, errno};
 
 fn check(ret: c_int) -> SysResult<c_int> {
     if ret < 0 { Err(errno()) } else { Ok(ret) }
@@ -219,15 +219,13 @@ fn close_range(first: RawFd, last: RawFd) {
     }
 }
 
-/// Becomes root of the user namespace just joined: no supplementary groups where the
-/// namespace allows `setgroups` (its `setgroups` file may say `deny`), then gid and uid
-/// 0. Raw system calls, for the reason given at [`crate::launch::sys::set_ids`].
-pub fn become_namespace_root() -> SysResult<()> {
-    match launch_sys::clear_groups() {
-        Ok(()) | Err(Errno(libc::EPERM)) => {}
-        Err(e) => return Err(e),
-    }
-    launch_sys::set_gid_uid(0, 0)
+/// The user namespace that owns the namespace open at `ns` (`NS_GET_USERNS`, Linux
+/// 4.9; ENOTTY before).
+pub fn owning_user_namespace(ns: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    const NS_GET_USERNS: libc::c_ulong = 0xb701; // _IO(0xb7, 0x1)
+    // SAFETY: the request takes no argument and returns a new descriptor.
+    let fd = check(unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS as _) })?;
+    Ok(owned(fd))
 }
 
 /// `pidfd_open(2)` (Linux 5.3): a descriptor that names the process `pid` and no

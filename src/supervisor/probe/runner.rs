@@ -1,0 +1,416 @@
+//! The exec probe's runner: berth's own executable, started by the supervisor as
+//! [`RUNNER_ARGV0`](super::exec::RUNNER_ARGV0) with an empty environment. It joins
+//! the app (cgroup, namespaces, root), enters the app's [`Sandbox`], forks the
+//! command and reports its status as its own exit status.
+
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use libc::{c_char, c_int, pid_t};
+
+use crate::launch::child::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP};
+use crate::launch::plan;
+use crate::launch::sandbox::{self, Sandbox};
+use crate::launch::sys::{self as launch_sys, Errno};
+
+use super::exec::{Command, open_write};
+use super::{context, from, sys};
+
+/// The namespaces that may be joined. The user namespace is joined before every
+/// namespace it owns (see [`App::open`] for the order).
+const NAMESPACES: [(&str, c_int); 7] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// The runner's whole life, from its `main` when started as
+/// [`RUNNER_ARGV0`](super::exec::RUNNER_ARGV0) with `args` (those after `argv[0]`):
+/// `SUPERVISOR APP PIDFD N CGROUP_PROCS... SANDBOX(6) M ENV... COMMAND...`. Exits
+/// with the probe's result.
+pub fn runner_main(args: Vec<OsString>) -> ! {
+    let Some(job) = Job::parse(&args) else {
+        launch_sys::exit(EXIT_SETUP);
+    };
+    let (Ok(command), Ok(app)) = (
+        Command::new(&job.argv, &job.env),
+        App::open(job.app, &job.cgroup_procs),
+    ) else {
+        launch_sys::exit(EXIT_SETUP);
+    };
+    // /proc/APP was opened above: if the app is still there now, it was then, so what
+    // was opened is the app's and not a process that got its pid since.
+    if let Some(fd) = job.pidfd {
+        if sys::pidfd_alive(fd) != Ok(true) {
+            launch_sys::exit(EXIT_SETUP);
+        }
+    }
+    let argv_ptrs = plan::pointers(&command.argv);
+    let envp = plan::pointers(&command.env);
+    let mut keep: Vec<RawFd> = [0, 1, 2, app.root.as_raw_fd(), app.devnull.as_raw_fd()]
+        .into_iter()
+        .chain(app.namespaces.iter().map(|(fd, _)| fd.as_raw_fd()))
+        .chain(app.cgroups.iter().map(AsRawFd::as_raw_fd))
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    Runner {
+        command: &command,
+        argv: &argv_ptrs,
+        envp: &envp,
+        app: &app,
+        sandbox: &job.sandbox,
+        keep: &keep,
+        supervisor: job.supervisor,
+    }
+    .run()
+}
+
+/// The runner's arguments.
+struct Job {
+    supervisor: pid_t,
+    app: pid_t,
+    pidfd: Option<RawFd>,
+    cgroup_procs: Vec<PathBuf>,
+    sandbox: Sandbox,
+    env: Vec<String>,
+    argv: Vec<String>,
+}
+
+impl Job {
+    fn parse(args: &[OsString]) -> Option<Job> {
+        let text = |a: &OsString| a.to_str().map(str::to_owned);
+        let mut it = args.iter();
+        let supervisor = it.next()?.to_str()?.parse().ok()?;
+        let app = it.next()?.to_str()?.parse().ok()?;
+        let pidfd = match it.next()?.to_str()? {
+            "-" => None,
+            n => Some(n.parse().ok()?),
+        };
+        let n: usize = it.next()?.to_str()?.parse().ok()?;
+        let cgroup_procs = it.by_ref().take(n).map(PathBuf::from).collect::<Vec<_>>();
+        if cgroup_procs.len() != n {
+            return None;
+        }
+        let fields = it
+            .by_ref()
+            .take(sandbox::ARGS)
+            .map(|a| a.to_str())
+            .collect::<Option<Vec<&str>>>()?;
+        let sandbox = Sandbox::from_args(&fields)?;
+        let n: usize = it.next()?.to_str()?.parse().ok()?;
+        let env = it.by_ref().take(n).map(text).collect::<Option<Vec<_>>>()?;
+        if env.len() != n {
+            return None;
+        }
+        let argv = it.map(text).collect::<Option<Vec<_>>>()?;
+        Some(Job {
+            supervisor,
+            app,
+            pidfd,
+            cgroup_procs,
+            sandbox,
+            env,
+            argv,
+        })
+    }
+}
+
+/// The app's side, opened by the runner while it is still the supervisor's child in
+/// the host's namespaces.
+struct App {
+    /// The namespaces to join, in order: those the app's user namespace does not own,
+    /// the user namespace, then those it owns.
+    namespaces: Vec<(OwnedFd, c_int)>,
+    /// The app's root directory (`O_PATH`).
+    root: OwnedFd,
+    /// The `cgroup.procs` files, open for writing.
+    cgroups: Vec<File>,
+    devnull: File,
+}
+
+impl App {
+    fn open(pid: i32, cgroup_procs: &[PathBuf]) -> io::Result<App> {
+        if pid <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("exec probe: {pid} is not a process id"),
+            ));
+        }
+        let opened = |what: &str| {
+            let what = format!("exec probe: open {what}");
+            move |e: Errno| context(&what, from(e))
+        };
+        // Everything of the app is opened relative to one descriptor of its /proc
+        // directory: if the app dies and its pid is reused, these opens fail instead
+        // of reaching the new process.
+        let dir = File::open(format!("/proc/{pid}"))
+            .map_err(|e| context(&format!("exec probe: open /proc/{pid}"), e))?;
+        let mut differ = Vec::new();
+        for (name, flag) in NAMESPACES {
+            let own = match File::open(format!("/proc/thread-self/ns/{name}")) {
+                Ok(own) => own,
+                // A kernel without this kind of namespace.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(context(
+                        &format!("exec probe: open /proc/thread-self/ns/{name}"),
+                        e,
+                    ));
+                }
+            };
+            let path = CString::new(format!("ns/{name}"))
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            let theirs = File::from(
+                sys::openat(dir.as_fd(), &path, libc::O_RDONLY)
+                    .map_err(opened(&format!("/proc/{pid}/ns/{name}")))?,
+            );
+            if !same_file(&own, &theirs)? {
+                differ.push((theirs, flag));
+            }
+        }
+        let namespaces = join_order(differ)?;
+        let root = sys::openat(dir.as_fd(), c"root", libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(opened(&format!("/proc/{pid}/root")))?;
+        let cgroups = cgroup_procs
+            .iter()
+            .map(|p| open_write(p))
+            .collect::<io::Result<_>>()?;
+        let devnull = open_write(Path::new("/dev/null"))?;
+        Ok(App {
+            namespaces,
+            root,
+            cgroups,
+            devnull,
+        })
+    }
+
+    /// Whether the command is forked into another pid namespace than the runner's.
+    fn joins_pid_namespace(&self) -> bool {
+        self.namespaces
+            .iter()
+            .any(|&(_, flag)| flag == libc::CLONE_NEWPID)
+    }
+}
+
+/// The app's namespaces (those that differ from the runner's, the user namespace
+/// first if it is among them) in the order to join them: the user namespace before
+/// every namespace it owns, so the runner enters them with the capabilities it has
+/// there and not the host's (`runc exec`'s order); a namespace it does not own (a
+/// `container:` network made by another app or the host) before it, while the
+/// runner still has the privileges to enter that one.
+fn join_order(differ: Vec<(File, c_int)>) -> io::Result<Vec<(OwnedFd, c_int)>> {
+    let mut differ = differ.into_iter().peekable();
+    let user = match differ.peek() {
+        Some((_, flag)) if *flag == libc::CLONE_NEWUSER => differ.next(),
+        _ => None,
+    };
+    let Some((user, user_flag)) = user else {
+        return Ok(differ.map(|(f, flag)| (OwnedFd::from(f), flag)).collect());
+    };
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    for (ns, flag) in differ {
+        // Before Linux 4.9 the kernel cannot say (ENOTTY): join after, as runc does.
+        let owned = match sys::owning_user_namespace(ns.as_fd()) {
+            Ok(owner) => same_file(&File::from(owner), &user)?,
+            Err(_) => true,
+        };
+        if owned {
+            after.push((OwnedFd::from(ns), flag));
+        } else {
+            before.push((OwnedFd::from(ns), flag));
+        }
+    }
+    before.push((OwnedFd::from(user), user_flag));
+    before.extend(after);
+    Ok(before)
+}
+
+/// Whether two open namespace files are the same namespace.
+fn same_file(a: &File, b: &File) -> io::Result<bool> {
+    let (a, b) = (a.metadata()?, b.metadata()?);
+    Ok((a.dev(), a.ino()) == (b.dev(), b.ino()))
+}
+
+/// What the runner works with, all made before the fork.
+struct Runner<'a> {
+    command: &'a Command,
+    argv: &'a [*const c_char],
+    envp: &'a [*const c_char],
+    app: &'a App,
+    sandbox: &'a Sandbox,
+    /// The descriptors the runner keeps from the supervisor's (sorted).
+    keep: &'a [RawFd],
+    supervisor: pid_t,
+}
+
+impl Runner<'_> {
+    /// The runner's whole life: join the app, fork the command, wait for it.
+    fn run(&self) -> ! {
+        if self.join().is_err() {
+            launch_sys::exit(EXIT_SETUP);
+        }
+        // Read before the fork: the pid the command must see as its parent's.
+        let expected_parent = if self.app.joins_pid_namespace() {
+            // The runner is outside the command's pid namespace.
+            0
+        } else {
+            sys::getpid()
+        };
+        // SAFETY: the runner is single-threaded (a fresh program); the command only
+        // makes raw calls until it execs or exits.
+        match unsafe { sys::fork() } {
+            Ok(0) => self.command(expected_parent),
+            Ok(command) => launch_sys::exit(supervise(command)),
+            Err(_) => launch_sys::exit(EXIT_SETUP),
+        }
+    }
+
+    /// Into the app's cgroup, namespaces, root and sandbox, in that order: the cgroup
+    /// first, while `cgroup.procs` is still reached from the supervisor's cgroup
+    /// namespace; the sandbox last, once nothing of the host is left to reach.
+    fn join(&self) -> Result<(), Errno> {
+        let devnull = self.app.devnull.as_raw_fd();
+        for fd in 0..3 {
+            launch_sys::dup_to(devnull, fd)?;
+        }
+        // Copies of the supervisor's descriptors must not live on here: an epoll
+        // registration lasts while any copy of its file is open, a pipe's reader
+        // sees end-of-file only when every copy of its writer is closed.
+        sys::close_all_except(self.keep);
+        // Default dispositions, and SIGTERM (kill_probe) and SIGCHLD (the command's
+        // end) blocked, to be taken in `supervise`.
+        launch_sys::reset_signals()?;
+        sys::block_only(&[libc::SIGTERM, libc::SIGCHLD])?;
+        for cgroup in &self.app.cgroups {
+            // "0" is the writer, the runner's only thread: no pid to format without
+            // allocating, and on v1 no global lock for the kernel to take.
+            launch_sys::write_all(cgroup.as_raw_fd(), b"0")?;
+        }
+        for (fd, flag) in &self.app.namespaces {
+            launch_sys::setns(fd.as_raw_fd(), *flag)?;
+        }
+        // Joining the mount namespace moved the root to the namespace's; this is the
+        // app's own root (the same after pivot_root, also right after a chroot or with
+        // a shared mount namespace).
+        launch_sys::fchdir(self.app.root.as_raw_fd())?;
+        launch_sys::chroot(c".")?;
+        // Nothing of the host stays open: from here on only the app's root is
+        // reachable, and what follows resolves paths the app controls.
+        sys::close_all_except(&[0, 1, 2]);
+        self.sandbox.become_app().map_err(|(_, e)| e)?;
+        // After the id changes, which clear it. If the supervisor died before, stop.
+        sys::set_parent_death_signal(libc::SIGKILL)?;
+        if sys::getppid() != self.supervisor {
+            return Err(Errno(libc::ESRCH));
+        }
+        // As the app's user, as its own process entered it.
+        launch_sys::chdir(&self.sandbox.workdir)?;
+        self.sandbox.confine().map_err(|(_, e)| e)
+    }
+
+    /// The command's life: tie it to the runner, a session of its own, clean signals,
+    /// exec.
+    fn command(&self, expected_parent: pid_t) -> ! {
+        // If the runner died before the parent-death signal was set, stop.
+        if sys::set_parent_death_signal(libc::SIGKILL).is_err()
+            || sys::getppid() != expected_parent
+            || sys::setsid().is_err()
+            || launch_sys::reset_signals().is_err()
+        {
+            launch_sys::exit(EXIT_SETUP);
+        }
+        let mut failure = EXIT_NOT_FOUND;
+        for candidate in &self.command.candidates {
+            match launch_sys::execve(candidate, self.argv, self.envp) {
+                Errno(libc::ENOENT | libc::ENOTDIR) => {}
+                Errno(libc::EACCES) => failure = EXIT_CANNOT_EXEC,
+                _ => launch_sys::exit(EXIT_CANNOT_EXEC),
+            }
+        }
+        launch_sys::exit(failure)
+    }
+}
+
+/// The runner waits for the command, or for [`kill_probe`](super::kill_probe)'s
+/// SIGTERM: the command's exit status, once it and its process group are gone.
+fn supervise(command: pid_t) -> c_int {
+    loop {
+        if let Ok(libc::SIGTERM) = sys::wait_signal(&[libc::SIGTERM, libc::SIGCHLD]) {
+            // The group, and the command itself in case it has no group yet (the
+            // signal came before its setsid).
+            let _ = sys::kill(-command, libc::SIGKILL);
+            let _ = sys::kill(command, libc::SIGKILL);
+        }
+        match sys::has_exited(command) {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(_) => return EXIT_SETUP,
+        }
+    }
+    // The command's zombie still holds its pid, so the group number names its group
+    // and nothing else: whatever it left running there goes too.
+    let _ = sys::kill(-command, libc::SIGKILL);
+    match sys::reap(command) {
+        Ok(status) => exit_code(status),
+        Err(_) => EXIT_SETUP,
+    }
+}
+
+/// A wait status as a shell reports it: the exit code, or 128 + the signal.
+fn exit_code(status: c_int) -> c_int {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        EXIT_SETUP
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::probe::EXIT_KILLED;
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(exit_code(3 << 8), 3);
+        assert_eq!(exit_code(libc::SIGKILL), EXIT_KILLED);
+        assert_eq!(exit_code(libc::SIGTERM), 143);
+    }
+
+    #[test]
+    fn arguments_carry_the_sandbox_environment_and_command() {
+        let sandbox = Sandbox {
+            uid: 7,
+            gid: 8,
+            groups: vec![],
+            caps: crate::caps::DEFAULT,
+            seccomp: None,
+            workdir: c"/".to_owned(),
+        };
+        let mut args: Vec<OsString> = ["1", "2", "-", "1", "/cg/procs"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        args.extend(sandbox.to_args().into_iter().map(OsString::from));
+        args.extend(["2", "A=1", "LD_PRELOAD=/x", "sh", "-c", "true"].map(OsString::from));
+        let job = Job::parse(&args).unwrap();
+        assert_eq!(job.sandbox, sandbox);
+        assert_eq!(job.env, ["A=1", "LD_PRELOAD=/x"]);
+        assert_eq!(job.argv, ["sh", "-c", "true"]);
+        assert_eq!(job.cgroup_procs, [PathBuf::from("/cg/procs")]);
+        args.truncate(8);
+        assert!(Job::parse(&args).is_none());
+    }
+}
