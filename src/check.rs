@@ -12,9 +12,15 @@ use crate::manifest::types::Digest;
 use crate::manifest::{self, Manifest, Problem, ProblemKind, Rule};
 
 /// Checks the manifests at `paths` (and, with `images`, every image's sha256), writes
-/// the report to `out` and returns whether everything was valid.
-pub fn check(paths: &[PathBuf], images: bool, out: &mut impl Write) -> io::Result<bool> {
-    let mut loaded = manifest::load(paths);
+/// the report to `out` and returns whether everything was valid. Bind mounts may not
+/// overlap the host paths of `reserved` (berth's own directories, `/proc`, `/sys`).
+pub fn check(
+    paths: &[PathBuf],
+    reserved: &manifest::Reserved,
+    images: bool,
+    out: &mut impl Write,
+) -> io::Result<bool> {
+    let mut loaded = manifest::load_with(paths, reserved);
     if images {
         let apps = std::mem::take(&mut loaded.apps);
         let mut hashed: BTreeMap<PathBuf, Result<Digest, String>> = BTreeMap::new();

@@ -90,6 +90,9 @@ impl Namespace {
 pub struct UserNamespace {
     pub uid_map: IdMap,
     pub gid_map: IdMap,
+    /// The maps may give the app the host's root (host id 0): refused unless set.
+    #[serde(default)]
+    pub allow_host_root: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -144,6 +147,9 @@ pub enum Mount {
         source: AbsPath,
         target: AbsPath,
         readonly: bool,
+        /// The source may be (or hold, or lie in) berth's own directories, `/proc`
+        /// or `/sys`: refused unless set.
+        allow_system_path: bool,
     },
     Tmpfs {
         target: AbsPath,
@@ -462,6 +468,8 @@ pub(super) struct RawMount {
     pub size: Option<Size>,
     #[serde(default)]
     pub readonly: bool,
+    #[serde(default)]
+    pub allow_system_path: bool,
 }
 
 #[derive(Debug, Deserialize)]

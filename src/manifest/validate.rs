@@ -166,6 +166,14 @@ fn check_user(raw: &RawManifest, namespaces: &[Namespace], found: &mut Vec<Findi
             Rule::UserNamespaceWithoutUser,
         )),
         (Some(userns), true) => {
+            for (key, map) in [("uid_map", &userns.uid_map), ("gid_map", &userns.gid_map)] {
+                if let Some(inside) = map.from_host(0).filter(|_| !userns.allow_host_root) {
+                    found.push((
+                        at!["user_namespace", key],
+                        Rule::UserNamespaceMapsHostRoot { map: key, inside },
+                    ));
+                }
+            }
             let user = raw.user.unwrap_or_default();
             if userns.uid_map.to_host(user.uid).is_none() {
                 found.push((
@@ -252,11 +260,15 @@ fn check_mounts(raw: &[RawMount], found: &mut Vec<Finding>) -> Option<Vec<Mount>
         if m.kind != MountType::Tmpfs && m.size.is_some() {
             field("size", false, found);
         }
+        if m.kind != MountType::Bind && m.allow_system_path {
+            field("allow_system_path", false, found);
+        }
         let mount = match m.kind {
             MountType::Bind => m.source.clone().map(|source| Mount::Bind {
                 source,
                 target: m.target.clone(),
                 readonly: m.readonly,
+                allow_system_path: m.allow_system_path,
             }),
             MountType::Tmpfs => {
                 if m.size.is_some_and(|s| s.bytes() == 0) {

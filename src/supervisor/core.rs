@@ -91,6 +91,7 @@ impl Supervisor {
                 log::error!("{name}: {e}");
             }
         }
+        super::appstate::prepare(&config)?;
         let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
         let launcher = Launcher::new(&config.state_dir, &config.run_dir);
         let mut sources = HashMap::new();
@@ -251,7 +252,8 @@ impl Supervisor {
     /// Re-reads the apps directory: starts new apps, stops removed ones, restarts
     /// changed ones; a manifest that is now broken leaves its running app alone.
     fn reload(&mut self) {
-        let loaded = manifest::load(std::slice::from_ref(&self.apps_dir));
+        let reserved = self.config.reserved(&self.apps_dir);
+        let loaded = manifest::load_with(std::slice::from_ref(&self.apps_dir), &reserved);
         for p in &loaded.problems {
             log::error!("{p}");
         }
@@ -420,9 +422,7 @@ impl Supervisor {
                 policy::format_ms(uptime)
             );
             match after {
-                AfterStop::Remove => {
-                    self.apps.remove(name);
-                }
+                AfterStop::Remove => self.forget(name),
                 // Restarted for failing its health check: a failure like any
                 // other, with backoff and the crash-loop limit.
                 AfterStop::Restart if for_health => {
@@ -545,9 +545,7 @@ impl Supervisor {
             None => {
                 self.cancel(name, Due::Backoff);
                 match after {
-                    AfterStop::Remove => {
-                        self.apps.remove(name);
-                    }
+                    AfterStop::Remove => self.forget(name),
                     AfterStop::Restart => {
                         self.set_state(name, State::Stopped);
                         self.start(name);
