@@ -1,8 +1,12 @@
-//! The seccomp filter on the real kernel, as root: each test forks a child that sets
+//! The seccomp filter on the real kernel, as root: most tests fork a child that sets
 //! no_new_privs, installs the filter and makes raw syscalls; the child encodes what it
 //! saw in its exit code and the parent names what went wrong. Root, so that an EPERM
 //! comes from the filter and not from missing privileges (umount2 of a missing path
 //! gives root ENOENT, not EPERM).
+//!
+//! The attack of issue 16 (item 6) goes through `berth run`: `tests/attack/seccomp.c`,
+//! built static here, runs as an app granted CAP_SYS_ADMIN and reports what each call
+//! did; the test compares its whole output.
 //!
 //! Never call reboot, kexec_load or swapoff here, even expecting EPERM: were the filter
 //! broken, a root test would take the machine down.
@@ -16,8 +20,14 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use berth::manifest::model::Seccomp;
-use berth::seccomp::{self, SeccompError};
+use berth::seccomp::bpf::{self, Policy};
+use berth::seccomp::{self, DEFAULT_POLICY, SeccompError};
+use common::TempDir;
+use common::berth_run::Berth;
 use libc::{c_long, sock_filter};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, fork};
@@ -170,6 +180,50 @@ const DEFAULT_CHECKS: [&str; 7] = [
     "clone(CLONE_NEWUSER) gives EPERM and clone(SIGCHLD) works",
 ];
 
+/// The argument rules and the table's end under the default profile, one bit per
+/// failure (see `ARGUMENT_CHECKS`; an exit code holds 7 bits beside SETUP_FAILED).
+fn argument_checks() -> i32 {
+    let mut bits = 0;
+    // SAFETY: integer arguments only; a socket that appears is closed at once.
+    let vsock = unsafe { libc::syscall(libc::SYS_socket, 40, libc::SOCK_STREAM, 0) };
+    if !fails_with(vsock, libc::EAFNOSUPPORT) {
+        if vsock >= 0 {
+            // SAFETY: closes the descriptor just returned, once.
+            unsafe { libc::close(vsock as i32) };
+        }
+        bits |= 1;
+    }
+    // SAFETY: integer arguments only; a socket that appears is closed at once.
+    let inet = unsafe { libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_STREAM, 0) };
+    if inet < 0 {
+        bits |= 2;
+    } else {
+        // SAFETY: closes the descriptor just returned, once.
+        unsafe { libc::close(inet as i32) };
+    }
+    // PER_BSD (6) is refused; the query (0xffffffff) changes nothing and works.
+    // SAFETY: integer arguments only.
+    let bsd = unsafe { libc::syscall(libc::SYS_personality, 6) };
+    // SAFETY: integer arguments only.
+    let query = unsafe { libc::syscall(libc::SYS_personality, 0xffff_ffff_u32 as c_long) };
+    if !fails_with(bsd, libc::EPERM) || query < 0 {
+        bits |= 4;
+    }
+    // SAFETY: a number no kernel has; no arguments are read.
+    if !fails_with(unsafe { libc::syscall(1000) }, libc::ENOSYS) {
+        bits |= 8;
+    }
+    bits
+}
+
+/// What each bit of `argument_checks` means when set.
+const ARGUMENT_CHECKS: [&str; 4] = [
+    "socket(AF_VSOCK) gives EAFNOSUPPORT",
+    "socket(AF_INET) works",
+    "personality(PER_BSD) gives EPERM and personality(0xffffffff) works",
+    "syscall 1000 gives ENOSYS",
+];
+
 #[test]
 fn default_profile_refuses_and_allows() {
     common::require_root("EPERM must come from the filter, not from missing privileges");
@@ -177,6 +231,144 @@ fn default_profile_refuses_and_allows() {
     let code = in_child(Some(&filter), default_checks);
     assert_eq!(
         failed(code, &DEFAULT_CHECKS),
+        Vec::<&str>::new(),
+        "exit code {code}"
+    );
+}
+
+/// `process_mrelease` (Linux 5.15): a syscall the kernel has, allowed by the
+/// default profile, and the same number on every target berth ships for.
+const PROCESS_MRELEASE: c_long = 448;
+
+/// `process_mrelease(-1, 0)`: EBADF from a kernel that has it.
+fn process_mrelease() -> (c_long, i32) {
+    // SAFETY: integer arguments only; pidfd -1 is refused before anything is done.
+    let rc = unsafe { libc::syscall(PROCESS_MRELEASE, -1, 0) };
+    (rc, errno())
+}
+
+#[test]
+fn a_number_past_the_table_gets_enosys_though_the_kernel_has_it() {
+    common::require_root("as the other tests");
+    // Without a filter the kernel answers: this proves it has the call.
+    let code = in_child(None, || {
+        i32::from(!fails_with(process_mrelease().0, libc::EBADF))
+    });
+    assert_eq!(
+        code, 0,
+        "process_mrelease(-1, 0) did not give EBADF: the kernel is older than 5.15 and \
+         this test needs one that has the call"
+    );
+    // The default table, ending just below it: the filter answers ENOSYS, as it will
+    // for any syscall a newer kernel adds past berth's table.
+    let mut known = DEFAULT_POLICY.known.to_vec();
+    let last = known.pop().unwrap();
+    known.push(*last.start()..=(PROCESS_MRELEASE as u32 - 1));
+    let filter = bpf::program(&Policy {
+        known: &known,
+        ..DEFAULT_POLICY
+    })
+    .unwrap();
+    let code = in_child(Some(&filter), || {
+        let (rc, err) = process_mrelease();
+        if rc == -1 && err == libc::ENOSYS {
+            0
+        } else {
+            1
+        }
+    });
+    assert_eq!(
+        failed(
+            code,
+            &["process_mrelease gives ENOSYS past a table that ends at 447"]
+        ),
+        Vec::<&str>::new(),
+        "exit code {code}"
+    );
+}
+
+/// The source of the attack program.
+fn attack_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attack/seccomp.c")
+}
+
+/// Builds `tests/attack/seccomp.c` static into `dir/seccomp`, as the probe is built.
+fn build_attack(dir: &Path) -> PathBuf {
+    let binary = dir.join("seccomp");
+    let output = Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Werror", "-o"])
+        .arg(&binary)
+        .arg(attack_source())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run gcc ({e}): this test needs gcc and libc6-dev"));
+    assert!(
+        output.status.success(),
+        "gcc -static failed to build {} ({}): this test needs gcc and libc6-dev\n{}",
+        attack_source().display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    binary
+}
+
+/// What the attack program prints under the default profile, line by line.
+fn expected_attack_output() -> Vec<&'static str> {
+    let mut lines = vec![
+        "CAP_SYS_ADMIN effective: yes",
+        // Refused with the mount API: the clone of /proc/sys is never made.
+        "open_tree_attr(/proc/sys, clear RDONLY): EPERM",
+        "open_tree(/proc/sys): EPERM",
+        // Past the table berth knows.
+        "syscall 470 (listns): ENOSYS",
+        "syscall 1000: ENOSYS",
+    ];
+    if cfg!(target_arch = "x86_64") {
+        lines.push("x32 getpid: ENOSYS");
+    }
+    lines.extend([
+        "socket(AF_VSOCK): EAFNOSUPPORT",
+        "socket(AF_ALG): EAFNOSUPPORT",
+        "socketpair(AF_VSOCK): EAFNOSUPPORT",
+        "socket(AF_INET): ok",
+        "socket(AF_UNIX): ok",
+        "personality(0xffffffff): ok",
+        "personality(PER_LINUX): ok",
+        "personality(PER_BSD): EPERM",
+        "personality(READ_IMPLIES_EXEC): EPERM",
+        "personality(ADDR_NO_RANDOMIZE): EPERM",
+    ]);
+    lines
+}
+
+#[test]
+fn an_app_with_sys_admin_cannot_clone_proc_sys_nor_reach_new_calls_vsock_or_personalities() {
+    let bin = TempDir::new("seccomp-attack-bin");
+    build_attack(bin.path());
+    let app = format!(
+        "command: [/attack/seccomp]\n\
+         mounts: [{{ type: bind, source: {}, target: /attack, readonly: true }}]\n\
+         capabilities: {{ add: [SYS_ADMIN] }}\n\
+         restart: {{ policy: never }}\n",
+        bin.path().display()
+    );
+    let mut b = Berth::start("seccomp-attack", &[("attack", &app)]);
+    b.expect("attack exited with status 0", 20);
+    assert_eq!(b.stop(20), 0, "berth's exit code");
+    let log = b.log("attack");
+    let printed: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once(" stdout ").map(|(_, text)| text))
+        .collect();
+    assert_eq!(printed, expected_attack_output(), "the app's log:\n{log}");
+}
+
+#[test]
+fn default_profile_checks_arguments_and_the_end_of_the_table() {
+    common::require_root("as the other tests");
+    let filter = seccomp::filter(Seccomp::Default).unwrap();
+    let code = in_child(Some(&filter), argument_checks);
+    assert_eq!(
+        failed(code, &ARGUMENT_CHECKS),
         Vec::<&str>::new(),
         "exit code {code}"
     );
