@@ -36,7 +36,14 @@ pub struct Config {
     pub app_logs_to_console: bool,
     /// Limits and permissions for unpacking images.
     pub images: Limits,
+    /// The pids limit of every app whose manifest sets no `resources.pids`, so a fork
+    /// bomb in one app cannot take the host's pids.
+    pub default_pids: Count,
 }
+
+/// [`Config::default_pids`] unless berth.yaml says otherwise: more than any app on
+/// a board runs, far below the kernel's `pid_max` (32768 at least).
+pub const DEFAULT_PIDS: Count = Count::at_least_one(1024);
 
 impl Config {
     /// The host paths no bind mount may overlap unless it says so: `/proc`, `/sys`
@@ -66,6 +73,7 @@ impl Default for Config {
             kmsg: false,
             app_logs_to_console: false,
             images: Limits::default(),
+            default_pids: DEFAULT_PIDS,
         }
     }
 }
@@ -257,6 +265,7 @@ struct RawConfig {
     kmsg: Option<bool>,
     app_logs_to_console: Option<bool>,
     images: Option<RawImages>,
+    default_pids: Option<Count>,
 }
 
 /// Reads the settings at `path`. A missing file means the defaults, unless the user
@@ -303,6 +312,7 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
         kmsg: raw.kmsg.unwrap_or(d.kmsg),
         app_logs_to_console: raw.app_logs_to_console.unwrap_or(d.app_logs_to_console),
         images: raw.images.map_or(d.images, RawImages::limits),
+        default_pids: raw.default_pids.unwrap_or(d.default_pids),
     })
 }
 
@@ -346,7 +356,8 @@ mod tests {
             &d,
             "apps_dir: apps\nstate_dir: /data/berth\nrun_dir: /run/b\nlog_dir: logs\ncgroup_root: fw/berth\n\
              bridge: { name: br-apps, subnet: 192.168.7.0/24 }\nhostname: gw-0017\non_panic: halt\n\
-             cgroup: v1\nkmsg: true\napp_logs_to_console: true\nimages: { max_size: 512M, max_entries: 5000, allow_devices: true }\n",
+             cgroup: v1\nkmsg: true\napp_logs_to_console: true\nimages: { max_size: 512M, max_entries: 5000, allow_devices: true }\n\
+             default_pids: 200\n",
         );
         let c = load(&p, true).unwrap();
         assert_eq!(c.apps_dir, d.join("apps"));
@@ -363,6 +374,8 @@ mod tests {
         assert_eq!(c.images.max_size.bytes(), 512 << 20);
         assert_eq!(c.images.max_entries, 5000);
         assert!(c.images.allow_devices && !c.images.allow_setuid);
+        assert_eq!(c.default_pids.get(), 200);
+        assert_eq!(Config::default().default_pids.get(), 1024);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -408,6 +421,7 @@ mod tests {
         for (text, kind) in [
             ("on_panic: explode\n", YamlKind::InvalidValue),
             ("cgroup_root: ../x\n", YamlKind::InvalidValue),
+            ("default_pids: 0\n", YamlKind::InvalidValue),
             ("run_dir: a\nrun_dir: b\n", YamlKind::DuplicateKey),
         ] {
             let p = write(&d, text);

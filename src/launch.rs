@@ -17,6 +17,7 @@
 
 pub mod channel;
 pub mod child;
+pub mod devices;
 mod host;
 pub use host::{ORIGIN_FILE, origin};
 pub mod plan;

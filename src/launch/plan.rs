@@ -230,9 +230,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         data: Some(c("mode=755,size=65536k,nr_inodes=4096")?),
         fallback: None,
     });
-    for dev in DEVICES {
-        ops.push(device(app, &format!("/dev/{dev}"), user_ns)?);
-    }
+    ops.extend(super::devices::standard_ops(app, user_ns)?);
     // devpts: its own instance; `gid=5` (tty) only outside a user namespace, where
     // gid 5 may not be mapped.
     let pts = if user_ns {
@@ -274,9 +272,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
             to,
         });
     }
-    for path in &manifest.devices {
-        ops.push(device(app, path.as_str(), user_ns)?);
-    }
+    ops.extend(super::devices::ops(app, &manifest.devices, user_ns)?);
     ops.push(Op::Fs {
         fstype: c"sysfs",
         target: c("sys")?,
@@ -346,40 +342,6 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         });
     }
     Ok(ops)
-}
-
-/// The host device (or directory of devices) at `path`, for the app's `/dev`: a node
-/// made with the host's mode and device number, or, in a user namespace (where mknod
-/// is refused) and for directories, a bind mount.
-fn device(app: &str, path: &str, user_ns: bool) -> Result<Op, String> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{app}: device {path} does not exist on this host"),
-        _ => format!("{app}: device {path} on this host: {e}"),
-    })?;
-    let kind = meta.file_type();
-    let is_node = kind.is_char_device() || kind.is_block_device();
-    if !is_node && !meta.is_dir() {
-        return Err(format!(
-            "{app}: device {path} is not a device node on this host"
-        ));
-    }
-    let target = path.trim_start_matches('/');
-    if user_ns || !is_node {
-        return Ok(Op::Bind {
-            source: c(path)?,
-            target: c(target)?,
-            kind: if is_node { Kind::File } else { Kind::Dir },
-            flags: libc::MS_NOSUID | libc::MS_NOEXEC,
-        });
-    }
-    let (dir, name) = target.rsplit_once('/').unwrap_or(("", target));
-    Ok(Op::Node {
-        dir: c(dir)?,
-        name: c(name)?,
-        mode: meta.mode(),
-        rdev: meta.rdev(),
-    })
 }
 
 /// The exec candidates, argv and environment as C strings.

@@ -136,6 +136,7 @@ pub enum Rule {
         target: String,
     },
     DuplicateDevice(String),
+    DeviceNotUnderDev(String),
     DuplicateNamespace(&'static str),
     MountNamespaceRequired,
     NetNamespace {
@@ -251,6 +252,10 @@ impl fmt::Display for Rule {
                 )
             }
             DuplicateDevice(d) => write!(f, "device {d} is listed twice"),
+            DeviceNotUnderDev(d) => write!(
+                f,
+                "device {d} is not under /dev: only character and block device nodes (or a directory of them) under /dev can be given to an app"
+            ),
             DuplicateNamespace(ns) => write!(f, "namespace {ns} is listed twice"),
             MountNamespaceRequired => {
                 write!(

@@ -127,6 +127,10 @@ impl Count {
     pub const fn get(self) -> u32 {
         self.0
     }
+    /// `n` as a count, 0 raised to 1 (for defaults written in the code).
+    pub const fn at_least_one(n: u32) -> Count {
+        Count(if n == 0 { 1 } else { n })
+    }
 }
 
 impl std::str::FromStr for Count {

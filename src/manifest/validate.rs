@@ -38,6 +38,11 @@ pub fn validate(raw: RawManifest, file: &Path) -> Result<Manifest, Vec<Finding>>
     check_resources(&raw, &mut found);
     let mounts = check_mounts(&raw.mounts, &mut found);
     for (i, dev) in raw.devices.iter().enumerate() {
+        // A host path the app gets: anything outside /dev (a bind of /proc, say) is an
+        // escape; launch checks again where the path resolves to.
+        if !dev.as_str().starts_with("/dev/") {
+            found.push((at!["devices", i], Rule::DeviceNotUnderDev(dev.to_string())));
+        }
         if raw.devices.iter().take(i).any(|d| d == dev) {
             found.push((at!["devices", i], Rule::DuplicateDevice(dev.to_string())));
         }

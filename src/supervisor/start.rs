@@ -62,7 +62,15 @@ impl Supervisor {
                 }
             }
         }
-        let mut group = cgroup::create(&*self.cgroups, name, &m.resources)
+        // The manifest's devices as the host has them now; the launch resolves them
+        // again for the app's /dev, and a node that changed meanwhile finds no rule.
+        let nodes = crate::launch::devices::resolve(name, &m.devices)?;
+        let confinement = cgroup::Confinement {
+            resources: &m.resources,
+            devices: &crate::launch::devices::rules(&nodes),
+            default_pids: Some(self.config.default_pids),
+        };
+        let mut group = cgroup::create_confined(&*self.cgroups, name, &confinement)
             .map_err(|e| format!("{name}: {e}"))?;
         let oom = match group.oom_watch() {
             Ok(w) => Some(w),
