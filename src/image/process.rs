@@ -68,6 +68,7 @@ pub fn resolve(
         }
         (None, _) => (0, 0),
     };
+    refuse_proc(app.as_str(), &argv, &env, &workdir)?;
     Ok(Process {
         argv,
         env,
@@ -75,6 +76,53 @@ pub fn resolve(
         uid,
         gid,
     })
+}
+
+/// Refuses a workdir or program under `/proc` (`/proc/self/fd/N`, `/proc/1/root`,
+/// or a `PATH` entry there): such a path can lead out of the app's root through a
+/// descriptor or a process of the host (CVE-2024-21626), and no app needs one.
+fn refuse_proc(app: &str, argv: &[String], env: &[String], workdir: &str) -> Result<(), String> {
+    let refuse = |what: &str, path: &str| {
+        Err(format!(
+            "{app}: {what} {path:?} is under /proc, which berth refuses from images and manifests"
+        ))
+    };
+    if under_proc(workdir, "/") {
+        return refuse("workdir", workdir);
+    }
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    if program.contains('/') {
+        if under_proc(program, workdir) {
+            return refuse("program", program);
+        }
+        return Ok(());
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    match path.split(':').find(|dir| under_proc(dir, workdir)) {
+        Some(dir) => refuse("PATH entry", dir),
+        None => Ok(()),
+    }
+}
+
+/// Whether `path` (absolute, or relative to `cwd`) is `/proc` or below, its `.` and
+/// `..` read as the kernel would without symlinks.
+pub fn under_proc(path: &str, cwd: &str) -> bool {
+    let mut parts: Vec<&str> = Vec::new();
+    let start = if path.starts_with('/') { "" } else { cwd };
+    for part in start.split('/').chain(path.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    parts.first() == Some(&"proc")
 }
 
 /// Sets `NAME=value`, replacing an earlier value of the same name in place.
@@ -283,6 +331,55 @@ mod tests {
             ]
         );
         assert_eq!((p.workdir.as_str(), p.uid, p.gid), ("/data", 1000, 1001));
+    }
+
+    #[test]
+    fn paths_through_proc_are_refused() {
+        let root = Root::new("proc");
+        let image = |workdir: &str, entrypoint: &str| ImageDefaults {
+            entrypoint: vec![entrypoint.into()],
+            workdir: Some(workdir.into()),
+            user: None,
+            ..image()
+        };
+        let none = manifest("");
+        let err = |m: &Manifest, i: &ImageDefaults| resolve(m, i, &root.0).err();
+        assert_eq!(
+            err(&none, &image("/proc/self/fd/7", "/bin/server")),
+            Some("web: workdir \"/proc/self/fd/7\" is under /proc, which berth refuses from images and manifests".into())
+        );
+        assert_eq!(
+            err(&none, &image("/srv/../../proc/1/cwd", "/bin/server")),
+            Some("web: workdir \"/srv/../../proc/1/cwd\" is under /proc, which berth refuses from images and manifests".into())
+        );
+        assert_eq!(
+            err(&none, &image("/", "/proc/self/fd/3")),
+            Some("web: program \"/proc/self/fd/3\" is under /proc, which berth refuses from images and manifests".into())
+        );
+        assert_eq!(
+            err(&none, &image("/", "../proc/self/exe")),
+            Some("web: program \"../proc/self/exe\" is under /proc, which berth refuses from images and manifests".into())
+        );
+        assert_eq!(
+            err(&manifest("workdir: /proc/self/fd/5\n"), &image("/", "/bin/server")),
+            Some("web: workdir \"/proc/self/fd/5\" is under /proc, which berth refuses from images and manifests".into())
+        );
+        assert_eq!(
+            err(&manifest("command: [sh]\nenv: { PATH: \"/bin:/proc/self/fd\" }\n"), &image("/", "x")),
+            Some("web: PATH entry \"/proc/self/fd\" is under /proc, which berth refuses from images and manifests".into())
+        );
+        // Names that only look alike are fine.
+        for (workdir, program) in [
+            ("/procs", "/bin/server"),
+            ("/srv/proc", "proc/x"),
+            ("/", "/bin/proc"),
+        ] {
+            assert_eq!(
+                err(&none, &image(workdir, program)),
+                None,
+                "{workdir} {program}"
+            );
+        }
     }
 
     #[test]

@@ -93,6 +93,13 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     sys::dup_to(stdin, 0).at(Step::Stdio)?;
     sys::dup_to(stdout, 1).at(Step::Stdio)?;
     sys::dup_to(stderr, 2).at(Step::Stdio)?;
+    //    Then every descriptor of the supervisor's is closed but what the setup
+    //    still needs (the channel, the reaper program, the idmapped image until it
+    //    is attached): from here on the child opens paths the image controls, and a
+    //    cgroup or directory descriptor of the host (clone3's cgroup among them)
+    //    would be a way out of the new root (CVE-2024-21626).
+    let mut keep = [0, 1, 2, i.channel, i.reaper.map_or(-1, |(fd, _)| fd), lower];
+    sys::close_except(&mut keep);
     if plan.user_ns {
         // Become the namespace's root: until now this process kept the host ids it
         // was cloned with (which the new namespace does not map), so what it creates
@@ -145,22 +152,11 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     //    same one every exec probe enters (see `sandbox`).
     plan.sandbox.become_app()?;
     // 7. The working directory, as the app's user (so a directory it may not enter
-    //    is refused here, as the kernel would refuse the app). The check afterwards
-    //    makes sure the directory is inside the new root: a descriptor of the host
-    //    leaked into the child could otherwise leave it outside (CVE-2024-21626).
-    sys::chdir(&plan.workdir).at(Step::Workdir)?;
-    let mut cwd = [0u8; 256];
-    match sys::getcwd(&mut cwd) {
-        Ok(_) if cwd.first() == Some(&b'/') => {}
-        Ok(_) | Err(Errno(libc::ERANGE)) => {
-            // A path longer than the buffer is fine; one not starting with '/' is
-            // "(unreachable)/...".
-            if cwd.first() != Some(&b'/') && cwd.first() != Some(&0) {
-                return Err((Step::Workdir, Errno(libc::ENOENT)));
-            }
-        }
-        Err(e) => return Err((Step::Workdir, e)),
-    }
+    //    is refused here, as the kernel would refuse the app), opened inside the
+    //    new root with no magic link followed, then `getcwd` checks the kernel sees
+    //    it inside: a `/proc/self/fd/N` of a host descriptor would otherwise leave
+    //    the app outside its root (CVE-2024-21626).
+    rootfs::enter_workdir(&plan.workdir, i.openat2).at(Step::Workdir)?;
     // 8. No descriptor but 0, 1, 2 reaches the app. Close-on-exec rather than close,
     //    so the channel stays open until the exec itself succeeds.
     sys::cloexec_from(3).at(Step::CloseFds)?;

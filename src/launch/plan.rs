@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use libc::{c_char, c_int};
 
 use super::rootfs::{DATA_FLAGS, Kind, Op};
+use super::sys;
 use super::sandbox::Sandbox;
 use crate::caps::CapSet;
 use crate::image::ImageDefaults;
@@ -15,6 +16,8 @@ use crate::image::process::{self, Process};
 use crate::manifest::Manifest;
 use crate::manifest::model::{Mount, Namespace};
 use crate::manifest::types::NetworkMode;
+
+mod system;
 
 /// Where a launch keeps its files on the host.
 #[derive(Debug, Clone)]
@@ -58,28 +61,7 @@ impl Dirs {
 /// The generated `/etc` files, bound over the image's.
 pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
-/// runc's masked paths: hidden behind `/dev/null` or an empty tmpfs.
-pub const MASKED: [&str; 10] = [
-    "proc/acpi",
-    "proc/asound",
-    "proc/kcore",
-    "proc/keys",
-    "proc/latency_stats",
-    "proc/timer_list",
-    "proc/timer_stats",
-    "proc/sched_debug",
-    "proc/scsi",
-    "sys/firmware",
-];
-
-/// runc's read-only paths.
-pub const READ_ONLY: [&str; 5] = [
-    "proc/bus",
-    "proc/fs",
-    "proc/irq",
-    "proc/sys",
-    "proc/sysrq-trigger",
-];
+pub use system::{MASKED_PROC, MASKED_SYS, READ_ONLY_PROC};
 
 /// The device nodes every app gets, bound from the host's `/dev`.
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -129,6 +111,7 @@ pub fn build(
 ) -> Result<Plan, String> {
     let app = manifest.name.as_str().to_owned();
     let process = process::resolve(manifest, defaults, image_root)?;
+    system::check_mount_points(&app, image_root, &dirs.upper())?;
     let has = |ns: Namespace| manifest.namespaces.contains(&ns);
     let flags = [
         (Namespace::Pid, libc::CLONE_NEWPID),
@@ -216,12 +199,21 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         flags: nosuid_nodev_noexec,
         data: None,
         fallback: None,
+        system: true,
     }];
-    for path in MASKED.iter().filter(|p| p.starts_with("proc/")) {
-        ops.push(Op::Mask { target: c(path)? });
+    for path in MASKED_PROC {
+        ops.push(Op::Mask {
+            fs: c"proc",
+            magic: sys::PROC_SUPER_MAGIC,
+            path: c(path)?,
+        });
     }
-    for path in READ_ONLY {
-        ops.push(Op::ReadOnly { target: c(path)? });
+    for path in READ_ONLY_PROC {
+        ops.push(Op::ReadOnly {
+            fs: c"proc",
+            magic: sys::PROC_SUPER_MAGIC,
+            path: c(path)?,
+        });
     }
     ops.push(Op::Fs {
         fstype: c"tmpfs",
@@ -229,6 +221,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         flags: libc::MS_NOSUID | libc::MS_NOEXEC,
         data: Some(c("mode=755,size=65536k,nr_inodes=4096")?),
         fallback: None,
+        system: true,
     });
     ops.extend(super::devices::standard_ops(app, user_ns)?);
     // devpts: its own instance; `gid=5` (tty) only outside a user namespace, where
@@ -244,6 +237,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         flags: libc::MS_NOSUID | libc::MS_NOEXEC,
         data: Some(c(pts)?),
         fallback: None,
+        system: true,
     });
     ops.push(Op::Fs {
         fstype: c"tmpfs",
@@ -251,6 +245,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         flags: nosuid_nodev_noexec,
         data: Some(c("mode=1777,size=65536k")?),
         fallback: None,
+        system: true,
     });
     ops.push(Op::Fs {
         fstype: c"mqueue",
@@ -258,6 +253,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         flags: nosuid_nodev_noexec,
         data: None,
         fallback: Some(c"/dev/mqueue"),
+        system: true,
     });
     for (name, to) in [
         ("ptmx", c"pts/ptmx"),
@@ -279,17 +275,31 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         flags: nosuid_nodev_noexec | libc::MS_RDONLY,
         data: None,
         fallback: Some(c"/sys"),
+        system: true,
     });
-    ops.push(Op::Mask {
-        target: c("sys/firmware")?,
-    });
-    // Plain files: nosuid and nodev would mean nothing on them, so no remount.
+    let thermal = system::thermal_throttle(Path::new("/sys"));
+    for path in MASKED_SYS.iter().copied().chain(thermal.iter().map(String::as_str)) {
+        ops.push(Op::Mask {
+            fs: c"sys",
+            magic: sys::SYSFS_MAGIC,
+            path: c(path)?,
+        });
+    }
+    // The generated files live in berth's run directory, on the host: never a way
+    // to run or open anything (nosuid, nodev, noexec), and read-only when the root
+    // is, so the app cannot fill the host's run directory through them either.
+    let etc_flags = nosuid_nodev_noexec
+        | if manifest.readonly_rootfs {
+            libc::MS_RDONLY
+        } else {
+            0
+        };
     for file in ETC_FILES {
         ops.push(Op::Bind {
             source: c(text(&dirs.etc().join(file))?)?,
             target: c(&format!("etc/{file}"))?,
             kind: Kind::File,
-            flags: 0,
+            flags: etc_flags,
         });
     }
     for mount in &manifest.mounts {
@@ -338,6 +348,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
                     None => "mode=1777".to_owned(),
                 })?),
                 fallback: None,
+                system: false,
             },
         });
     }

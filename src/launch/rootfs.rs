@@ -6,12 +6,13 @@
 //! can be bound in), then enters it with `pivot_root`.
 //!
 //! Targets are resolved *inside* the new root, never by joining strings: an image may
-//! hold symlinks such as `etc/hosts -> /etc/shadow-of-the-host`. With `openat2`
-//! (Linux 5.6) a target is opened with `RESOLVE_IN_ROOT`, so a symlink is followed as
-//! if the new root were `/`; on older kernels the walk refuses symlinks in a target
-//! path. Missing directories are created one component at a time, from an already
-//! resolved parent. Each mount then goes onto `/proc/self/fd/N` of the opened target,
-//! so what is mounted over is exactly what was resolved.
+//! hold symlinks such as `etc/hosts -> /etc/shadow-of-the-host` (see [`resolve`] for
+//! the three ways a target is opened). Each mount then goes onto `/proc/self/fd/N` of
+//! the opened target, so what is mounted over is exactly what was resolved; after a
+//! filesystem is mounted, the mount is opened again and its magic number checked, so
+//! its masks are applied inside the filesystem berth mounted and nowhere else.
+
+mod resolve;
 
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
@@ -19,6 +20,7 @@ use std::os::fd::RawFd;
 use libc::c_ulong;
 
 use super::sys::{self, Errno, SysResult};
+use resolve::Target;
 
 /// What kind of file a mount target is, when it must be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,26 +35,41 @@ pub enum Op {
     /// A filesystem of type `fstype` at `target`. When the kernel refuses it with
     /// EPERM (a user namespace that does not own the matching namespace, e.g. sysfs
     /// with the host's network), `fallback` (a host path) is bound read-only instead.
+    /// A `system` target (`/proc`, `/sys`, `/dev` and the mounts below `/dev`) must be
+    /// a real directory, reached without following any symlink. Once mounted, the
+    /// filesystem's magic number is checked.
     Fs {
         fstype: &'static CStr,
         target: CString,
         flags: c_ulong,
         data: Option<CString>,
         fallback: Option<&'static CStr>,
+        system: bool,
     },
-    /// The host path `source` bound at `target` (recursively), then remounted with
-    /// `flags` (`MS_RDONLY`, `MS_NOSUID`, ...) when there are any.
+    /// The host path `source` bound at `target` (recursively), then given `flags`
+    /// (`MS_RDONLY`, `MS_NOSUID`, ...) when there are any, on every mount below too
+    /// (Linux 5.12; see `bind` for older kernels).
     Bind {
         source: CString,
         target: CString,
         kind: Kind,
         flags: c_ulong,
     },
-    /// `/dev/null` over a file, or an empty read-only tmpfs over a directory, where the
-    /// target exists (runc's masked paths).
-    Mask { target: CString },
-    /// The target, where it exists, bound onto itself read-only.
-    ReadOnly { target: CString },
+    /// Inside the filesystem mounted at the system target `fs` (which must have the
+    /// magic number `magic`), `/dev/null` over the file `path`, or an empty read-only
+    /// tmpfs over the directory (runc's masked paths). A path the kernel's filesystem
+    /// does not have is skipped; any other failure fails the launch.
+    Mask {
+        fs: &'static CStr,
+        magic: u32,
+        path: CString,
+    },
+    /// As [`Op::Mask`], the path bound onto itself read-only (runc's read-only paths).
+    ReadOnly {
+        fs: &'static CStr,
+        magic: u32,
+        path: CString,
+    },
     /// A device node `dir/name` (mode with the file type, and device number), made
     /// with `mknod` (outside a user namespace, where nodes may be created; cheaper than
     /// a bind mount, and gone with the tmpfs).
@@ -81,8 +98,10 @@ impl Op {
             Op::Bind { source, target, .. } => {
                 format!("bind {} on {}", source.to_string_lossy(), shown(target))
             }
-            Op::Mask { target } => format!("mask {}", shown(target)),
-            Op::ReadOnly { target } => format!("make {} read-only", shown(target)),
+            Op::Mask { fs, path, .. } => format!("mask {}/{}", shown(fs), path.to_string_lossy()),
+            Op::ReadOnly { fs, path, .. } => {
+                format!("make {}/{} read-only", shown(fs), path.to_string_lossy())
+            }
             Op::Node { dir, name, .. } => {
                 format!("mknod {}/{}", shown(dir), name.to_string_lossy())
             }
@@ -109,17 +128,37 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
             flags,
             data,
             fallback,
+            system,
         } => {
-            let fd = Target::create(root, target, Kind::Dir, openat2)?;
-            let at = sys::fd_path(fd.0, &mut path);
-            match sys::mount(Some(fstype), at, Some(fstype), *flags, data.as_deref()) {
-                Err(Errno(libc::EPERM)) if fallback.is_some() => {
-                    let source = fallback.unwrap_or(c"/");
-                    sys::mount(Some(source), at, None, libc::MS_BIND | libc::MS_REC, None)?;
-                    drop(fd);
-                    remount(root, target, libc::MS_RDONLY | *flags, openat2)
+            let open = |create: bool| -> SysResult<Target> {
+                if *system {
+                    Target::strict(root, target, create, openat2)
+                } else if create {
+                    Target::create(root, target, Kind::Dir, openat2)
+                } else {
+                    Target::open(root, target, openat2)?.ok_or(Errno(libc::ENOENT))
                 }
-                other => other,
+            };
+            let fd = open(true)?;
+            let at = sys::fd_path(fd.0, &mut path);
+            let fell_back =
+                match sys::mount(Some(fstype), at, Some(fstype), *flags, data.as_deref()) {
+                    Err(Errno(libc::EPERM)) if fallback.is_some() => {
+                        let source = fallback.unwrap_or(c"/");
+                        bind(fd, source, libc::MS_RDONLY | *flags, || open(false))?;
+                        true
+                    }
+                    other => {
+                        other?;
+                        false
+                    }
+                };
+            // What is on top of the target now must be the filesystem asked for: its
+            // masks are applied inside it. A fallback bind is checked where masks
+            // follow (sysfs); the host's /dev/mqueue may be a plain directory.
+            match magic(fstype) {
+                Some(magic) if !fell_back || *fstype == c"sysfs" => open(false)?.expect_fs(magic),
+                _ => Ok(()),
             }
         }
         Op::Bind {
@@ -129,20 +168,20 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
             flags,
         } => {
             let fd = Target::create(root, target, *kind, openat2)?;
-            let at = sys::fd_path(fd.0, &mut path);
-            sys::mount(Some(source), at, None, libc::MS_BIND | libc::MS_REC, None)?;
-            drop(fd);
-            if *flags == 0 {
-                return Ok(());
-            }
-            remount(root, target, *flags, openat2)
+            bind(fd, source, *flags, || {
+                Target::open(root, target, openat2)?.ok_or(Errno(libc::ENOENT))
+            })
         }
-        Op::Mask { target } => {
-            let Some(fd) = Target::open(root, target, openat2)? else {
+        Op::Mask {
+            fs,
+            magic,
+            path: inner,
+        } => {
+            let Some(t) = inside(root, fs, *magic, inner, openat2)? else {
                 return Ok(());
             };
-            let at = sys::fd_path(fd.0, &mut path);
-            if fd.is_dir()? {
+            let at = sys::fd_path(t.0, &mut path);
+            if t.is_dir()? {
                 sys::mount(
                     Some(c"tmpfs"),
                     at,
@@ -151,22 +190,25 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
                     Some(c"size=0,mode=0555"),
                 )
             } else {
-                sys::mount(Some(c"/dev/null"), at, None, libc::MS_BIND, None)
+                let null = dev_null()?;
+                let mut source = [0u8; 32];
+                let source = sys::fd_path(null.0, &mut source);
+                sys::mount(Some(source), at, None, libc::MS_BIND, None)
             }
         }
-        Op::ReadOnly { target } => {
-            let Some(fd) = Target::open(root, target, openat2)? else {
+        Op::ReadOnly {
+            fs,
+            magic,
+            path: inner,
+        } => {
+            let Some(t) = inside(root, fs, *magic, inner, openat2)? else {
                 return Ok(());
             };
-            let at = sys::fd_path(fd.0, &mut path);
+            let at = sys::fd_path(t.0, &mut path);
             sys::mount(Some(at), at, None, libc::MS_BIND | libc::MS_REC, None)?;
-            drop(fd);
-            remount(
-                root,
-                target,
-                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
-                openat2,
-            )
+            drop(t);
+            let top = inside(root, fs, *magic, inner, openat2)?.ok_or(Errno(libc::ENOENT))?;
+            restrict(&top, libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV)
         }
         Op::Node {
             dir,
@@ -174,7 +216,7 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
             mode,
             rdev,
         } => {
-            let fd = Target::create(root, dir, Kind::Dir, openat2)?;
+            let fd = Target::strict(root, dir, true, openat2)?;
             // SAFETY: `name` is NUL-terminated and borrowed for the call.
             let ret = unsafe { libc::mknodat(fd.0, name.as_ptr(), *mode, *rdev) };
             if ret < 0 {
@@ -186,7 +228,7 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
             if ret < 0 { Err(sys::errno()) } else { Ok(()) }
         }
         Op::Symlink { dir, name, to } => {
-            let fd = Target::create(root, dir, Kind::Dir, openat2)?;
+            let fd = Target::strict(root, dir, true, openat2)?;
             match sys::symlinkat(to, fd.0, name) {
                 Err(Errno(libc::EEXIST)) => Ok(()),
                 other => other,
@@ -195,12 +237,103 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
     }
 }
 
-/// Remounts the mount now on top of `target` with `flags`, keeping the flags the
-/// kernel locks in a user namespace (a remount that would clear `nosuid`, `nodev`,
+/// The magic number a mount of `fstype` must have.
+fn magic(fstype: &CStr) -> Option<u32> {
+    Some(match fstype.to_bytes() {
+        b"proc" => sys::PROC_SUPER_MAGIC,
+        b"sysfs" => sys::SYSFS_MAGIC,
+        b"tmpfs" => sys::TMPFS_MAGIC,
+        b"devpts" => sys::DEVPTS_SUPER_MAGIC,
+        b"mqueue" => sys::MQUEUE_MAGIC,
+        _ => return None,
+    })
+}
+
+/// Opens `inner` inside the filesystem mounted at the system target `fs`, checking
+/// that both are on a filesystem of magic number `magic`; `None` when the
+/// filesystem has no such path. Skipping is right only there: procfs and sysfs
+/// have what this kernel has (no `/proc/kcore` without CONFIG_PROC_KCORE, no
+/// powercap without its driver), and a path they lack cannot be read either.
+fn inside(
+    root: RawFd,
+    fs: &CStr,
+    magic: u32,
+    inner: &CStr,
+    openat2: bool,
+) -> SysResult<Option<Target>> {
+    let top = Target::strict(root, fs, false, openat2)?;
+    top.expect_fs(magic)?;
+    match Target::beneath(top.0, inner, openat2) {
+        Ok(t) => {
+            t.expect_fs(magic)?;
+            Ok(Some(t))
+        }
+        Err(Errno(libc::ENOENT)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The host's `/dev/null`, checked to be the null device (char 1:3) before it is
+/// bound over a masked file (runc's CVE-2025-31133 fix checks the same).
+fn dev_null() -> SysResult<Target> {
+    let null = Target(sys::openat(libc::AT_FDCWD, c"/dev/null", libc::O_PATH, 0)?);
+    match sys::kind_of(null.0)? {
+        (libc::S_IFCHR, rdev) if rdev == libc::makedev(1, 3) => Ok(null),
+        _ => Err(Errno(libc::ENODEV)),
+    }
+}
+
+/// Binds `source` on the target open as `fd`, then gives the mount `flags`.
+///
+/// With `mount_setattr` (Linux 5.12) the bind is recursive and the flags reach every
+/// mount below it too: a tmpfs mounted under a read-only host directory is
+/// read-only in the app. Without it, a remount changes the top mount only, so a
+/// read-only bind is made without its submounts (the app sees none, so none is
+/// writable); a writable bind stays recursive there, its submounts keeping their
+/// own flags.
+fn bind(
+    fd: Target,
+    source: &CStr,
+    flags: c_ulong,
+    reopen: impl Fn() -> SysResult<Target>,
+) -> SysResult<()> {
+    let recursive_flags = flags != 0 && sys::has_mount_setattr();
+    let rec = if flags & libc::MS_RDONLY != 0 && !recursive_flags {
+        0
+    } else {
+        libc::MS_REC
+    };
+    let mut path = [0u8; 32];
+    let at = sys::fd_path(fd.0, &mut path);
+    sys::mount(Some(source), at, None, libc::MS_BIND | rec, None)?;
+    drop(fd);
+    if flags == 0 {
+        return Ok(());
+    }
+    // The bind is on top of the target now: open it again to reach the new mount.
+    let top = reopen()?;
+    if recursive_flags {
+        sys::restrict_recursive(top.0, flags)
+    } else {
+        remount(&top, flags)
+    }
+}
+
+/// Gives the mount open at `top` (and, with `mount_setattr`, every mount below)
+/// `flags`.
+fn restrict(top: &Target, flags: c_ulong) -> SysResult<()> {
+    if sys::has_mount_setattr() {
+        sys::restrict_recursive(top.0, flags)
+    } else {
+        remount(top, flags)
+    }
+}
+
+/// Remounts the mount open at `top` with `flags`, keeping the flags the kernel
+/// locks in a user namespace (a remount that would clear `nosuid`, `nodev`,
 /// `noexec` or an atime flag of a mount inherited from the host fails with EPERM).
-fn remount(root: RawFd, target: &CStr, flags: c_ulong, openat2: bool) -> SysResult<()> {
-    let fd = Target::open(root, target, openat2)?.ok_or(Errno(libc::ENOENT))?;
-    let current = sys::mount_flags(fd.0)?;
+fn remount(top: &Target, flags: c_ulong) -> SysResult<()> {
+    let current = sys::mount_flags(top.0)?;
     // The `ST_*` values of statvfs(3) (Linux's; musl's libc crate lacks some).
     let locked: c_ulong = [
         (0x0002, libc::MS_NOSUID),
@@ -215,7 +348,7 @@ fn remount(root: RawFd, target: &CStr, flags: c_ulong, openat2: bool) -> SysResu
     .filter(|(st, _)| current & *st != 0)
     .fold(0, |acc, (_, ms)| acc | ms);
     let mut path = [0u8; 32];
-    let at = sys::fd_path(fd.0, &mut path);
+    let at = sys::fd_path(top.0, &mut path);
     sys::mount(
         None,
         at,
@@ -225,159 +358,37 @@ fn remount(root: RawFd, target: &CStr, flags: c_ulong, openat2: bool) -> SysResu
     )
 }
 
-/// An `O_PATH` descriptor of a target inside the new root, closed on drop.
-struct Target(RawFd);
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        sys::close(self.0);
+/// Enters the directory `path` of the (already entered) root, resolved in it with
+/// `openat2` (`RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`: no `/proc/self/fd/N` can
+/// lead out), else with the walk that follows no symlink; then checks with
+/// `getcwd` that the kernel sees it inside the root.
+pub fn enter_workdir(path: &CStr, openat2: bool) -> SysResult<()> {
+    let root = Target(sys::openat(
+        libc::AT_FDCWD,
+        c"/",
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )?);
+    let dir = if openat2 {
+        let resolve = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS;
+        Target(sys::openat2(
+            root.0,
+            path,
+            libc::O_PATH | libc::O_DIRECTORY,
+            resolve,
+        )?)
+    } else {
+        Target::open(root.0, path, false)?.ok_or(Errno(libc::ENOENT))?
+    };
+    sys::fchdir(dir.0)?;
+    // A directory outside the root reads "(unreachable)/..."; one whose path does
+    // not fit PATH_MAX cannot be checked, so it is refused too (ERANGE).
+    let mut cwd = [0u8; libc::PATH_MAX as usize];
+    match sys::getcwd(&mut cwd) {
+        Ok(_) if cwd.first() == Some(&b'/') => Ok(()),
+        Ok(_) => Err(Errno(libc::ENOENT)),
+        Err(e) => Err(e),
     }
-}
-
-/// The longest target path (bytes) the walk handles; manifests are far below it.
-const MAX_PATH: usize = 1024;
-
-impl Target {
-    /// Opens `rel`, or `None` if it does not exist.
-    fn open(root: RawFd, rel: &CStr, openat2: bool) -> SysResult<Option<Target>> {
-        match Self::walk(root, rel, None, openat2) {
-            Ok(t) => Ok(Some(t)),
-            Err(Errno(libc::ENOENT)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Opens `rel`, creating it (as `kind`) and missing parent directories.
-    fn create(root: RawFd, rel: &CStr, kind: Kind, openat2: bool) -> SysResult<Target> {
-        Self::walk(root, rel, Some(kind), openat2)
-    }
-
-    fn is_dir(&self) -> SysResult<bool> {
-        // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: `st` is writable and borrowed for the call; the empty path with
-        // AT_EMPTY_PATH names the descriptor itself.
-        let ret = unsafe { libc::fstatat(self.0, c"".as_ptr(), &raw mut st, libc::AT_EMPTY_PATH) };
-        if ret < 0 {
-            return Err(sys::errno());
-        }
-        Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-    }
-
-    fn is_symlink(&self) -> SysResult<bool> {
-        // SAFETY: as in `is_dir`.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as in `is_dir`.
-        let ret = unsafe { libc::fstatat(self.0, c"".as_ptr(), &raw mut st, libc::AT_EMPTY_PATH) };
-        if ret < 0 {
-            return Err(sys::errno());
-        }
-        Ok(st.st_mode & libc::S_IFMT == libc::S_IFLNK)
-    }
-
-    /// The component walk. Each step opens the path so far: with `openat2` the whole
-    /// prefix from the root, in-root; without, the next name from the parent, never
-    /// following a symlink. A missing component is created in its (resolved) parent
-    /// when `create` is given, then opened again the same way.
-    fn walk(root: RawFd, rel: &CStr, create: Option<Kind>, openat2: bool) -> SysResult<Target> {
-        let bytes = rel.to_bytes();
-        if bytes.len() >= MAX_PATH {
-            return Err(Errno(libc::ENAMETOOLONG));
-        }
-        let mut prefix = [0u8; MAX_PATH];
-        let mut name = [0u8; MAX_PATH];
-        // SAFETY: plain integer arguments; the duplicate is owned by the `Target`.
-        let first = unsafe { libc::fcntl(root, libc::F_DUPFD_CLOEXEC, 0) };
-        if first < 0 {
-            return Err(sys::errno());
-        }
-        let mut parent = Target(first);
-        if bytes.is_empty() {
-            return Ok(parent);
-        }
-        if openat2 {
-            // Most targets exist already: one call instead of one per component.
-            let wanted = if create == Some(Kind::Dir) {
-                libc::O_PATH | libc::O_DIRECTORY
-            } else {
-                libc::O_PATH
-            };
-            let flags = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS;
-            match sys::openat2(root, rel, wanted, flags) {
-                Ok(fd) => return Ok(Target(fd)),
-                Err(Errno(libc::ENOENT)) if create.is_some() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let mut start = 0;
-        while start <= bytes.len() {
-            let end = bytes
-                .iter()
-                .skip(start)
-                .position(|&b| b == b'/')
-                .map_or(bytes.len(), |p| start + p);
-            let last = end >= bytes.len();
-            let component = bytes.get(start..end).unwrap_or_default();
-            start = end + 1;
-            if component.is_empty() {
-                continue;
-            }
-            let name = c_str(&mut name, component)?;
-            let wanted = if last && create != Some(Kind::Dir) {
-                libc::O_PATH
-            } else {
-                libc::O_PATH | libc::O_DIRECTORY
-            };
-            let open = |prefix: &mut [u8; MAX_PATH], parent: &Target| -> SysResult<RawFd> {
-                if openat2 {
-                    let path = c_str(prefix, bytes.get(..end).unwrap_or_default())?;
-                    sys::openat2(
-                        root,
-                        path,
-                        wanted,
-                        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
-                    )
-                } else {
-                    sys::openat(parent.0, name, wanted | libc::O_NOFOLLOW, 0)
-                }
-            };
-            let fd = match (open(&mut prefix, &parent), create) {
-                (Ok(fd), _) => fd,
-                (Err(Errno(libc::ENOENT)), Some(kind)) => {
-                    if !last || kind == Kind::Dir {
-                        match sys::mkdirat(parent.0, name, 0o755) {
-                            Ok(()) | Err(Errno(libc::EEXIST)) => {}
-                            Err(e) => return Err(e),
-                        }
-                    } else {
-                        let flags =
-                            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
-                        match sys::openat(parent.0, name, flags, 0o644) {
-                            Ok(fd) => sys::close(fd),
-                            Err(Errno(libc::EEXIST)) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    open(&mut prefix, &parent)?
-                }
-                (Err(e), _) => return Err(e),
-            };
-            parent = Target(fd);
-        }
-        if !openat2 && parent.is_symlink()? {
-            return Err(Errno(libc::ELOOP));
-        }
-        Ok(parent)
-    }
-}
-
-/// Copies `bytes` into `buf` as a C string.
-fn c_str<'a>(buf: &'a mut [u8; MAX_PATH], bytes: &[u8]) -> SysResult<&'a CStr> {
-    let len = bytes.len();
-    let dst = buf.get_mut(..len).ok_or(Errno(libc::ENAMETOOLONG))?;
-    dst.copy_from_slice(bytes);
-    *buf.get_mut(len).ok_or(Errno(libc::ENAMETOOLONG))? = 0;
-    CStr::from_bytes_until_nul(buf).map_err(|_| Errno(libc::EINVAL))
 }
 
 /// Enters the new root open at `root` (a mount point) and detaches the old one:
@@ -425,5 +436,5 @@ pub enum PivotKind {
 pub fn root_read_only() -> SysResult<()> {
     let fd = sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)?;
     let root = Target(fd);
-    remount(root.0, c"", libc::MS_RDONLY, false)
+    remount(&root, libc::MS_RDONLY)
 }

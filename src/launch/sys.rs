@@ -12,6 +12,11 @@ use std::ptr;
 
 use libc::{c_char, c_int, c_long, c_uint, c_ulong};
 
+mod fds;
+mod mnt;
+pub use fds::close_except;
+pub use mnt::*;
+
 /// The errno of a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Errno(pub i32);

@@ -43,10 +43,10 @@ fn targets(plan: &Plan) -> Vec<String> {
     plan.ops
         .iter()
         .map(|op| match op {
-            Op::Fs { target, .. }
-            | Op::Bind { target, .. }
-            | Op::Mask { target }
-            | Op::ReadOnly { target } => target.to_string_lossy().into_owned(),
+            Op::Fs { target, .. } | Op::Bind { target, .. } => target.to_string_lossy().into_owned(),
+            Op::Mask { fs, path, .. } | Op::ReadOnly { fs, path, .. } => {
+                format!("{}/{}", fs.to_string_lossy(), path.to_string_lossy())
+            }
             Op::Symlink { dir, name, .. } | Op::Node { dir, name, .. } => {
                 format!("{}/{}", dir.to_string_lossy(), name.to_string_lossy())
             }
@@ -94,11 +94,18 @@ fn mounts_come_in_order_system_first_then_the_manifests() {
     let p = build(
         "mounts:\n  - { type: tmpfs, target: /run, size: 4M, readonly: true }\n  - { type: volume, name: data, target: /data }\n",
     );
-    let t = targets(&p);
+    // The per-CPU thermal_throttle masks depend on this host's CPUs.
+    let (thermal, t): (Vec<String>, Vec<String>) = targets(&p)
+        .into_iter()
+        .partition(|t| t.ends_with("/thermal_throttle"));
+    for path in &thermal {
+        assert!(Path::new("/").join(path).is_dir(), "{path}");
+    }
     let expected_start = [
         "proc",
         "proc/acpi",
         "proc/asound",
+        "proc/interrupts",
         "proc/kcore",
         "proc/keys",
         "proc/latency_stats",
@@ -128,6 +135,7 @@ fn mounts_come_in_order_system_first_then_the_manifests() {
         "dev/stderr",
         "sys",
         "sys/firmware",
+        "sys/devices/virtual/powercap",
         "etc/hostname",
         "etc/hosts",
         "etc/resolv.conf",
@@ -281,4 +289,90 @@ fn child_exit_statuses_follow_the_shell() {
     assert_eq!(exit_status(Step::Exec, libc::ENOTDIR), 127);
     assert_eq!(exit_status(Step::Exec, libc::EACCES), 126);
     assert_eq!(exit_status(Step::PivotRoot, libc::EINVAL), 125);
+}
+
+#[test]
+fn generated_etc_files_are_never_exec_and_read_only_with_the_root() {
+    let etc_flags = |p: &Plan| -> Vec<libc::c_ulong> {
+        p.ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Bind { target, flags, .. } if target.to_bytes().starts_with(b"etc/") => {
+                    Some(*flags)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let always = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    assert_eq!(etc_flags(&build("")), [always; 3]);
+    assert_eq!(
+        etc_flags(&build("readonly_rootfs: true\n")),
+        [always | libc::MS_RDONLY; 3]
+    );
+}
+
+#[test]
+fn system_mounts_are_strict_and_masks_name_their_filesystem() {
+    let p = build("mounts:\n  - { type: tmpfs, target: /run }\n");
+    let strict: Vec<_> = p
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Fs { target, system, .. } => Some((target.to_str().unwrap(), *system)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        strict,
+        [
+            ("proc", true),
+            ("dev", true),
+            ("dev/pts", true),
+            ("dev/shm", true),
+            ("dev/mqueue", true),
+            ("sys", true),
+            ("run", false)
+        ]
+    );
+    for op in &p.ops {
+        if let Op::Mask { fs, magic, .. } | Op::ReadOnly { fs, magic, .. } = op {
+            let expected = match fs.to_bytes() {
+                b"proc" => super::sys::PROC_SUPER_MAGIC,
+                b"sys" => super::sys::SYSFS_MAGIC,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(*magic, expected, "{}", op.describe());
+        }
+    }
+    assert_eq!(
+        p.ops
+            .iter()
+            .find(|op| matches!(op, Op::Mask { .. }))
+            .unwrap()
+            .describe(),
+        "mask /proc/acpi"
+    );
+}
+
+#[test]
+fn a_proc_symlink_in_the_image_is_refused_before_clone() {
+    let image = std::env::temp_dir().join(format!("berth-plan-proc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&image);
+    std::fs::create_dir_all(&image).unwrap();
+    std::os::unix::fs::symlink("/", image.join("proc")).unwrap();
+    let dirs = Dirs::new(Path::new("/nonexistent"), Path::new("/run/berth"), "gateway");
+    let e = plan::build(
+        &manifest(""),
+        &ImageDefaults::default(),
+        &image,
+        &dirs,
+        caps::CapSet::up_to(caps::LAST),
+    )
+    .err();
+    std::fs::remove_dir_all(&image).unwrap();
+    assert_eq!(
+        e.as_deref(),
+        Some("gateway: the image's /proc is a symbolic link: berth mounts procfs only on a real directory")
+    );
 }

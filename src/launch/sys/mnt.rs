@@ -1,0 +1,131 @@
+//! Raw calls about mounted filesystems, as the launched child uses them: which
+//! filesystem a descriptor is on, recursive mount attributes, links and nodes read
+//! without following them. Like the rest of `sys`, nothing here allocates.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use libc::{c_uint, c_ulong};
+
+use super::{Errno, SysResult, errno};
+
+/// `openat2` resolve flags besides those of `sys` (see `openat2(2)`).
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+
+/// Superblock magic numbers (`linux/magic.h`), as [`fs_magic`] returns them.
+pub const PROC_SUPER_MAGIC: u32 = 0x9fa0;
+pub const SYSFS_MAGIC: u32 = 0x6265_6572;
+pub const TMPFS_MAGIC: u32 = 0x0102_1994;
+pub const DEVPTS_SUPER_MAGIC: u32 = 0x1cd1;
+pub const MQUEUE_MAGIC: u32 = 0x1980_0202;
+
+/// The magic number of the filesystem `fd` is on (`fstatfs(2)`'s `f_type`).
+///
+/// Every magic number is 32 bits wide; `f_type` is a signed or unsigned word
+/// depending on the C library and architecture, so it is narrowed here.
+pub fn fs_magic(fd: RawFd) -> SysResult<u32> {
+    // SAFETY: an all-zero `statfs` is a valid value of the plain C struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a writable `statfs` borrowed for the call.
+    if unsafe { libc::fstatfs(fd, &raw mut st) } < 0 {
+        return Err(errno());
+    }
+    #[allow(
+        clippy::cast_sign_loss,
+        clippy::cast_possible_truncation,
+        clippy::unnecessary_cast,
+        reason = "f_type's type differs between C libraries; magics are 32 bits"
+    )]
+    Ok(st.f_type as u32)
+}
+
+/// The file type bits (`S_IFMT`) and device number of `fd` (`fstat`).
+pub fn kind_of(fd: RawFd) -> SysResult<(libc::mode_t, libc::dev_t)> {
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable and borrowed for the call; the empty path with
+    // AT_EMPTY_PATH names the descriptor itself.
+    let ret = unsafe { libc::fstatat(fd, c"".as_ptr(), &raw mut st, libc::AT_EMPTY_PATH) };
+    if ret < 0 {
+        return Err(errno());
+    }
+    Ok((st.st_mode & libc::S_IFMT, st.st_rdev))
+}
+
+/// `readlinkat(2)` into `buf`: the link's text (not NUL-terminated), or EINVAL when
+/// `name` is not a symbolic link. A text that fills `buf` may be cut: ENAMETOOLONG.
+pub fn readlinkat<'a>(dir: RawFd, name: &CStr, buf: &'a mut [u8]) -> SysResult<&'a [u8]> {
+    // SAFETY: `name` is NUL-terminated; `buf` is writable for its length; both are
+    // borrowed for the call.
+    let ret = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let len = usize::try_from(ret).map_err(|_| errno())?;
+    if len >= buf.len() {
+        return Err(Errno(libc::ENAMETOOLONG));
+    }
+    buf.get(..len).ok_or(Errno(libc::ENAMETOOLONG))
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const AT_RECURSIVE: c_uint = 0x8000;
+
+/// Whether the kernel has `mount_setattr(2)` (Linux 5.12): a call with a zero size
+/// is refused with EINVAL by a kernel that has it, ENOSYS by one that has not.
+pub fn has_mount_setattr() -> bool {
+    // SAFETY: a null attribute pointer with size 0 is refused before anything is
+    // read; the empty path is NUL-terminated.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            std::ptr::null::<MountAttr>(),
+            0usize,
+        )
+    };
+    !(ret < 0 && errno() == Errno(libc::ENOSYS))
+}
+
+/// Adds the `MS_RDONLY`, `MS_NOSUID`, `MS_NODEV` and `MS_NOEXEC` of `flags` to the
+/// mount open at `fd` and to every mount below it (`mount_setattr` with
+/// `AT_RECURSIVE`): a submount of a read-only bind is read-only too. Only sets
+/// attributes, so flags the kernel locks (user namespace) are kept.
+pub fn restrict_recursive(fd: RawFd, flags: c_ulong) -> SysResult<()> {
+    let set = [
+        (libc::MS_RDONLY, 0x1),
+        (libc::MS_NOSUID, 0x2),
+        (libc::MS_NODEV, 0x4),
+        (libc::MS_NOEXEC, 0x8),
+    ]
+    .iter()
+    .filter(|(ms, _)| flags & ms != 0)
+    .fold(0u64, |acc, (_, attr)| acc | attr);
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `attr` is a valid `mount_attr` of the size passed, borrowed for the
+    // call; the empty path with AT_EMPTY_PATH names `fd` itself.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            c_uint::try_from(libc::AT_EMPTY_PATH).unwrap_or(0x1000) | AT_RECURSIVE,
+            &raw const attr,
+            size_of::<MountAttr>(),
+        )
+    };
+    if ret < 0 { Err(errno()) } else { Ok(()) }
+}
