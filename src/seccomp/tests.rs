@@ -26,7 +26,9 @@ fn default_filter() -> Vec<sock_filter> {
 /// `struct seccomp_data` as the kernel lays it out, in native byte order.
 fn seccomp_data(arch: u32, nr: c_long, args: [u64; 6]) -> [u8; 64] {
     let mut d = [0u8; 64];
-    d[0..4].copy_from_slice(&(nr as i32).to_ne_bytes());
+    #[allow(clippy::unnecessary_cast, reason = "c_long is i32 only on 32-bit arm")]
+    let nr = nr as i32;
+    d[0..4].copy_from_slice(&nr.to_ne_bytes());
     d[4..8].copy_from_slice(&arch.to_ne_bytes());
     for (i, a) in args.iter().enumerate() {
         d[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_ne_bytes());
