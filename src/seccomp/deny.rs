@@ -99,8 +99,9 @@
 //! - Allowed, though Docker's list predates them: `file_getattr` and `file_setattr`
 //!   (6.17), the path forms of the FS_IOC_FSGETXATTR and FS_IOC_FSSETXATTR ioctls, with
 //!   the same permission checks; x86_64's `uretprobe` and `uprobe` (Docker allows the
-//!   first), which work only from a uprobe trampoline and which the kernel lets
-//!   through without running the filter at all.
+//!   first), which work only from a uprobe trampoline the kernel maps, and which
+//!   current kernels let through without running any filter (seccomp's own exception,
+//!   so that a host uprobe on an app does not break it).
 //! - Refused: `open_tree_attr`, the `lsm_*` calls (above).
 //! - `listns` (6.19) and anything later: not in [`KNOWN`], so `ENOSYS`.
 //!
