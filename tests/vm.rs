@@ -132,6 +132,11 @@ fn boots_runs_the_apps_under_cgroup2_and_powers_off() {
     vm.wait_for(&["tiny exited with status 0"]);
     vm.vmctl("find /logs/tiny.log stdout ok");
 
+    // The device attack of issue 16 on cgroup v2: an app with CAP_MKNOD tries to make
+    // the kernel log's node (c 1 11); berth's eBPF device program on its cgroup refuses.
+    vm.wait_for(&["devices exited with status 1"]);
+    vm.vmctl("find /logs/devices.log stdout mknod EPERM");
+
     // init: true from the initramfs: the sealed reaper runs the app and reaps orphans.
     vm.wait_for(&["reaped exited with status 0"]);
     vm.wait_for(&["orphans exited with status 0"]);

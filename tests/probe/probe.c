@@ -1015,9 +1015,9 @@ static int do_report_to(const char *file) {
     return report(NULL, NULL);
 }
 
-/* `mknod PATH b|c MAJOR MINOR OUT`: makes the node and opens it for writing; writes
- * "ok" or the errno name of the step that failed ("mknod EPERM", "open EPERM") to
- * OUT, and exits 0 only when both worked. */
+/* `mknod PATH b|c MAJOR MINOR OUT`: makes the node and opens it for writing; prints
+ * "ok" or the errno name of the step that failed ("mknod EPERM", "open EPERM") and
+ * writes it to OUT, and exits 0 only when both worked. */
 static int do_mknod(const char *path, const char *kind, long major, long minor,
                     const char *out) {
     char text[64];
@@ -1036,6 +1036,8 @@ static int do_mknod(const char *path, const char *kind, long major, long minor,
         }
         unlink(path);
     }
+    printf("%s\n", text);
+    fflush(stdout);
     do_write(out, text);
     return ok ? 0 : 1;
 }
