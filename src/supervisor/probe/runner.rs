@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use libc::{c_char, c_int, pid_t};
 
 use crate::launch::child::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP};
-use crate::launch::plan;
 use crate::launch::sandbox::{self, Sandbox};
 use crate::launch::sys::{self as launch_sys, Errno};
+use crate::launch::{plan, rootfs};
 
 use super::exec::{Command, open_write};
 use super::{context, from, sys};
@@ -68,7 +68,7 @@ pub fn runner_main(args: Vec<OsString>) -> ! {
         envp: &envp,
         app: &app,
         sandbox: &job.sandbox,
-        keep: &keep,
+        keep: &mut keep,
         supervisor: job.supervisor,
     }
     .run()
@@ -248,14 +248,14 @@ struct Runner<'a> {
     envp: &'a [*const c_char],
     app: &'a App,
     sandbox: &'a Sandbox,
-    /// The descriptors the runner keeps from the supervisor's (sorted).
-    keep: &'a [RawFd],
+    /// The descriptors the runner keeps from the supervisor's.
+    keep: &'a mut [RawFd],
     supervisor: pid_t,
 }
 
 impl Runner<'_> {
     /// The runner's whole life: join the app, fork the command, wait for it.
-    fn run(&self) -> ! {
+    fn run(&mut self) -> ! {
         if self.join().is_err() {
             launch_sys::exit(EXIT_SETUP);
         }
@@ -278,7 +278,7 @@ impl Runner<'_> {
     /// Into the app's cgroup, namespaces, root and sandbox, in that order: the cgroup
     /// first, while `cgroup.procs` is still reached from the supervisor's cgroup
     /// namespace; the sandbox last, once nothing of the host is left to reach.
-    fn join(&self) -> Result<(), Errno> {
+    fn join(&mut self) -> Result<(), Errno> {
         let devnull = self.app.devnull.as_raw_fd();
         for fd in 0..3 {
             launch_sys::dup_to(devnull, fd)?;
@@ -286,7 +286,7 @@ impl Runner<'_> {
         // Copies of the supervisor's descriptors must not live on here: an epoll
         // registration lasts while any copy of its file is open, a pipe's reader
         // sees end-of-file only when every copy of its writer is closed.
-        sys::close_all_except(self.keep);
+        launch_sys::close_except(self.keep);
         // Default dispositions, and SIGTERM (kill_probe) and SIGCHLD (the command's
         // end) blocked, to be taken in `supervise`.
         launch_sys::reset_signals()?;
@@ -306,15 +306,19 @@ impl Runner<'_> {
         launch_sys::chroot(c".")?;
         // Nothing of the host stays open: from here on only the app's root is
         // reachable, and what follows resolves paths the app controls.
-        sys::close_all_except(&[0, 1, 2]);
+        launch_sys::close_except(&mut [0, 1, 2]);
         self.sandbox.become_app().map_err(|(_, e)| e)?;
         // After the id changes, which clear it. If the supervisor died before, stop.
         sys::set_parent_death_signal(libc::SIGKILL)?;
         if sys::getppid() != self.supervisor {
             return Err(Errno(libc::ESRCH));
         }
-        // As the app's user, as its own process entered it.
-        launch_sys::chdir(&self.sandbox.workdir)?;
+        // As the app's user, the way its own process entered it: resolved in the
+        // root, no magic link followed, checked to be inside.
+        match rootfs::enter_workdir(&self.sandbox.workdir, true) {
+            Err(Errno(libc::ENOSYS)) => rootfs::enter_workdir(&self.sandbox.workdir, false)?,
+            other => other?,
+        }
         self.sandbox.confine().map_err(|(_, e)| e)
     }
 

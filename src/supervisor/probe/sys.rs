@@ -180,45 +180,6 @@ pub fn reap(pid: pid_t) -> SysResult<c_int> {
     }
 }
 
-/// Closes every descriptor except those in `keep` (sorted, ascending).
-pub fn close_all_except(keep: &[RawFd]) {
-    let mut next: RawFd = 0;
-    for &fd in keep {
-        if fd > next {
-            close_range(next, fd - 1);
-        }
-        next = next.max(fd.saturating_add(1));
-    }
-    close_range(next, RawFd::MAX);
-}
-
-/// Closes the descriptors `first..=last`: `close_range(2)` (Linux 5.9), else one
-/// `close` per possible descriptor.
-fn close_range(first: RawFd, last: RawFd) {
-    let (Ok(lo), Ok(hi)) = (c_uint::try_from(first), c_uint::try_from(last)) else {
-        return;
-    };
-    // SAFETY: plain integer arguments; the caller owns every descriptor of the range.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0 as c_uint) };
-    if ret == 0 {
-        return;
-    }
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a writable `rlimit` borrowed for the call.
-    let end = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } == 0 {
-        RawFd::try_from(limit.rlim_cur.min(1 << 20)).unwrap_or(1 << 20)
-    } else {
-        1 << 20
-    };
-    for fd in first..end.min(last.saturating_add(1)) {
-        // SAFETY: plain integer argument; EBADF for a number not open is expected.
-        unsafe { libc::close(fd) };
-    }
-}
-
 /// The user namespace that owns the namespace open at `ns` (`NS_GET_USERNS`, Linux
 /// 4.9; ENOTTY before).
 pub fn owning_user_namespace(ns: BorrowedFd<'_>) -> SysResult<OwnedFd> {
