@@ -20,3 +20,5 @@ pub mod panic;
 pub mod pid1;
 pub mod seccomp;
 pub mod supervisor;
+#[cfg(test)]
+mod testdir;

@@ -21,7 +21,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use berth::manifest::model::Seccomp;
 use berth::seccomp::bpf::{self, Policy};
@@ -287,28 +286,9 @@ fn a_number_past_the_table_gets_enosys_though_the_kernel_has_it() {
     );
 }
 
-/// The source of the attack program.
-fn attack_source() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attack/seccomp.c")
-}
-
 /// Builds `tests/attack/seccomp.c` static into `dir/seccomp`, as the probe is built.
 fn build_attack(dir: &Path) -> PathBuf {
-    let binary = dir.join("seccomp");
-    let output = Command::new("gcc")
-        .args(["-static", "-O2", "-Wall", "-Werror", "-o"])
-        .arg(&binary)
-        .arg(attack_source())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run gcc ({e}): this test needs gcc and libc6-dev"));
-    assert!(
-        output.status.success(),
-        "gcc -static failed to build {} ({}): this test needs gcc and libc6-dev\n{}",
-        attack_source().display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    binary
+    common::attack_program("seccomp", dir)
 }
 
 /// What the attack program prints under the default profile, line by line.

@@ -30,24 +30,7 @@ fn attack() -> PathBuf {
     BINARY
         .get_or_init(|| {
             let dir = std::env::temp_dir().join(format!("berth-attack-{}", std::process::id()));
-            fs::create_dir_all(&dir).unwrap();
-            let binary = dir.join("devices");
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attack/devices.c");
-            let out = Command::new("gcc")
-                .args(["-static", "-O2", "-Wall", "-o"])
-                .arg(&binary)
-                .arg(&source)
-                .output()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run gcc to build {} ({e}): gcc and libc6-dev are needed (.ci/run installs them)", source.display())
-                });
-            assert!(
-                out.status.success(),
-                "gcc -static failed on {}: {}",
-                source.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            binary
+            common::attack_program("devices", &dir)
         })
         .clone()
 }

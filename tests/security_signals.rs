@@ -23,22 +23,7 @@ use common::berth_run::Berth;
 /// Builds `tests/attack/signal.c` statically into `dir` (the directory the apps get
 /// bound at `/attack`). Panics when gcc cannot: `.ci/run` installs gcc and libc6-dev.
 fn build_signal(dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attack/signal.c");
-    fs::create_dir_all(dir).unwrap();
-    let binary = dir.join("signal");
-    let output = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run gcc to build {} ({e})", source.display()));
-    assert!(
-        output.status.success(),
-        "gcc -static failed to build {}: {}",
-        source.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    binary
+    common::attack_program("signal", dir)
 }
 
 /// The text of the lines of `stream` in an app's log file, without their time.

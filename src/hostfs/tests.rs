@@ -8,29 +8,9 @@
     reason = "test code"
 )]
 use super::*;
+use crate::testdir::TempDir;
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("berth-hostfs-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn mode(p: &Path) -> u32 {
     fs::symlink_metadata(p).unwrap().mode() & 0o7777
@@ -38,7 +18,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn a_planted_link_is_neither_followed_nor_written_through() {
-    let tmp = TempDir::new("link");
+    let tmp = TempDir::new("hostfs", "link");
     let victim = tmp.0.join("victim");
     fs::write(&victim, "host file\n").unwrap();
     let dir = ensure_and_open(&tmp, "logs");
@@ -70,7 +50,7 @@ fn a_planted_link_is_neither_followed_nor_written_through() {
 
 #[test]
 fn fifos_and_hard_links_are_refused_without_blocking() {
-    let tmp = TempDir::new("fifo");
+    let tmp = TempDir::new("hostfs", "fifo");
     let dir = ensure_and_open(&tmp, "run");
     nix::unistd::mkfifo(&dir.join("hosts"), Mode::from_bits_truncate(0o600)).unwrap();
     let err = dir.write_if_changed("hosts", b"x\n", 0o644).unwrap_err();
@@ -105,7 +85,7 @@ fn fifos_and_hard_links_are_refused_without_blocking() {
 
 #[test]
 fn writes_only_what_changed_and_appends() {
-    let tmp = TempDir::new("write");
+    let tmp = TempDir::new("hostfs", "write");
     let dir = ensure_and_open(&tmp, "etc");
     dir.write_if_changed("hosts", b"a long first text\n", 0o644)
         .unwrap();
@@ -128,7 +108,7 @@ fn writes_only_what_changed_and_appends() {
 
 #[test]
 fn directories_are_created_closed_and_narrowed_when_found_open() {
-    let tmp = TempDir::new("modes");
+    let tmp = TempDir::new("hostfs", "modes");
     let state = tmp.0.join("state");
     assert!(!ensure_dir(&state, 0o711).unwrap());
     assert_eq!(mode(&state), 0o711);

@@ -160,3 +160,33 @@ fn corpus() -> Vec<String> {
     texts.sort();
     texts
 }
+
+/// Compiles `tests/attack/NAME.c` with `gcc -static -O2 -Wall -Werror` into
+/// `dir/NAME`: the small static programs that mount an attack from inside an app.
+/// Panics, naming what is missing, when gcc or the static libc (libc6-dev; `.ci/run`
+/// installs both) cannot build it.
+pub fn attack_program(name: &str, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/attack/{name}.c"));
+    fs::create_dir_all(dir).unwrap();
+    let binary = dir.join(name);
+    let out = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-Werror", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run gcc to build {} ({e}): gcc and libc6-dev are needed (.ci/run \
+                 installs them)",
+                source.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "gcc -static failed to build {} ({}): gcc and libc6-dev are needed\n{}",
+        source.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    binary
+}

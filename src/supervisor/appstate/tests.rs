@@ -8,28 +8,8 @@
     reason = "test code"
 )]
 use super::*;
+use crate::testdir::TempDir;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::sync::atomic::{AtomicU32, Ordering};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("berth-appstate-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn config(tmp: &TempDir) -> Config {
     Config {
@@ -56,7 +36,7 @@ fn app_state(c: &Config, name: &str, manifest: &Path) -> PathBuf {
 
 #[test]
 fn directories_are_created_closed() {
-    let tmp = TempDir::new("create");
+    let tmp = TempDir::new("appstate", "create");
     let c = config(&tmp);
     prepare(&c).unwrap();
     assert_eq!(mode(&c.state_dir), 0o711);
@@ -69,7 +49,7 @@ fn directories_are_created_closed() {
 
 #[test]
 fn open_directories_are_narrowed_at_start() {
-    let tmp = TempDir::new("narrow");
+    let tmp = TempDir::new("appstate", "narrow");
     let c = config(&tmp);
     fs::create_dir_all(c.state_dir.join("apps/web")).unwrap();
     fs::create_dir_all(&c.log_dir).unwrap();
@@ -90,7 +70,7 @@ fn open_directories_are_narrowed_at_start() {
 
 #[test]
 fn state_is_deleted_only_when_its_manifest_file_is_gone() {
-    let tmp = TempDir::new("gone");
+    let tmp = TempDir::new("appstate", "gone");
     let c = config(&tmp);
     fs::create_dir_all(&c.apps_dir).unwrap();
     // Gone: deleted, with its run directory; volumes stay.

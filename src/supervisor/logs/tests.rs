@@ -1,30 +1,9 @@
 //! Unit tests of the log capture.
 use super::*;
+use crate::testdir::TempDir;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-/// A directory under the system's temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("berth-logs-{}-{name}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// 2025-11-22T04:40:01.123Z.
 fn t0() -> SystemTime {
@@ -128,7 +107,7 @@ fn civil_from_days_agrees_with_counting_day_by_day() {
 
 #[test]
 fn open_creates_the_directory_and_a_0640_file() {
-    let tmp = TempDir::new("open");
+    let tmp = TempDir::new("logs", "open");
     let dir = tmp.0.join("a/b");
     let log = AppLog::open(&dir, "web", 1000, 3).unwrap();
     assert_eq!(log.path(), dir.join("web.log"));
@@ -142,7 +121,7 @@ fn open_creates_the_directory_and_a_0640_file() {
 
 #[test]
 fn appends_to_an_existing_file() {
-    let tmp = TempDir::new("append");
+    let tmp = TempDir::new("logs", "append");
     fs::write(tmp.0.join("app.log"), "old\n").unwrap();
     let mut log = open(&tmp, 1000, 3);
     log.feed(Stream::Stdout, b"new\n", t0()).unwrap();
@@ -154,7 +133,7 @@ fn appends_to_an_existing_file() {
 
 #[test]
 fn splits_lines_across_feeds() {
-    let tmp = TempDir::new("split");
+    let tmp = TempDir::new("logs", "split");
     let mut log = open(&tmp, 1 << 20, 3);
     for chunk in ["hel", "lo\nwor", "ld\n\nlast", " one"] {
         log.feed(Stream::Stdout, chunk.as_bytes(), t0()).unwrap();
@@ -177,7 +156,7 @@ fn splits_lines_across_feeds() {
 
 #[test]
 fn stamps_each_line_with_the_time_it_was_completed() {
-    let tmp = TempDir::new("time");
+    let tmp = TempDir::new("logs", "time");
     let mut log = open(&tmp, 1 << 20, 3);
     log.feed(Stream::Stdout, b"a", at_ms(0)).unwrap();
     log.feed(Stream::Stdout, b"b\nc", at_ms(1_500)).unwrap();
@@ -190,7 +169,7 @@ fn stamps_each_line_with_the_time_it_was_completed() {
 
 #[test]
 fn keeps_the_streams_apart() {
-    let tmp = TempDir::new("streams");
+    let tmp = TempDir::new("logs", "streams");
     let mut log = open(&tmp, 1 << 20, 3);
     log.feed(Stream::Stdout, b"out 1\nout", t0()).unwrap();
     log.feed(Stream::Stderr, b"err 1\nerr", t0()).unwrap();
@@ -223,7 +202,7 @@ fn keeps_the_streams_apart() {
 
 #[test]
 fn drops_a_carriage_return_at_the_end_of_a_line_only() {
-    let tmp = TempDir::new("cr");
+    let tmp = TempDir::new("logs", "cr");
     let mut log = open(&tmp, 1 << 20, 3);
     log.feed(Stream::Stdout, b"dos\r\nsplit\r", t0()).unwrap();
     log.feed(Stream::Stdout, b"\nmid\rdle\n\r\n", t0()).unwrap();
@@ -243,7 +222,7 @@ fn drops_a_carriage_return_at_the_end_of_a_line_only() {
 
 #[test]
 fn replaces_invalid_utf8() {
-    let tmp = TempDir::new("utf8");
+    let tmp = TempDir::new("logs", "utf8");
     let mut log = open(&tmp, 1 << 20, 3);
     log.feed(Stream::Stdout, b"bad \xff\xfe end\n", t0())
         .unwrap();
@@ -259,7 +238,7 @@ fn replaces_invalid_utf8() {
 
 #[test]
 fn cuts_overlong_lines_and_drops_their_rest() {
-    let tmp = TempDir::new("cut");
+    let tmp = TempDir::new("logs", "cut");
     let mut log = open(&tmp, 1 << 24, 3);
     let exact = "e".repeat(MAX_LINE);
     let over = "o".repeat(MAX_LINE);
@@ -309,7 +288,7 @@ fn cuts_overlong_lines_and_drops_their_rest() {
 
 #[test]
 fn writes_berth_events() {
-    let tmp = TempDir::new("event");
+    let tmp = TempDir::new("logs", "event");
     let mut log = open(&tmp, 1 << 20, 3);
     log.feed(Stream::Stdout, b"partial", t0()).unwrap();
     log.event("restart 3 in 800ms", t0()).unwrap();
@@ -361,7 +340,7 @@ fn stdout_lines(range: std::ops::RangeInclusive<u32>) -> String {
 #[test]
 fn rotates_at_the_size() {
     assert_eq!(stdout_lines(1..=1).len(), 38);
-    let tmp = TempDir::new("rotate");
+    let tmp = TempDir::new("logs", "rotate");
     // Two lines fit exactly (76 bytes); a third would not.
     let mut log = open(&tmp, 76, 3);
     feed_lines(&mut log, 1..=2);
@@ -379,7 +358,7 @@ fn rotates_at_the_size() {
 
 #[test]
 fn keeps_at_most_max_files() {
-    let tmp = TempDir::new("max-files");
+    let tmp = TempDir::new("logs", "max-files");
     let mut log = open(&tmp, 76, 3);
     feed_lines(&mut log, 1..=9);
     assert_eq!(numbered_files(&tmp), ["app.log", "app.log.1", "app.log.2"]);
@@ -392,7 +371,7 @@ fn keeps_at_most_max_files() {
 
 #[test]
 fn one_file_starts_over() {
-    let tmp = TempDir::new("one-file");
+    let tmp = TempDir::new("logs", "one-file");
     fs::write(tmp.0.join("app.log.1"), "left from max_files: 2").unwrap();
     let mut log = open(&tmp, 76, 1);
     feed_lines(&mut log, 1..=5);
@@ -402,7 +381,7 @@ fn one_file_starts_over() {
 
 #[test]
 fn rotation_counts_the_size_found_at_open_and_removes_leftovers() {
-    let tmp = TempDir::new("reopen");
+    let tmp = TempDir::new("logs", "reopen");
     fs::write(tmp.0.join("app.log"), "x".repeat(50)).unwrap();
     // From a time when max_files was 5; and another app's file, left alone.
     for name in [
@@ -428,7 +407,7 @@ fn rotation_counts_the_size_found_at_open_and_removes_leftovers() {
 
 #[test]
 fn a_failed_rotation_loses_no_line() {
-    let tmp = TempDir::new("rotate-fails");
+    let tmp = TempDir::new("logs", "rotate-fails");
     // A non-empty directory where app.log.1 should go: the rename fails.
     fs::create_dir_all(tmp.0.join("app.log.1/x")).unwrap();
     let mut log = open(&tmp, 76, 2);
@@ -447,7 +426,7 @@ fn a_failed_rotation_loses_no_line() {
 
 #[test]
 fn a_line_larger_than_max_size_gets_a_file_of_its_own() {
-    let tmp = TempDir::new("huge-line");
+    let tmp = TempDir::new("logs", "huge-line");
     let mut log = open(&tmp, 10, 2);
     feed_lines(&mut log, 1..=2);
     assert_eq!(content(&tmp, "app.log.1"), stdout_lines(1..=1));
@@ -456,7 +435,7 @@ fn a_line_larger_than_max_size_gets_a_file_of_its_own() {
 
 #[test]
 fn tail_returns_the_last_lines_within_the_bound() {
-    let tmp = TempDir::new("tail");
+    let tmp = TempDir::new("logs", "tail");
     let mut log = open(&tmp, 1 << 20, 3);
     assert!(log.tail(5).is_empty());
     feed_lines(&mut log, 1..=100);
@@ -514,7 +493,7 @@ impl io::Write for Writes {
 
 #[test]
 fn echo_copies_the_apps_lines_to_the_console_one_write_each() {
-    let dir = TempDir::new("echo");
+    let dir = TempDir::new("logs", "echo");
     let mut log = open(&dir, 1 << 20, 2);
     let console = Writes::default();
     log.echo_to("web", Box::new(console.clone()));
@@ -545,7 +524,7 @@ fn echo_copies_the_apps_lines_to_the_console_one_write_each() {
 
 #[test]
 fn control_characters_reach_no_file_console_or_tail_raw() {
-    let tmp = TempDir::new("escape");
+    let tmp = TempDir::new("logs", "escape");
     let mut log = open(&tmp, 1 << 20, 2);
     let console = Writes::default();
     log.echo_to("web", Box::new(console.clone()));
