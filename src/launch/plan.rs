@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use libc::{c_char, c_int};
 
 use super::rootfs::{DATA_FLAGS, Kind, Op};
-use super::sys;
 use super::sandbox::Sandbox;
+use super::sys;
 use crate::caps::CapSet;
 use crate::image::ImageDefaults;
 use crate::image::process::{self, Process};
@@ -278,7 +278,11 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
         system: true,
     });
     let thermal = system::thermal_throttle(Path::new("/sys"));
-    for path in MASKED_SYS.iter().copied().chain(thermal.iter().map(String::as_str)) {
+    for path in MASKED_SYS
+        .iter()
+        .copied()
+        .chain(thermal.iter().map(String::as_str))
+    {
         ops.push(Op::Mask {
             fs: c"sys",
             magic: sys::SYSFS_MAGIC,

@@ -43,7 +43,9 @@ fn targets(plan: &Plan) -> Vec<String> {
     plan.ops
         .iter()
         .map(|op| match op {
-            Op::Fs { target, .. } | Op::Bind { target, .. } => target.to_string_lossy().into_owned(),
+            Op::Fs { target, .. } | Op::Bind { target, .. } => {
+                target.to_string_lossy().into_owned()
+            }
             Op::Mask { fs, path, .. } | Op::ReadOnly { fs, path, .. } => {
                 format!("{}/{}", fs.to_string_lossy(), path.to_string_lossy())
             }
@@ -361,7 +363,11 @@ fn a_proc_symlink_in_the_image_is_refused_before_clone() {
     let _ = std::fs::remove_dir_all(&image);
     std::fs::create_dir_all(&image).unwrap();
     std::os::unix::fs::symlink("/", image.join("proc")).unwrap();
-    let dirs = Dirs::new(Path::new("/nonexistent"), Path::new("/run/berth"), "gateway");
+    let dirs = Dirs::new(
+        Path::new("/nonexistent"),
+        Path::new("/run/berth"),
+        "gateway",
+    );
     let e = plan::build(
         &manifest(""),
         &ImageDefaults::default(),
@@ -373,6 +379,8 @@ fn a_proc_symlink_in_the_image_is_refused_before_clone() {
     std::fs::remove_dir_all(&image).unwrap();
     assert_eq!(
         e.as_deref(),
-        Some("gateway: the image's /proc is a symbolic link: berth mounts procfs only on a real directory")
+        Some(
+            "gateway: the image's /proc is a symbolic link: berth mounts procfs only on a real directory"
+        )
     );
 }

@@ -396,14 +396,20 @@ fn rules_of_one_manifest() {
         problems("devices: [/dev/ttyS0, /proc]\n"),
         one("DeviceNotUnderDev", 3, 23)
     );
-    assert_eq!(problems("devices: [/dev]\n"), one("DeviceNotUnderDev", 3, 11));
+    assert_eq!(
+        problems("devices: [/dev]\n"),
+        one("DeviceNotUnderDev", 3, 11)
+    );
     let loaded = load_set(&[("p.yaml", head("p") + "devices: [/proc]\n")]);
     assert_eq!(
         loaded.problems[0].to_string(),
         "apps.d/p.yaml:3:11: p: device /proc is not under /dev: only character and block device \
          nodes (or a directory of them) under /dev can be given to an app"
     );
-    assert_eq!(problems("devices: [/devices]\n"), one("DeviceNotUnderDev", 3, 11));
+    assert_eq!(
+        problems("devices: [/devices]\n"),
+        one("DeviceNotUnderDev", 3, 11)
+    );
     assert_eq!(
         problems("namespaces: [pid, mount, net, pid]\n"),
         one("DuplicateNamespace", 3, 31)
