@@ -1,13 +1,14 @@
 //! Raw calls about mounted filesystems, as the launched child uses them: which
 //! filesystem a descriptor is on, recursive mount attributes, links and nodes read
-//! without following them. Like the rest of `sys`, nothing here allocates.
+//! without following them, and the idmapped copy of an image a user-namespace app
+//! gets as its lower layer. Like the rest of `sys`, nothing here allocates.
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 
 use libc::{c_uint, c_ulong};
 
-use super::{Errno, SysResult, errno};
+use super::{Errno, SysResult, check_long, close, errno};
 
 /// `openat2` resolve flags besides those of `sys` (see `openat2(2)`).
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
@@ -128,4 +129,67 @@ pub fn restrict_recursive(fd: RawFd, flags: c_ulong) -> SysResult<()> {
         )
     };
     if ret < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// A detached, recursive copy of the mount tree at `path`, read-only and with its
+/// owners shifted through the user namespace open at `userns` (an idmapped mount,
+/// Linux 5.12; as overlayfs lower layer, 5.19).
+pub fn idmapped_tree(path: &CStr, userns: RawFd) -> SysResult<RawFd> {
+    const OPEN_TREE_CLONE: c_uint = 1;
+    const AT_RECURSIVE: c_uint = 0x8000;
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    let cloexec = c_uint::try_from(libc::O_CLOEXEC).map_err(|_| Errno(libc::EINVAL))?;
+    // SAFETY: `path` is NUL-terminated and borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | AT_RECURSIVE | cloexec,
+        )
+    };
+    let tree = RawFd::try_from(check_long(ret)?).map_err(|_| Errno(libc::EBADF))?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: u64::try_from(userns).map_err(|_| Errno(libc::EBADF))?,
+    };
+    let empty: &CStr = c"";
+    // SAFETY: `attr` is a valid `mount_attr` of the size passed, borrowed for the call;
+    // the empty path with AT_EMPTY_PATH names `tree` itself.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree,
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &raw const attr,
+            size_of::<MountAttr>(),
+        )
+    };
+    if let Err(e) = check_long(ret) {
+        close(tree);
+        return Err(e);
+    }
+    Ok(tree)
+}
+
+/// Attaches the detached mount `tree` at `target` (`move_mount(2)`, Linux 5.2).
+pub fn attach_tree(tree: RawFd, target: &CStr) -> SysResult<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: c_uint = 0x4;
+    let empty: &CStr = c"";
+    // SAFETY: both paths are NUL-terminated and borrowed for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    check_long(ret).map(drop)
 }
