@@ -15,6 +15,7 @@
 //! otherwise the child says which step failed with which errno, and the error reads
 //! `gateway: launch failed at pivot_root: Invalid argument (os error 22)`.
 
+mod binds;
 pub mod channel;
 pub mod child;
 pub mod devices;
@@ -146,6 +147,9 @@ pub struct Launcher {
     reaper_exe: PathBuf,
     reaper: Option<OwnedFd>,
     own_net: Option<OwnedFd>,
+    /// The host paths a bind source may not reach (checked again on the opened
+    /// source, see `binds.rs`).
+    reserved: crate::manifest::Reserved,
 }
 
 impl Launcher {
@@ -163,6 +167,7 @@ impl Launcher {
             reaper_exe: PathBuf::from("/proc/self/exe"),
             reaper: None,
             own_net: None,
+            reserved: crate::manifest::Reserved::system(),
         }
     }
 
@@ -170,6 +175,13 @@ impl Launcher {
     /// this process's own; tests, which are not berth, name the built binary).
     pub fn with_reaper_exe(mut self, exe: &Path) -> Launcher {
         self.reaper_exe = exe.to_path_buf();
+        self
+    }
+
+    /// The host paths bind sources may not reach besides `/proc` and `/sys`:
+    /// berth's own directories (the supervisor passes its configuration's).
+    pub fn with_reserved(mut self, reserved: crate::manifest::Reserved) -> Launcher {
+        self.reserved = reserved;
         self
     }
 
@@ -196,7 +208,7 @@ impl Launcher {
             move |source| LaunchError::Host { app, what, source }
         };
         let dirs = Dirs::new(&self.state_dir, &self.run_dir, &name);
-        let plan = plan::build(
+        let mut plan = plan::build(
             app.manifest,
             app.defaults,
             app.image_root,
@@ -206,6 +218,12 @@ impl Launcher {
         .map_err(|message| LaunchError::Plan {
             app: name.clone(),
             message,
+        })?;
+        binds::check_sources(&name, &mut plan, &self.reserved).map_err(|message| {
+            LaunchError::Plan {
+                app: name.clone(),
+                message,
+            }
         })?;
         host::prepare_host(app, &dirs).map_err(|(what, e)| host(&what)(e))?;
         if plan.init && self.reaper.is_none() {

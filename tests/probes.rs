@@ -49,7 +49,7 @@ fn host_root() -> Sandbox {
         gid: 0,
         groups: vec![],
         caps: CapSet::from_bits(bounding & CapSet::up_to(caps::LAST).bits()).unwrap(),
-        seccomp: None,
+        seccomp: berth::manifest::model::Seccomp::Unconfined,
         workdir: c"/".to_owned(),
     }
 }

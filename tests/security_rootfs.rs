@@ -139,7 +139,7 @@ fn the_child_refuses_a_linked_system_mount_point_by_itself() {
                 fallback: None,
                 system: true,
             };
-            let errno = in_private_namespace(&root, |root_fd| {
+            let errno = common::in_private_namespace(&root, |root_fd| {
                 match rootfs::apply(root_fd, &op, openat2) {
                     Ok(()) => 0,
                     // Nothing landed on the root either.
@@ -156,41 +156,6 @@ fn the_child_refuses_a_linked_system_mount_point_by_itself() {
             );
         }
     }
-}
-
-/// Runs `f` on `root` (opened `O_PATH`) in a forked child that has its own private
-/// mount namespace; its exit code. The child allocates nothing.
-fn in_private_namespace(root: &Path, f: impl Fn(RawFd) -> i32) -> i32 {
-    let root = fs::File::open(root).unwrap();
-    let fd = root.as_raw_fd();
-    // SAFETY: the child makes system calls only and leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        // SAFETY: plain arguments; the strings are NUL-terminated literals.
-        let code = unsafe {
-            if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(
-                    std::ptr::null(),
-                    c"/".as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-            {
-                99
-            } else {
-                f(fd)
-            }
-        };
-        // SAFETY: ends the child at once.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: `status` is writable for the call.
-    assert_eq!(unsafe { libc::waitpid(pid, &raw mut status, 0) }, pid);
-    assert!(libc::WIFEXITED(status), "status {status}");
-    libc::WEXITSTATUS(status)
 }
 
 fn magic_of(fd: RawFd) -> i64 {

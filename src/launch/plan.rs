@@ -99,6 +99,23 @@ pub struct Plan {
     /// `init: true`: argv of the reaper (`berth-init FD -- app argv`), the channel
     /// number filled in at spawn time.
     pub init: bool,
+    /// The manifest's bind mounts, whose host sources the parent opens and checks
+    /// before clone (see [`BindSource`]).
+    pub bind_sources: Vec<BindSource>,
+}
+
+/// A bind mount of a host path the manifest names. The parent opens it (`O_PATH`,
+/// following links as a mount would) and checks where the descriptor really is; the
+/// child binds it only if it is still that file (see `binds.rs`: the mount-source
+/// side of runc's CVE-2021-30465).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindSource {
+    /// The index of its [`Op::Bind`] in `ops`.
+    pub op: usize,
+    /// The host path, as the manifest writes it.
+    pub path: String,
+    /// `allow_system_path: true`: not checked against berth's reserved paths.
+    pub allow_system_path: bool,
 }
 
 /// Builds the plan of `manifest` over the image unpacked at `image_root`.
@@ -152,6 +169,7 @@ pub fn build(
             dirs.app_state.display()
         ));
     }
+    let (ops, bind_sources) = ops(manifest, dirs, user_ns)?;
     let exec = exec(&process)?;
     Ok(Plan {
         clone_flags: flags,
@@ -162,7 +180,8 @@ pub fn build(
         lower: c(text(&dirs.lower())?)?,
         root: c(text(&dirs.root())?)?,
         readonly_root: manifest.readonly_rootfs,
-        ops: ops(manifest, dirs, user_ns)?,
+        ops,
+        bind_sources,
         hostname: c(manifest.hostname.as_str())?,
         workdir: c(&process.workdir)?,
         sandbox: Sandbox::of(manifest, &process, known_caps)?,
@@ -190,7 +209,11 @@ fn rel(path: &str) -> Result<CString, String> {
 /// The mounts, in order: /proc with its masks, /dev with its nodes, /sys, the
 /// generated /etc files, then the manifest's own mounts (validation keeps them off
 /// the system paths, so none of them hides one of the above).
-fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, String> {
+fn ops(
+    manifest: &Manifest,
+    dirs: &Dirs,
+    user_ns: bool,
+) -> Result<(Vec<Op>, Vec<BindSource>), String> {
     let app = manifest.name.as_str();
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     let mut ops = vec![Op::Fs {
@@ -306,6 +329,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
             flags: etc_flags,
         });
     }
+    let mut bind_sources = Vec::new();
     for mount in &manifest.mounts {
         let ro = |readonly: bool| if readonly { libc::MS_RDONLY } else { 0 };
         ops.push(match mount {
@@ -313,8 +337,13 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
                 source,
                 target,
                 readonly,
-                ..
+                allow_system_path,
             } => {
+                bind_sources.push(BindSource {
+                    op: ops.len(),
+                    path: source.as_str().to_owned(),
+                    allow_system_path: *allow_system_path,
+                });
                 let host = Path::new(source.as_str());
                 if !host.exists() {
                     return Err(format!(
@@ -356,7 +385,7 @@ fn ops(manifest: &Manifest, dirs: &Dirs, user_ns: bool) -> Result<Vec<Op>, Strin
             },
         });
     }
-    Ok(ops)
+    Ok((ops, bind_sources))
 }
 
 /// The exec candidates, argv and environment as C strings.

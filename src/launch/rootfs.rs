@@ -55,6 +55,18 @@ pub enum Op {
         kind: Kind,
         flags: c_ulong,
     },
+    /// As [`Op::Bind`], for a host source the parent opened and checked (see
+    /// `binds.rs`): the child opens `source` again and binds that descriptor only if
+    /// it is the file the parent checked (device `dev`, inode `ino`); a source that
+    /// became another file meanwhile fails with ESTALE.
+    Checked {
+        source: CString,
+        dev: u64,
+        ino: u64,
+        target: CString,
+        kind: Kind,
+        flags: c_ulong,
+    },
     /// Inside the filesystem mounted at the system target `fs` (which must have the
     /// magic number `magic`), `/dev/null` over the file `path`, or an empty read-only
     /// tmpfs over the directory (runc's masked paths). A path the kernel's filesystem
@@ -95,7 +107,7 @@ impl Op {
             Op::Fs { fstype, target, .. } => {
                 format!("mount {} on {}", fstype.to_string_lossy(), shown(target))
             }
-            Op::Bind { source, target, .. } => {
+            Op::Bind { source, target, .. } | Op::Checked { source, target, .. } => {
                 format!("bind {} on {}", source.to_string_lossy(), shown(target))
             }
             Op::Mask { fs, path, .. } => format!("mask {}/{}", shown(fs), path.to_string_lossy()),
@@ -169,6 +181,28 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
         } => {
             let fd = Target::create(root, target, *kind, openat2)?;
             bind(fd, source, *flags, || {
+                Target::open(root, target, openat2)?.ok_or(Errno(libc::ENOENT))
+            })
+        }
+        Op::Checked {
+            source,
+            dev,
+            ino,
+            target,
+            kind,
+            flags,
+        } => {
+            // Opened in this mount namespace (a descriptor of the host's cannot be
+            // bound here), following links as the parent did; bound only if it is
+            // still the file the parent checked.
+            let opened = Target(sys::openat(libc::AT_FDCWD, source, libc::O_PATH, 0)?);
+            if opened.identity()? != (*dev, *ino) {
+                return Err(Errno(libc::ESTALE));
+            }
+            let mut source_path = [0u8; 32];
+            let from = sys::fd_path(opened.0, &mut source_path);
+            let fd = Target::create(root, target, *kind, openat2)?;
+            bind(fd, from, *flags, || {
                 Target::open(root, target, openat2)?.ok_or(Errno(libc::ENOENT))
             })
         }

@@ -30,13 +30,14 @@
 
 use std::ffi::CString;
 
-use libc::{gid_t, sock_filter, uid_t};
+use libc::{gid_t, uid_t};
 
 use super::channel::Step;
 use super::sys::{self, Errno};
 use crate::caps::{self, CapSet};
 use crate::image::process::Process;
 use crate::manifest::Manifest;
+use crate::manifest::model::Seccomp;
 
 /// Open files: soft and hard limit of every process in an app (the supervisor's own
 /// may be higher or lower).
@@ -59,8 +60,9 @@ pub struct Sandbox {
     pub groups: Vec<gid_t>,
     /// The one set every capability set holds.
     pub caps: CapSet,
-    /// The seccomp program, or `None` for `seccomp: unconfined`.
-    pub seccomp: Option<Vec<sock_filter>>,
+    /// The seccomp profile; its program is built once per process
+    /// ([`crate::seccomp::program`]), so an app run does not hold its own copy.
+    pub seccomp: Seccomp,
     /// The working directory inside the app's root.
     pub workdir: CString,
 }
@@ -78,7 +80,12 @@ impl Sandbox {
             gid: process.gid,
             groups: Vec::new(),
             caps: caps::resolve(&manifest.capabilities, known_caps),
-            seccomp: crate::seccomp::filter(manifest.seccomp),
+            seccomp: {
+                // Built now, in the parent: the child only reads it (it must not
+                // allocate between clone and exec).
+                let _ = crate::seccomp::program(manifest.seccomp);
+                manifest.seccomp
+            },
             workdir: CString::new(process.workdir.as_str())
                 .map_err(|_| format!("{}: workdir holds a NUL byte", manifest.name.as_str()))?,
         })
@@ -107,7 +114,7 @@ impl Sandbox {
         caps::no_new_privs()
             .map_err(|e| Errno(e.errno()))
             .at(Step::NoNewPrivs)?;
-        if let Some(filter) = &self.seccomp {
+        if let Some(filter) = crate::seccomp::program(self.seccomp) {
             crate::seccomp::install(filter)
                 .map_err(|e| match e {
                     crate::seccomp::SeccompError::Install { source, .. } => {
@@ -121,8 +128,9 @@ impl Sandbox {
     }
 
     /// The sandbox as the arguments of a helper program: `uid gid groups caps workdir
-    /// seccomp`, groups comma-separated (`-` for none), caps in hex, the filter as
-    /// hex of its instructions (`-` for none).
+    /// seccomp`, groups comma-separated (`-` for none), caps in hex, the seccomp
+    /// profile by name (the helper is berth's own executable, which builds the same
+    /// program from it).
     pub fn to_args(&self) -> Vec<String> {
         let groups = if self.groups.is_empty() {
             "-".to_owned()
@@ -130,18 +138,11 @@ impl Sandbox {
             let list: Vec<String> = self.groups.iter().map(u32::to_string).collect();
             list.join(",")
         };
-        let filter = match &self.seccomp {
-            None => "-".to_owned(),
-            Some(program) => {
-                let mut hex = String::with_capacity(program.len() * 16);
-                for i in program {
-                    for byte in encode(i) {
-                        hex.push_str(&format!("{byte:02x}"));
-                    }
-                }
-                hex
-            }
-        };
+        let filter = match self.seccomp {
+            Seccomp::Default => "default",
+            Seccomp::Unconfined => "unconfined",
+        }
+        .to_owned();
         vec![
             self.uid.to_string(),
             self.gid.to_string(),
@@ -169,23 +170,11 @@ impl Sandbox {
             return None;
         }
         let seccomp = match *filter {
-            "-" => None,
-            hex => {
-                let bytes = hex
-                    .as_bytes()
-                    .chunks(2)
-                    .map(|pair| {
-                        std::str::from_utf8(pair)
-                            .ok()
-                            .and_then(|p| u8::from_str_radix(p, 16).ok())
-                    })
-                    .collect::<Option<Vec<u8>>>()?;
-                if bytes.is_empty() || bytes.len() % 8 != 0 || hex.len() % 2 != 0 {
-                    return None;
-                }
-                Some(bytes.chunks_exact(8).filter_map(decode).collect())
-            }
+            "default" => Seccomp::Default,
+            "unconfined" => Seccomp::Unconfined,
+            _ => return None,
         };
+        let _ = crate::seccomp::program(seccomp);
         Some(Sandbox {
             uid: uid.parse().ok()?,
             gid: gid.parse().ok()?,
@@ -199,25 +188,6 @@ impl Sandbox {
 
 /// How many arguments [`Sandbox::to_args`] makes.
 pub const ARGS: usize = 6;
-
-/// One BPF instruction as 8 bytes: code, jt, jf, k (little-endian).
-fn encode(i: &sock_filter) -> [u8; 8] {
-    let [c0, c1] = i.code.to_le_bytes();
-    let [k0, k1, k2, k3] = i.k.to_le_bytes();
-    [c0, c1, i.jt, i.jf, k0, k1, k2, k3]
-}
-
-fn decode(bytes: &[u8]) -> Option<sock_filter> {
-    let &[c0, c1, jt, jf, k0, k1, k2, k3] = bytes else {
-        return None;
-    };
-    Some(sock_filter {
-        code: u16::from_le_bytes([c0, c1]),
-        jt,
-        jf,
-        k: u32::from_le_bytes([k0, k1, k2, k3]),
-    })
-}
 
 /// Tags a failure with its step.
 pub(super) trait At<T> {
@@ -234,7 +204,7 @@ impl<T> At<T> for Result<T, Errno> {
 mod tests {
     use super::*;
 
-    fn sample(seccomp: Option<Vec<sock_filter>>, groups: Vec<gid_t>) -> Sandbox {
+    fn sample(seccomp: Seccomp, groups: Vec<gid_t>) -> Sandbox {
         Sandbox {
             uid: 1000,
             gid: 100,
@@ -254,19 +224,26 @@ mod tests {
 
     #[test]
     fn travels_as_arguments_unchanged() {
-        let filter = crate::seccomp::filter(crate::manifest::model::Seccomp::Default);
-        assert!(filter.as_ref().is_some_and(|f| f.len() > 10));
         for s in [
-            sample(filter, vec![]),
-            sample(None, vec![5, 20, 4_000_000_000]),
+            sample(Seccomp::Default, vec![]),
+            sample(Seccomp::Unconfined, vec![5, 20, 4_000_000_000]),
         ] {
             assert_eq!(round_trip(&s).as_ref(), Some(&s));
         }
     }
 
     #[test]
+    fn the_program_is_built_once_and_shared() {
+        let a = crate::seccomp::program(Seccomp::Default).unwrap();
+        let b = crate::seccomp::program(Seccomp::Default).unwrap();
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(Some(a.to_vec()), crate::seccomp::filter(Seccomp::Default));
+        assert!(crate::seccomp::program(Seccomp::Unconfined).is_none());
+    }
+
+    #[test]
     fn malformed_arguments_are_refused() {
-        let good = sample(None, vec![]).to_args();
+        let good = sample(Seccomp::Default, vec![]).to_args();
         let with = |i: usize, v: &str| {
             let mut a: Vec<&str> = good.iter().map(String::as_str).collect();
             a[i] = v;
@@ -279,8 +256,8 @@ mod tests {
             with(3, "ffffffffffffffff").is_none(),
             "caps above the last known"
         );
-        assert!(with(5, "0102").is_none(), "not a whole instruction");
-        assert!(with(5, "0g00000000000000").is_none());
+        assert!(with(5, "-").is_none(), "not a profile");
+        assert!(with(5, "Default").is_none());
         assert!(with(5, "").is_none());
         assert!(Sandbox::from_args(&["1"; 5]).is_none());
         let many = vec!["7"; MAX_GROUPS + 1].join(",");

@@ -43,7 +43,7 @@ fn targets(plan: &Plan) -> Vec<String> {
     plan.ops
         .iter()
         .map(|op| match op {
-            Op::Fs { target, .. } | Op::Bind { target, .. } => {
+            Op::Fs { target, .. } | Op::Bind { target, .. } | Op::Checked { target, .. } => {
                 target.to_string_lossy().into_owned()
             }
             Op::Mask { fs, path, .. } | Op::ReadOnly { fs, path, .. } => {

@@ -93,7 +93,8 @@ impl Supervisor {
         }
         super::appstate::prepare(&config)?;
         let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
-        let launcher = Launcher::new(&config.state_dir, &config.run_dir);
+        let launcher = Launcher::new(&config.state_dir, &config.run_dir)
+            .with_reserved(config.reserved(&apps_dir));
         let mut sources = HashMap::new();
         sources.insert(SIGNALS_TOKEN, Source::Signals);
         sources.insert(TIMER_TOKEN, Source::Timer);

@@ -190,3 +190,38 @@ pub fn attack_program(name: &str, dir: &Path) -> PathBuf {
     );
     binary
 }
+
+/// Runs `f` on `root` (opened `O_PATH`) in a forked child that has its own private
+/// mount namespace; its exit code. The child allocates nothing.
+pub fn in_private_namespace(root: &Path, f: impl Fn(std::os::fd::RawFd) -> i32) -> i32 {
+    let root = fs::File::open(root).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&root);
+    // SAFETY: the child makes system calls only and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: plain arguments; the strings are NUL-terminated literals.
+        let code = unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+            {
+                99
+            } else {
+                f(fd)
+            }
+        };
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: `status` is writable for the call.
+    assert_eq!(unsafe { libc::waitpid(pid, &raw mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "status {status}");
+    libc::WEXITSTATUS(status)
+}

@@ -100,6 +100,11 @@ impl Target {
         Ok(sys::kind_of(self.0)?.0 == libc::S_IFDIR)
     }
 
+    /// (device, inode) of the file it names.
+    pub(super) fn identity(&self) -> SysResult<(u64, u64)> {
+        sys::identity(self.0)
+    }
+
     fn is_symlink(&self) -> SysResult<bool> {
         Ok(sys::kind_of(self.0)?.0 == libc::S_IFLNK)
     }

@@ -54,6 +54,23 @@ pub fn kind_of(fd: RawFd) -> SysResult<(libc::mode_t, libc::dev_t)> {
     Ok((st.st_mode & libc::S_IFMT, st.st_rdev))
 }
 
+/// The (device, inode) of the file open at `fd`: which file it is, across mount
+/// namespaces (a bind source the parent checked, opened again by the child).
+#[allow(
+    clippy::useless_conversion,
+    reason = "dev_t and ino_t are u64 on 64-bit targets, narrower on some 32-bit ones"
+)]
+pub fn identity(fd: RawFd) -> SysResult<(u64, u64)> {
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as in `kind_of`.
+    let ret = unsafe { libc::fstatat(fd, c"".as_ptr(), &raw mut st, libc::AT_EMPTY_PATH) };
+    if ret < 0 {
+        return Err(errno());
+    }
+    Ok((u64::from(st.st_dev), u64::from(st.st_ino)))
+}
+
 /// `readlinkat(2)` into `buf`: the link's text (not NUL-terminated), or EINVAL when
 /// `name` is not a symbolic link. A text that fills `buf` may be cut: ENAMETOOLONG.
 pub fn readlinkat<'a>(dir: RawFd, name: &CStr, buf: &'a mut [u8]) -> SysResult<&'a [u8]> {

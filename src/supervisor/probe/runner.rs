@@ -400,7 +400,7 @@ mod tests {
             gid: 8,
             groups: vec![],
             caps: crate::caps::DEFAULT,
-            seccomp: None,
+            seccomp: crate::manifest::model::Seccomp::Unconfined,
             workdir: c"/".to_owned(),
         };
         let mut args: Vec<OsString> = ["1", "2", "-", "1", "/cg/procs"]
