@@ -223,21 +223,7 @@ impl Dir {
     /// file and its size.
     pub fn open_append(&self, name: &str, mode: u32) -> io::Result<(File, u64)> {
         let path = self.join(name);
-        let fd = openat(
-            &self.fd,
-            name,
-            OFlag::O_WRONLY
-                | OFlag::O_APPEND
-                | OFlag::O_CREAT
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_NOCTTY
-                | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(mode),
-        )
-        .map_err(|e| failed("open", &path, e))?;
-        let stat = fstat(&fd).map_err(|e| failed("inspect", &path, e))?;
-        regular(&stat, "open", &path)?;
+        let (fd, stat) = self.create_regular(name, OFlag::O_APPEND, mode, "open", &path)?;
         Ok((File::from(fd), u64::try_from(stat.st_size).unwrap_or(0)))
     }
 
@@ -282,6 +268,24 @@ impl Dir {
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(failed("write", &path, e)),
         }
+        let (fd, _) = self.create_regular(name, OFlag::empty(), mode, "write", &path)?;
+        ftruncate(&fd, 0).map_err(|e| failed("truncate", &path, e))?;
+        File::from(fd)
+            .write_all(text)
+            .map_err(|e| failed("write", &path, e))
+    }
+
+    /// Opens `name` for writing with `extra` flags, creating it with `mode` if
+    /// missing, never through a link, a FIFO or a terminal; it must then be a regular
+    /// file of one link. `what` names the step in errors.
+    fn create_regular(
+        &self,
+        name: &str,
+        extra: OFlag,
+        mode: u32,
+        what: &str,
+        path: &Path,
+    ) -> io::Result<(OwnedFd, nix::sys::stat::FileStat)> {
         let fd = openat(
             &self.fd,
             name,
@@ -290,16 +294,14 @@ impl Dir {
                 | OFlag::O_NOFOLLOW
                 | OFlag::O_NONBLOCK
                 | OFlag::O_NOCTTY
-                | OFlag::O_CLOEXEC,
+                | OFlag::O_CLOEXEC
+                | extra,
             Mode::from_bits_truncate(mode),
         )
-        .map_err(|e| failed("write", &path, e))?;
-        let stat = fstat(&fd).map_err(|e| failed("write", &path, e))?;
-        regular(&stat, "write", &path)?;
-        ftruncate(&fd, 0).map_err(|e| failed("truncate", &path, e))?;
-        File::from(fd)
-            .write_all(text)
-            .map_err(|e| failed("write", &path, e))
+        .map_err(|e| failed(what, path, e))?;
+        let stat = fstat(&fd).map_err(|e| failed(what, path, e))?;
+        regular(&stat, what, path)?;
+        Ok((fd, stat))
     }
 
     /// Opens `name`, which must be a regular file of one link, for `access`.
