@@ -156,7 +156,7 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     //    new root with no magic link followed, then `getcwd` checks the kernel sees
     //    it inside: a `/proc/self/fd/N` of a host descriptor would otherwise leave
     //    the app outside its root (CVE-2024-21626).
-    rootfs::enter_workdir(&plan.workdir, i.openat2).at(Step::Workdir)?;
+    rootfs::enter_workdir(&plan.sandbox.workdir, i.openat2).at(Step::Workdir)?;
     // 8. No descriptor but 0, 1, 2 reaches the app. Close-on-exec rather than close,
     //    so the channel stays open until the exec itself succeeds.
     sys::cloexec_from(3).at(Step::CloseFds)?;

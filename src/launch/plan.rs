@@ -92,8 +92,8 @@ pub struct Plan {
     pub ops: Vec<Op>,
     pub hostname: CString,
     pub process: Process,
-    pub workdir: CString,
-    /// Ids, capabilities, limits and the seccomp filter of the app's processes.
+    /// Ids, capabilities, limits, seccomp profile and working directory of the
+    /// app's processes.
     pub sandbox: Sandbox,
     pub exec: Exec,
     /// `init: true`: argv of the reaper (`berth-init FD -- app argv`), the channel
@@ -183,7 +183,6 @@ pub fn build(
         ops,
         bind_sources,
         hostname: c(manifest.hostname.as_str())?,
-        workdir: c(&process.workdir)?,
         sandbox: Sandbox::of(manifest, &process, known_caps)?,
         exec,
         init: manifest.init,

@@ -107,9 +107,15 @@ impl Op {
             Op::Fs { fstype, target, .. } => {
                 format!("mount {} on {}", fstype.to_string_lossy(), shown(target))
             }
-            Op::Bind { source, target, .. } | Op::Checked { source, target, .. } => {
+            Op::Bind { source, target, .. } => {
                 format!("bind {} on {}", source.to_string_lossy(), shown(target))
             }
+            // Its ESTALE means the source became another file after berth checked it.
+            Op::Checked { source, target, .. } => format!(
+                "bind {} on {} (as checked before the launch)",
+                source.to_string_lossy(),
+                shown(target)
+            ),
             Op::Mask { fs, path, .. } => format!("mask {}/{}", shown(fs), path.to_string_lossy()),
             Op::ReadOnly { fs, path, .. } => {
                 format!("make {}/{} read-only", shown(fs), path.to_string_lossy())
