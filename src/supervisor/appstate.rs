@@ -66,10 +66,7 @@ pub fn prepare(config: &Config) -> Result<(), String> {
 impl Supervisor {
     /// An app is removed (its manifest no longer lists it) and has stopped: it is
     /// forgotten, and its state deleted if its manifest file is gone.
-    pub(super) fn forget(&mut self, name: &str) {
-        let Some(app) = self.apps.remove(name) else {
-            return;
-        };
+    pub(super) fn forget_state(&self, name: &str, manifest_file: &std::path::Path) {
         match Dir::open(&self.config.state_dir.join("apps")) {
             Ok(apps) => {
                 if let Some(file) = gone(&apps, name) {
@@ -77,7 +74,7 @@ impl Supervisor {
                 } else {
                     log::info!(
                         "{name}: removed; its writable layer stays, as {} is still there",
-                        app.manifest.file.display()
+                        manifest_file.display()
                     );
                 }
             }
