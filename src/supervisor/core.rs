@@ -429,7 +429,8 @@ impl Supervisor {
                 queue.push_front(Todo::Event(id, event));
             }
             Effect::CancelInstall(job) => self.cancel_install(id, job),
-            Effect::EndInstall(job) => drop(job),
+            // Dropped here: its pipe closes.
+            Effect::EndInstall(_job) => {}
             Effect::Signal(signal) => {
                 if let Some(pid) = self.apps.get(&id).and_then(App::pid) {
                     event::signal(pid, signal);
