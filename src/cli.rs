@@ -50,7 +50,8 @@ commands:
 --config FILE   global settings (default /etc/berth/berth.yaml)
 exit status: 0 ok, 1 failed or invalid, 2 usage error";
 
-/// The commands of DESIGN.md §3 that this build does not have yet.
+/// The planned commands that this build does not have yet (docs/design.md, section 7,
+/// "Command line").
 const NOT_BUILT: [&str; 9] = [
     "status", "logs", "exec", "start", "stop", "restart", "reload", "metrics", "shutdown",
 ];
@@ -188,7 +189,8 @@ fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usage
             Some("--gzip") => options.compression = Compression::Gzip,
             Some("--zstd") => options.compression = Compression::Zstd,
             Some("--keep-owners") => options.keep_owners = true,
-            // Every command takes --config (DESIGN.md §3); pack needs no setting from it.
+            // Every command takes --config (docs/design.md, section 7, "Command line"); pack
+            // needs no setting from it.
             Some(flag @ "--config") => drop(value(flag, &mut args)?),
             Some(flag @ "--env") => {
                 let entry = text(flag, value(flag, &mut args)?)?;
