@@ -214,7 +214,7 @@ impl Store {
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(io_error("remove leftover", &tmp))?;
         }
-        let result = self.install_into(&tmp, &target, file, digest, limits, platform, progress);
+        let result = self.install_into(&tmp, file, digest, limits, platform, progress);
         if result.is_err() && target.is_dir() {
             // Another process installed the same image meanwhile: use that one.
             let _ = fs::remove_dir_all(&tmp);
@@ -235,13 +235,13 @@ impl Store {
     fn install_into(
         &self,
         tmp: &Path,
-        target: &Path,
         file: &Path,
         digest: &Digest,
         limits: &Limits,
         platform: &Platform,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Unpacked, ImageError> {
+        let target = &self.path(digest);
         let rootfs = tmp.join("rootfs");
         let spool = tmp.join("spool");
         fs::create_dir(tmp).map_err(io_error("create directory", tmp))?;

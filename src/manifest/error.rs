@@ -379,6 +379,15 @@ impl fmt::Display for Rule {
     }
 }
 
+impl From<crate::input::InputError> for ProblemKind {
+    fn from(e: crate::input::InputError) -> Self {
+        match e {
+            crate::input::InputError::Io { source, .. } => ProblemKind::Read(source),
+            crate::input::InputError::NotRegular { kind, .. } => ProblemKind::NotRegular { kind },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,14 +433,5 @@ mod tests {
             p.to_string(),
             "apps.d/gw.yaml:3:9: gw: dependency cycle: gw -> db -> gw"
         );
-    }
-}
-
-impl From<crate::input::InputError> for ProblemKind {
-    fn from(e: crate::input::InputError) -> Self {
-        match e {
-            crate::input::InputError::Io { source, .. } => ProblemKind::Read(source),
-            crate::input::InputError::NotRegular { kind, .. } => ProblemKind::NotRegular { kind },
-        }
     }
 }
