@@ -51,7 +51,8 @@ fn a_launch_that_fails_before_its_process_backs_off_doubling_from_zero_uptime() 
 
 #[test]
 fn a_manifest_back_while_its_app_stops_starts_it_again() {
-    let deaf = "command: [probe, stubborn]\nnamespaces: [mount, uts, ipc, net]\nstop: { timeout: 1s }\n";
+    let deaf =
+        "command: [probe, stubborn]\nnamespaces: [mount, uts, ipc, net]\nstop: { timeout: 1s }\n";
     let mut b = Berth::start("comeback", &[("deaf", deaf)]);
     b.expect("deaf: running", 20);
     fs::remove_file(b.tmp.join("apps/deaf.yaml")).unwrap();
@@ -59,7 +60,10 @@ fn a_manifest_back_while_its_app_stops_starts_it_again() {
     b.expect("SIGHUP: reloading", 20);
     b.write_app("deaf", deaf);
     b.signal(libc::SIGHUP);
-    b.expect("deaf: its manifest is back; starting it again once stopped", 20);
+    b.expect(
+        "deaf: its manifest is back; starting it again once stopped",
+        20,
+    );
     b.expect("deaf: did not stop within 1.0s; killing it", 20);
     b.expect("deaf: stopped (", 20);
     b.expect("deaf: running", 20);
@@ -116,7 +120,10 @@ fn container_guests_restart_with_their_network_owner() {
         .unwrap();
     // SAFETY: a plain kill of the owner's process, which berth supervises.
     unsafe { libc::kill(owner, libc::SIGKILL) };
-    b.expect("guest: restarting with owner, whose network namespace it shares", 20);
+    b.expect(
+        "guest: restarting with owner, whose network namespace it shares",
+        20,
+    );
     let owner = pid_of(&b.expect("owner: running", 20));
     let guest = pid_of(&b.expect("guest: running", 20));
     let ns = |pid: i32| fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();

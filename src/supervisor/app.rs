@@ -69,7 +69,7 @@ pub fn untoken(token: u64) -> Option<(AppId, Source)> {
 pub struct Real;
 
 impl Resources for Real {
-    type Job = super::install::Job;
+    type Job = crate::image::install::InstallJob;
     type Run = Run;
 }
 
@@ -102,7 +102,7 @@ pub struct Run {
     pub exec_probe: Option<ExecProbe>,
     pub probe: Option<ProbeRun>,
     /// Keeps `berth gc` from removing the image while the app uses it.
-    pub hold: Option<super::install::Hold>,
+    pub hold: crate::image::store::ImageHold,
 }
 
 /// An output pipe of the app's process, drained into its log until end-of-file (also
@@ -122,6 +122,8 @@ pub struct App {
     pub mtime: Option<std::time::SystemTime>,
     pub log: Option<AppLog>,
     pub pipes: Vec<Pipe>,
+    /// Keeps `berth gc` from its state and run directories (taken at its first launch).
+    pub hold: Option<super::appstate::AppHold>,
     /// The unpacked image of the current definition, once installed.
     pub image_root: PathBuf,
 }
@@ -135,6 +137,7 @@ impl App {
             life: Life::new(manifest),
             log: None,
             pipes: Vec::new(),
+            hold: None,
             image_root: PathBuf::new(),
         }
     }

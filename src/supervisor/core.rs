@@ -428,9 +428,11 @@ impl Supervisor {
                 };
                 queue.push_front(Todo::Event(id, event));
             }
-            Effect::CancelInstall(job) => self.cancel_install(id, job),
-            // Dropped here: its pipe closes.
-            Effect::EndInstall(_job) => {}
+            Effect::CancelInstall(job) => self.cancel_install(job),
+            Effect::FinishInstall(job, status) => {
+                let event = self.finish_install(id, job, status);
+                queue.push_front(Todo::Event(id, event));
+            }
             Effect::Signal(signal) => {
                 if let Some(pid) = self.apps.get(&id).and_then(App::pid) {
                     event::signal(pid, signal);

@@ -1,28 +1,16 @@
-//! Installing an app's image off the loop (interim: until the install job lands, the
-//! install runs here and reports at once).
+//! Installing an app's image off the loop: a `berth-install` child process unpacks it
+//! ([`crate::image::install`]) and reports on a pipe in the epoll set; its progress is
+//! logged (at most once a second), and its result is read once the loop has reaped it.
 
-use super::app::{self, AppId};
-use super::core::Supervisor;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use super::app::{self, AppId, Source};
+use super::core::{Supervisor, watch};
 use super::lifecycle::Event;
-
-/// An install in progress.
-pub struct Job {
-    pid: i32,
-}
-
-impl Job {
-    pub fn pid(&self) -> i32 {
-        self.pid
-    }
-}
-
-/// Keeps an image from `berth gc` while an app uses it.
-pub type Hold = ();
-
-/// interim: whether `pid` receives `signal` (until the procfs reader lands).
-pub fn receives(_proc: &std::path::Path, _pid: i32, _signal: i32) -> std::io::Result<bool> {
-    Ok(true)
-}
+use crate::image::install::{InstallJob, Report, SELF_EXE};
+use crate::image::layout::Platform;
+use crate::image::store::Installed;
 
 impl Supervisor {
     /// Starts installing the app's image: the answer to `Effect::Install`.
@@ -31,25 +19,96 @@ impl Supervisor {
             return Event::InstallDone(Err("it is gone".into()));
         };
         let m = app.manifest();
-        let result = self
-            .store
-            .install(
-                &m.image.resolved,
-                &m.image.sha256,
-                &self.config.images,
-                &crate::image::layout::Platform::current(),
-            )
-            .map(drop)
-            .map_err(|e| format!("image {}: {e}", m.image.resolved.display()));
-        Event::InstallDone(result)
+        let image = m.image.resolved.display().to_string();
+        let job = InstallJob::spawn(
+            Path::new(SELF_EXE),
+            &self.store,
+            &m.image.resolved,
+            &m.image.sha256,
+            &self.config.images,
+            &Platform::current(),
+        );
+        let job = match job {
+            Ok(job) => job,
+            Err(e) => return Event::InstallDone(Err(format!("image {image}: {e}"))),
+        };
+        if let Err(e) = watch(
+            &self.epoll,
+            job.fd(),
+            app::token(id, Source::Install),
+            false,
+        ) {
+            // Its result is still read when it is reaped; only the progress is lost.
+            log::warn!("{}: epoll add the install pipe: {e}", app.name());
+        }
+        log::info!("{}: installing {image}", app.name());
+        Event::InstallStarted(job)
     }
 
-    pub(super) fn on_install_output(&mut self, _id: AppId) {}
-
-    pub(super) fn on_install_exit(&mut self, _id: AppId, _status: i32) {}
-
-    pub(super) fn cancel_install(&mut self, _id: AppId, job: Job) {
-        super::event::signal(job.pid, libc::SIGKILL);
-        self.abandoned.insert(job.pid);
+    /// The install pipe is readable: progress, for the console.
+    pub(super) fn on_install_output(&mut self, id: AppId) {
+        let Some(app) = self.apps.get_mut(&id) else {
+            return;
+        };
+        let name = app.life.name().to_owned();
+        let image = app.life.manifest.image.resolved.display().to_string();
+        let Some(job) = app.life.job_mut() else {
+            return;
+        };
+        for report in job.read_reports() {
+            if let Report::Progress(p) = report {
+                log::info!("{name}: installing {image}: {p}");
+            }
+        }
+        if job.at_eof() {
+            self.epoll.remove(job.fd().as_raw_fd());
+        }
     }
+
+    /// The install job was reaped.
+    pub(super) fn on_install_exit(&mut self, id: AppId, status: i32) {
+        self.dispatch_event(id, Event::InstallExited { status });
+    }
+
+    /// The answer to `Effect::FinishInstall`: the job's result.
+    pub(super) fn finish_install(
+        &mut self,
+        id: AppId,
+        job: InstallJob,
+        status: i32,
+    ) -> Event<app::Real> {
+        self.epoll.remove(job.fd().as_raw_fd());
+        let Some(app) = self.apps.get(&id) else {
+            return Event::InstallDone(Err("it is gone".into()));
+        };
+        let m = app.manifest();
+        match job.finish(status) {
+            Ok(Installed::Fresh(_, unpacked)) => {
+                self.images
+                    .insert(m.image.sha256.clone(), unpacked.defaults.clone());
+                log::info!(
+                    "{}: installed {} ({})",
+                    app.name(),
+                    m.image.resolved.display(),
+                    unpacked.format
+                );
+                Event::InstallDone(Ok(()))
+            }
+            Ok(Installed::Already(_)) => Event::InstallDone(Ok(())),
+            Err(e) => Event::InstallDone(Err(format!("image {}: {e}", m.image.resolved.display()))),
+        }
+    }
+
+    /// An install no longer wanted: killed, and reaped when it ends (its unpack
+    /// directory is left locked by nobody, and the store removes it).
+    pub(super) fn cancel_install(&mut self, job: InstallJob) {
+        self.epoll.remove(job.fd().as_raw_fd());
+        super::event::signal(job.pid(), libc::SIGKILL);
+        self.abandoned.insert(job.pid());
+    }
+}
+
+/// interim: whether `pid` receives `signal` (until the procfs reader lands).
+pub fn receives(_proc: &std::path::Path, _pid: i32, _signal: i32) -> std::io::Result<bool> {
+    Ok(true)
 }

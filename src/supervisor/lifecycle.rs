@@ -98,7 +98,9 @@ pub enum Event<R: Resources> {
     },
     /// Answers [`Effect::Install`]: the job is running.
     InstallStarted(R::Job),
-    /// The install job ended (or could not be started): `Ok` once the image is in the
+    /// The install job's process ended (it was reaped) with this wait status.
+    InstallExited { status: i32 },
+    /// The install is over (or could not be started): `Ok` once the image is in the
     /// store, else why not.
     InstallDone(Result<(), String>),
     /// Answers [`Effect::Launch`]: the process exists.
@@ -137,8 +139,9 @@ pub enum Effect<R: Resources> {
     Launch,
     /// Kill an install job that is no longer wanted.
     CancelInstall(R::Job),
-    /// An install job is over (its result was read): let it go.
-    EndInstall(R::Job),
+    /// The install job's process ended with this wait status: read its result, and
+    /// answer with [`Event::InstallDone`].
+    FinishInstall(R::Job, i32),
     /// Send this signal to the app's process.
     Signal(i32),
     /// SIGKILL everything in the app's cgroup.
@@ -314,15 +317,9 @@ pub fn step<R: Resources>(
             }
         }
         (Phase::Preparing, Event::InstallStarted(job)) => Phase::Installing { job },
-        (Phase::Installing { job }, Event::InstallDone(result)) => {
-            fx.push(Effect::EndInstall(job));
-            match result {
-                Ok(()) => {
-                    fx.push(Effect::Launch);
-                    Phase::Preparing
-                }
-                Err(why) => ended(app, &mut fx, ExitKind::Failure, why, now, ctx),
-            }
+        (Phase::Installing { job }, Event::InstallExited { status }) => {
+            fx.push(Effect::FinishInstall(job, status));
+            Phase::Preparing
         }
         (Phase::Preparing, Event::InstallDone(Ok(()))) => {
             fx.push(Effect::Launch);

@@ -34,6 +34,11 @@ impl Supervisor {
             let problems: Vec<String> = refused.iter().map(ToString::to_string).collect();
             return Err(problems.join("; "));
         }
+        // Held from before the launch to the end of the run: `berth gc` leaves it.
+        let hold = self
+            .store
+            .hold(&m.image.sha256)
+            .map_err(|e| format!("image {}: {e}", m.image.resolved.display()))?;
         app.image_root = self.store.rootfs(&m.image.sha256);
         if app.log.is_none() {
             let mut log = AppLog::open(
@@ -84,6 +89,12 @@ impl Supervisor {
                 strip_name(&name, &e.to_string())
             })?;
         let oom_before = group.usage().oom_kills;
+        if app.hold.is_none() {
+            match super::appstate::hold(&self.config.state_dir, &name) {
+                Ok(hold) => app.hold = Some(hold),
+                Err(e) => log::warn!("{name}: {e}"),
+            }
+        }
         let pid = launching.pid;
         watch(
             &self.epoll,
@@ -110,7 +121,7 @@ impl Supervisor {
             sandbox: None,
             exec_probe: None,
             probe: None,
-            hold: None,
+            hold,
         })
     }
 

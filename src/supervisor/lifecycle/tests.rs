@@ -90,6 +90,7 @@ fn events() -> Vec<(&'static str, Event<Fake>)> {
             },
         ),
         ("install-started", Event::InstallStarted(8)),
+        ("install-exited", Event::InstallExited { status: 0 }),
         ("installed", Event::InstallDone(Ok(()))),
         (
             "install-failed",
@@ -153,14 +154,15 @@ fn events() -> Vec<(&'static str, Event<Fake>)> {
 
 /// The phase each event leads to from each phase, in the order of [`phases`] (rows)
 /// and [`events`] (columns); `=` is "unchanged".
-const TABLE: [(&str, [&str; 17]); 10] = [
-    //            blk        start        uninst       i-start      inst         i-fail       launched     l-fail       execd        e-fail       exit0        exit1        stop         restart      remove       timeout      probed
+const TABLE: [(&str, [&str; 18]); 10] = [
+    //            blk        start        uninst       i-start      i-exit       inst         i-fail       launched     l-fail       execd        e-fail       exit0        exit1        stop         restart      remove       timeout      probed
     (
         "stopped",
         [
             "waiting",
             "preparing",
             "preparing",
+            "=",
             "=",
             "=",
             "=",
@@ -192,6 +194,7 @@ const TABLE: [(&str, [&str; 17]); 10] = [
             "=",
             "=",
             "=",
+            "=",
             "stopped",
             "stopped",
             "stopped",
@@ -206,6 +209,7 @@ const TABLE: [(&str, [&str; 17]); 10] = [
             "=",
             "=",
             "installing",
+            "=",
             "preparing",
             "backoff",
             "starting",
@@ -229,7 +233,8 @@ const TABLE: [(&str, [&str; 17]); 10] = [
             "=",
             "=",
             "preparing",
-            "backoff",
+            "=",
+            "=",
             "=",
             "=",
             "=",
@@ -246,22 +251,22 @@ const TABLE: [(&str, [&str; 17]); 10] = [
     (
         "starting",
         [
-            "=", "=", "=", "=", "=", "=", "=", "=", "running", "backoff", "backoff", "backoff",
-            "stopping", "stopping", "stopping", "=", "=",
+            "=", "=", "=", "=", "=", "=", "=", "=", "=", "running", "backoff", "backoff",
+            "backoff", "stopping", "stopping", "stopping", "=", "=",
         ],
     ),
     (
         "running",
         [
-            "=", "=", "=", "=", "=", "=", "=", "=", "=", "=", "backoff", "backoff", "stopping",
-            "stopping", "stopping", "=", "=",
+            "=", "=", "=", "=", "=", "=", "=", "=", "=", "=", "=", "backoff", "backoff",
+            "stopping", "stopping", "stopping", "=", "=",
         ],
     ),
     (
         "stopping",
         [
-            "=", "=", "=", "=", "=", "=", "=", "=", "=", "=", "stopped", "stopped", "stopping",
-            "stopping", "stopping", "stopping", "=",
+            "=", "=", "=", "=", "=", "=", "=", "=", "=", "=", "=", "stopped", "stopped",
+            "stopping", "stopping", "stopping", "stopping", "=",
         ],
     ),
     (
@@ -270,6 +275,7 @@ const TABLE: [(&str, [&str; 17]); 10] = [
             "waiting",
             "preparing",
             "preparing",
+            "=",
             "=",
             "=",
             "=",
@@ -301,6 +307,7 @@ const TABLE: [(&str, [&str; 17]); 10] = [
             "=",
             "=",
             "=",
+            "=",
             "stopped",
             "stopped",
             "stopped",
@@ -314,6 +321,7 @@ const TABLE: [(&str, [&str; 17]); 10] = [
             "waiting",
             "preparing",
             "preparing",
+            "=",
             "=",
             "=",
             "=",
@@ -356,7 +364,7 @@ fn released(effects: &[Effect<Fake>]) -> Vec<u32> {
         .iter()
         .filter_map(|e| match e {
             Effect::Release(r) => Some(*r),
-            Effect::CancelInstall(j) | Effect::EndInstall(j) => Some(*j),
+            Effect::CancelInstall(j) | Effect::FinishInstall(j, _) => Some(*j),
             _ => None,
         })
         .collect()
