@@ -20,5 +20,7 @@ pub mod panic;
 pub mod pid1;
 pub mod seccomp;
 pub mod supervisor;
+mod sys;
 #[cfg(test)]
 mod testdir;
+pub mod timefmt;

@@ -9,7 +9,7 @@
 pub mod app;
 pub mod appstate;
 pub mod core;
-pub mod event;
+pub(crate) mod event;
 pub mod health;
 pub mod logs;
 pub mod policy;
