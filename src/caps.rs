@@ -11,8 +11,8 @@
 //! `execve`; the bounding copy is what stops it from ever gaining more (a setuid binary
 //! or file capabilities cannot exceed it, and `no_new_privs` switches those off anyway).
 
+mod apply;
 mod status;
-mod sys;
 
 use std::fmt;
 use std::path::Path;
@@ -20,8 +20,8 @@ use std::path::Path;
 use crate::manifest::model::Capabilities;
 use crate::manifest::types::Capability;
 
+pub use apply::{CapsError, Step, apply, no_new_privs, prepare_uid_change};
 pub use status::{ProcCaps, StatusError};
-pub use sys::{CapsError, Step, apply, no_new_privs, prepare_uid_change};
 
 /// The highest capability number berth knows by name (`CAP_CHECKPOINT_RESTORE`,
 /// Linux 5.9). A [`CapSet`] holds capabilities `0..=LAST` only.

@@ -19,10 +19,11 @@ pub mod v2;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::manifest::model::Resources;
+use crate::sys;
 pub use detect::{Hierarchy, Kind};
 pub use settings::{Offer, Setting, Version};
 
@@ -109,8 +110,8 @@ pub fn procs(dir: &Path) -> Result<Vec<i32>> {
 /// SIGKILL to each of `pids` (ESRCH, already gone, is fine).
 fn kill_each(pids: &[i32]) {
     for &pid in pids {
-        // SAFETY: plain integer arguments; a pid that exited meanwhile gives ESRCH.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        // A pid that exited meanwhile gives ESRCH: nothing left to kill.
+        let _ = sys::process::kill(pid, libc::SIGKILL);
     }
 }
 
@@ -148,8 +149,9 @@ pub struct OomWatch {
 }
 
 impl OomWatch {
-    pub fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
     }
 
     /// Reads what is pending (non-blocking): true if there was an event.
@@ -157,9 +159,8 @@ impl OomWatch {
         let mut buf = [0u8; 512];
         let mut any = false;
         loop {
-            // SAFETY: `buf` is writable for its length for the call.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
+            // Nothing more to read (EAGAIN), or end of file: drained.
+            if !matches!(sys::fd::read(self.fd.as_fd(), &mut buf), Ok(1..)) {
                 return any;
             }
             any = true;
@@ -309,27 +310,16 @@ pub fn clean(group: &dyn Group, timeout_ms: i32) -> Result<()> {
         if pids.is_empty() {
             break;
         }
-        let mut fds: Vec<libc::pollfd> = Vec::new();
-        let mut owned = Vec::new();
-        for pid in pids {
-            // SAFETY: plain integer arguments.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-            if let Ok(fd @ 0..) = RawFd::try_from(fd) {
-                // SAFETY: the descriptor was just created and is owned by nobody else.
-                owned.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                fds.push(libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-            }
-        }
-        for slot in 0..fds.len() {
-            let Some(one) = fds.get_mut(slot..=slot) else {
-                break;
-            };
-            // SAFETY: `one` is one valid pollfd, writable for the call.
-            unsafe { libc::poll(one.as_mut_ptr(), 1, timeout_ms) };
+        // Where pidfds are missing (before Linux 5.3) the next round's kill_all and
+        // procs take their place.
+        let owned: Vec<_> = pids
+            .into_iter()
+            .filter_map(|pid| sys::process::pidfd_open(pid).ok())
+            .collect();
+        for fd in &owned {
+            // Gone, not gone within the timeout, or EINTR: the next round checks
+            // `procs` again either way.
+            let _ = sys::process::wait_readable(fd.as_fd(), timeout_ms);
         }
         drop(owned);
     }

@@ -98,7 +98,7 @@ fn image_problem(app: &Manifest, actual: &Result<Digest, String>) -> Option<Prob
 /// `pid`), given by `berth check` and when `berth run` loads it; `None` for one with
 /// its own. Not an error: a monitoring agent may need the host's processes.
 pub fn pid_namespace_warning(app: &Manifest) -> Option<String> {
-    if !crate::supervisor::sender::shares_pid_namespace(app) {
+    if !app.shares_pid_namespace() {
         return None;
     }
     let berth = if app.allow_signals_to_berth {

@@ -63,7 +63,7 @@ impl log::Log for Console {
         }
         let line = format!(
             "{} {:<5} {}\n",
-            crate::supervisor::logs::format_time(std::time::SystemTime::now()),
+            crate::timefmt::format_time(std::time::SystemTime::now()),
             record.level(),
             record.args()
         );

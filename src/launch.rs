@@ -25,17 +25,17 @@ pub mod plan;
 pub mod reaper;
 pub mod rootfs;
 pub mod sandbox;
-pub mod sys;
 
 use std::fmt;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use crate::caps::{self, CapSet};
 use crate::image::ImageDefaults;
 use crate::manifest::Manifest;
+use crate::sys;
 use channel::{Report, Step};
 use plan::Dirs;
 
@@ -47,7 +47,7 @@ pub trait Cgroup {
     /// A cgroup v2 directory descriptor to create the child in directly
     /// (`clone3(CLONE_INTO_CGROUP)`, Linux 5.7), so it never runs a moment outside
     /// it; `join` is then not called. Where the kernel lacks it, `join` is used.
-    fn clone_into(&self) -> Option<RawFd> {
+    fn clone_into(&self) -> Option<BorrowedFd<'_>> {
         None
     }
 
@@ -154,10 +154,7 @@ pub struct Launcher {
 
 impl Launcher {
     pub fn new(state_dir: &Path, run_dir: &Path) -> Launcher {
-        let probe = sys::openat2(libc::AT_FDCWD, c"/", libc::O_PATH, 0);
-        if let Ok(fd) = probe {
-            sys::close(fd);
-        }
+        let probe = sys::fs::openat2(libc::AT_FDCWD, c"/", libc::O_PATH, 0);
         Launcher {
             state_dir: state_dir.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
@@ -270,13 +267,22 @@ impl Launcher {
         // `container:<app>`: clone from inside the other app's network namespace
         // (a child in a new user namespace could not join it itself), then return.
         if let Some(net) = app.join_net {
-            sys::setns(net.as_raw_fd(), libc::CLONE_NEWNET)
+            sys::ns::setns(net.as_fd(), libc::CLONE_NEWNET)
                 .map_err(|e| host("join the network namespace")(from(e)))?;
         }
         let into = cgroup.clone_into();
-        let (cloned, joined) = match into.map(|fd| sys::clone_into(plan.clone_flags, fd)) {
-            Some(Err(sys::Errno(libc::ENOSYS | libc::E2BIG | libc::EINVAL))) | None => {
-                (sys::clone(plan.clone_flags), false)
+        // SAFETY: (both clones) the supervisor is single-threaded, and the child runs
+        // only `child::run`, which allocates nothing, takes no lock and makes only
+        // `sys` calls until it execs or exits.
+        let clone_into = |fd| unsafe { sys::process::clone_into(plan.clone_flags, fd) };
+        let (cloned, joined) = match into.map(clone_into) {
+            Some(Err(sys::Error {
+                errno: libc::ENOSYS | libc::E2BIG | libc::EINVAL,
+                ..
+            }))
+            | None => {
+                // SAFETY: as above.
+                (unsafe { sys::process::clone(plan.clone_flags) }, false)
             }
             Some(result) => (result, true),
         };
@@ -284,7 +290,7 @@ impl Launcher {
             child::run(&inputs);
         }
         if let (Some(_), Some(own)) = (app.join_net, &self.own_net) {
-            if let Err(e) = sys::setns(own.as_raw_fd(), libc::CLONE_NEWNET) {
+            if let Err(e) = sys::ns::setns(own.as_fd(), libc::CLONE_NEWNET) {
                 // Still in the other app's namespace: nothing more may be launched.
                 if let Ok(pid) = cloned {
                     kill_and_reap(pid);
@@ -307,7 +313,7 @@ impl Launcher {
                     .join(pid)
                     .map_err(host(&format!("move pid {pid} into its cgroup")))?;
             }
-            channel::send_go(&parent_end, lower.as_ref().map(AsRawFd::as_raw_fd))
+            channel::send_go(&parent_end, lower.as_ref().map(AsFd::as_fd))
                 .map_err(host("release the child"))
         };
         if let Err(e) = release() {
@@ -444,46 +450,24 @@ impl Launching {
     }
 }
 
-fn from(e: sys::Errno) -> io::Error {
-    io::Error::from_raw_os_error(e.0)
+fn from(e: sys::Error) -> io::Error {
+    e.into()
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` is writable for the two descriptors the call stores.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let [r, w] = fds;
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w)) })
+    Ok(sys::fd::pipe()?)
 }
 
 /// Waits for `pid`; its exit code, or 128 + the signal that killed it.
 fn reap(pid: i32) -> Option<i32> {
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is writable for the call.
-        let ret = unsafe { libc::waitpid(pid, &raw mut status, 0) };
-        if ret == pid {
-            break;
-        }
-        if ret < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return None;
-        }
-    }
-    if libc::WIFEXITED(status) {
-        Some(libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        Some(128 + libc::WTERMSIG(status))
-    } else {
-        None
-    }
+    sys::process::wait(pid)
+        .ok()
+        .and_then(sys::process::exit_code)
 }
 
 fn kill_and_reap(pid: i32) {
-    // SAFETY: plain integer arguments; `pid` is our own child, not yet reaped.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // `pid` is our own child, not yet reaped: the signal cannot fail.
+    let _ = sys::process::kill(pid, libc::SIGKILL);
     reap(pid);
 }
 

@@ -21,5 +21,7 @@ pub mod panic;
 pub mod pid1;
 pub mod seccomp;
 pub mod supervisor;
+mod sys;
 #[cfg(test)]
 mod testdir;
+pub mod timefmt;

@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 /// The name berth answers to as module loader (`argv[0]`'s file name).
@@ -70,24 +70,10 @@ pub fn load(path: &Path) -> io::Result<()> {
     } else {
         0
     };
-    // SAFETY: the descriptor is open for the call; the empty parameter string is a
-    // NUL-terminated literal.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_finit_module,
-            file.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-        )
-    };
-    if ret < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EEXIST) {
-            return Ok(());
-        }
-        return Err(e);
+    match crate::sys::module::finit_module(file.as_fd(), flags) {
+        Err(e) if e.errno() == libc::EEXIST => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
 fn release() -> String {

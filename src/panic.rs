@@ -49,14 +49,15 @@ fn stderr_is_console() -> bool {
 /// reboot call itself fails, and then the abort that follows panics the kernel,
 /// which (with `panic=N` on the kernel command line) reboots the board as well.
 fn policy() {
-    use nix::sys::reboot::{RebootMode, reboot};
-    nix::unistd::sync();
+    use crate::sys::power::{Reboot, reboot};
+    crate::sys::fs::sync();
     let mode = if HALT.load(Ordering::Relaxed) {
-        RebootMode::RB_HALT_SYSTEM
+        Reboot::Halt
     } else {
-        RebootMode::RB_AUTOBOOT
+        Reboot::Restart
     };
-    let Err(e) = reboot(mode);
-    let _ = std::io::stderr()
-        .write_all(format!("berth: reboot({mode:?}) after a panic failed: {e}\n").as_bytes());
+    if let Err(e) = reboot(mode) {
+        let _ = std::io::stderr()
+            .write_all(format!("berth: {mode:?} after a panic failed: {e}\n").as_bytes());
+    }
 }

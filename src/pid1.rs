@@ -12,11 +12,15 @@
 //! their timeouts, then [`finish`] kills what is left, syncs, unmounts (or remounts
 //! read-only) what berth mounted and calls reboot(2). PID 1 never returns from main.
 
-use std::ffi::CString;
+use std::ffi::{CString, NulError};
+use std::fmt;
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 
 use crate::config::Config;
+use crate::sys;
+use crate::sys::power::Reboot;
 
 /// What the device does once every app is stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +41,11 @@ impl Action {
         }
     }
 
-    fn cmd(self) -> libc::c_int {
+    fn cmd(self) -> Reboot {
         match self {
-            Action::Reboot => libc::RB_AUTOBOOT,
-            Action::PowerOff => libc::RB_POWER_OFF,
-            Action::Halt => libc::RB_HALT_SYSTEM,
+            Action::Reboot => Reboot::Restart,
+            Action::PowerOff => Reboot::PowerOff,
+            Action::Halt => Reboot::Halt,
         }
     }
 }
@@ -118,31 +122,81 @@ fn mounted(target: &str, table: &str) -> bool {
     table.lines().any(|l| l.split(' ').nth(1) == Some(target))
 }
 
+/// A boot or shutdown duty that failed.
+#[derive(Debug)]
+pub enum Pid1Error {
+    /// A mount target or option held a NUL byte.
+    Nul { target: String, source: NulError },
+    /// The mount point could not be created.
+    MountPoint { target: String, source: io::Error },
+    /// `mount(2)` of `fstype` on `target`.
+    Mount {
+        fstype: String,
+        target: String,
+        source: sys::Error,
+    },
+}
+
+impl fmt::Display for Pid1Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Pid1Error::Nul { target, .. } => write!(f, "mount on {target}: a NUL byte"),
+            Pid1Error::MountPoint { target, source } => {
+                write!(f, "create mount point {target}: {source}")
+            }
+            Pid1Error::Mount {
+                fstype,
+                target,
+                source,
+            } => write!(
+                f,
+                "mount {fstype} on {target}: {}",
+                io::Error::from_raw_os_error(source.errno())
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Pid1Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Pid1Error::Nul { source, .. } => Some(source),
+            Pid1Error::MountPoint { source, .. } => Some(source),
+            Pid1Error::Mount { source, .. } => Some(source),
+        }
+    }
+}
+
 fn mount(
     source: &str,
     target: &str,
     fstype: &str,
     flags: libc::c_ulong,
     data: &str,
-) -> io::Result<()> {
-    let c = |s: &str| CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
-    let (source, target_c, fstype, data) = (c(source)?, c(target)?, c(fstype)?, c(data)?);
-    fs::create_dir_all(target)?;
-    // SAFETY: every pointer is a NUL-terminated string alive for the call.
-    let ret = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target_c.as_ptr(),
-            fstype.as_ptr(),
-            flags,
-            data.as_ptr().cast(),
-        )
+) -> Result<(), Pid1Error> {
+    let c = |s: &str| {
+        CString::new(s).map_err(|source| Pid1Error::Nul {
+            target: target.to_owned(),
+            source,
+        })
     };
-    if ret < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("mount {target}: {e}")));
-    }
-    Ok(())
+    let (source, target_c, fstype_c, data) = (c(source)?, c(target)?, c(fstype)?, c(data)?);
+    fs::create_dir_all(target).map_err(|source| Pid1Error::MountPoint {
+        target: target.to_owned(),
+        source,
+    })?;
+    sys::mount::mount(
+        Some(&source),
+        &target_c,
+        Some(&fstype_c),
+        flags,
+        Some(&data),
+    )
+    .map_err(|source| Pid1Error::Mount {
+        fstype: fstype.to_owned(),
+        target: target.to_owned(),
+        source,
+    })
 }
 
 /// The boot duties. Returns the targets berth mounted (to unmount at the end).
@@ -167,24 +221,27 @@ pub fn boot(config: &Config) -> Vec<String> {
     }
     mounted_here.extend(mount_cgroups(config.cgroup));
     // stdin from /dev/null; stdout and stderr to the console if they are closed.
-    if let Ok(null) = fs::File::open("/dev/null") {
-        use std::os::fd::AsRawFd;
-        // SAFETY: plain integer arguments.
-        unsafe { libc::dup2(null.as_raw_fd(), 0) };
+    match fs::File::open("/dev/null") {
+        Ok(null) => {
+            if let Err(e) = sys::fd::dup_to(null.as_raw_fd(), 0) {
+                log::error!("stdin from /dev/null: {e}");
+            }
+        }
+        Err(e) => log::error!("open /dev/null for stdin: {e}"),
     }
     if let Some(name) = &config.hostname {
         let name = name.as_str();
-        // SAFETY: `name` is valid for its length for the call.
-        if unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) } < 0 {
-            log::error!("sethostname {name}: {}", io::Error::last_os_error());
+        if let Err(e) = sys::ns::sethostname(name.as_bytes()) {
+            log::error!("set the host name to {name}: {e}");
         }
     }
-    if let Err(e) = crate::launch::sys::loopback_up() {
-        log::error!("loopback up: errno {}", e.0);
+    if let Err(e) = sys::net::loopback_up() {
+        log::error!("bring the loopback interface up: {e}");
     }
     // Ctrl-Alt-Del: a SIGINT to us instead of an immediate reboot by the kernel.
-    // SAFETY: plain integer argument.
-    unsafe { libc::reboot(libc::RB_DISABLE_CAD) };
+    if let Err(e) = sys::power::reboot(Reboot::DisableCtrlAltDel) {
+        log::error!("turn Ctrl-Alt-Del into SIGINT: {e}");
+    }
     mounted_here
 }
 
@@ -260,45 +317,34 @@ fn mount_cgroups(mode: crate::config::CgroupMode) -> Vec<String> {
 /// then reboot(2). Never returns.
 pub fn finish(action: Action, mounted_here: &[String]) -> ! {
     log::info!("{action:?}: terminating every process left");
-    // SAFETY: plain integer arguments; -1 is every process we may signal but us.
-    unsafe { libc::kill(-1, libc::SIGKILL) };
+    // -1 is every process we may signal but us; ESRCH when there is none.
+    let _ = sys::process::kill(-1, libc::SIGKILL);
     // Reap them (as init, every orphan is ours).
-    while crate::supervisor::event::reap().is_some() {}
-    // SAFETY: no arguments.
-    unsafe { libc::sync() };
+    while sys::process::reap_any().is_some() {}
+    sys::fs::sync();
     for target in mounted_here.iter().rev() {
         let c = CString::new(target.as_str()).unwrap_or_default();
-        // SAFETY: `c` is a NUL-terminated path alive for the call.
-        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } < 0 {
-            log::warn!("umount {target}: {}", io::Error::last_os_error());
+        if let Err(e) = sys::mount::umount2(&c, libc::MNT_DETACH) {
+            log::warn!("unmount {target}: {e}");
         }
     }
     // The root filesystem read-only, so a power cut after this loses nothing. Only
     // as the device's real init: as init of a pid namespace (tests, containers) the
     // root's superblock is the host's.
     if in_initial_pid_namespace() {
-        let root = c"/";
-        // SAFETY: all pointers are NUL-terminated strings or null, alive for the call.
-        unsafe {
-            libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REMOUNT | libc::MS_RDONLY,
-                std::ptr::null(),
-            )
-        };
+        let flags = libc::MS_REMOUNT | libc::MS_RDONLY;
+        if let Err(e) = sys::mount::mount(None, c"/", None, flags, None) {
+            log::warn!("remount / read-only: {e}");
+        }
     }
-    // SAFETY: no arguments.
-    unsafe { libc::sync() };
+    sys::fs::sync();
     log::info!("{action:?}");
-    // SAFETY: plain integer argument.
-    unsafe { libc::reboot(action.cmd()) };
-    // Only reached if reboot(2) failed: PID 1 must not exit, so halt here for good.
-    log::error!("reboot(2) failed: {}", io::Error::last_os_error());
+    // Returns only if reboot(2) failed: PID 1 must not exit, so halt here for good.
+    if let Err(e) = sys::power::reboot(action.cmd()) {
+        log::error!("{action:?}: {e}");
+    }
     loop {
-        // SAFETY: no arguments; pause returns only on a signal.
-        unsafe { libc::pause() };
+        sys::power::pause();
     }
 }
 

@@ -82,33 +82,14 @@ pub fn program(profile: Seccomp) -> Option<&'static [sock_filter]> {
 /// allocates nothing, so it is safe between fork and exec.
 pub fn install(filter: &[sock_filter]) -> Result<(), SeccompError> {
     let instructions = filter.len();
-    let len = match u16::try_from(instructions) {
-        Ok(len) if len > 0 && instructions <= MAX_INSTRUCTIONS => len,
-        _ => return Err(SeccompError::Length { instructions }),
-    };
-    let prog = libc::sock_fprog {
-        len,
-        // The kernel only reads through this pointer (it copies the program).
-        filter: filter.as_ptr().cast_mut(),
-    };
-    // SAFETY: `prog` describes `len` initialised instructions borrowed from `filter`
-    // for the whole call; the kernel copies them before prctl returns and never writes
-    // through the pointer. The variadic arguments are the two prctl takes here.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_SECCOMP,
-            libc::c_ulong::from(libc::SECCOMP_MODE_FILTER),
-            &raw const prog,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(SeccompError::Install {
-            instructions,
-            source: io::Error::last_os_error(),
-        })
+    if instructions == 0 || instructions > MAX_INSTRUCTIONS || u16::try_from(instructions).is_err()
+    {
+        return Err(SeccompError::Length { instructions });
     }
+    crate::sys::caps::set_seccomp_filter(filter).map_err(|e| SeccompError::Install {
+        instructions,
+        source: e.into(),
+    })
 }
 
 /// Why a filter could not be installed.

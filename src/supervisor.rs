@@ -1,4 +1,4 @@
-//! `berth run`: the supervisor. One thread, one epoll set ([`event`]); every app's
+//! `berth run`: the supervisor. One thread, one epoll set; every app's
 //! lifecycle is owned by the loop ([`core`]), and every change arrives as an event: a
 //! signal (SIGCHLD, SIGTERM, SIGINT, SIGHUP through a signalfd), the one timerfd armed
 //! for the earliest deadline (backoff, health probes and their timeouts, stop
@@ -9,7 +9,6 @@
 pub mod app;
 pub mod appstate;
 pub mod core;
-pub mod event;
 pub mod health;
 pub mod install;
 pub mod lifecycle;
@@ -22,6 +21,18 @@ pub mod sender;
 use std::path::PathBuf;
 
 use crate::config::Config;
+
+/// The signals the supervisor takes through its signalfd (blocked for the whole
+/// process before any app is started; every launched child resets its mask).
+pub(crate) const SIGNALS: [i32; 7] = [
+    libc::SIGCHLD,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGPWR,
+];
 
 /// Runs the supervisor with the apps of `apps_dir` until SIGTERM or SIGINT. As PID 1
 /// it first does the boot duties, and never returns: once every app is down it
@@ -41,8 +52,8 @@ pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
         return core::Supervisor::new(config, apps_dir)?.run().map(drop);
     }
     crate::panic::set_policy(config.on_panic);
-    if let Err(e) = event::block_signals() {
-        log::error!("{e}");
+    if let Err(e) = crate::sys::signal::block(&crate::sys::signal::SigSet::of(&SIGNALS)) {
+        log::error!("blocking the supervisor's signals: {e}");
     }
     let mounted = crate::pid1::boot(&config);
     // After the boot: /dev and /proc are mounted now.

@@ -99,7 +99,10 @@ fn a_memory_hog_is_oom_killed_within_its_cap_and_reported() {
     let (status, out, _) = collect_status(running);
     let usage = group.usage();
     assert_eq!(usage.oom_kills, 1);
-    assert!(readable(watch.fd(), 0), "the OOM watch fired");
+    assert!(
+        readable(std::os::fd::AsRawFd::as_raw_fd(&watch.fd()), 0),
+        "the OOM watch fired"
+    );
     assert!(watch.drain());
     let reason = cgroup::exit_reason(status, usage.oom_kills > 0, m.resources.memory);
     assert_eq!(reason, "killed by the kernel: out of memory (limit 32M)");

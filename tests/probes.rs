@@ -257,7 +257,7 @@ fn serve_in_new_netns(port: u16, ready: RawFd) -> ! {
             fail(11);
         }
     }
-    if berth::launch::sys::loopback_up().is_err() {
+    if !common::loopback_up() {
         fail(12);
     }
     let sin = libc::sockaddr_in {

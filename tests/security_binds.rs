@@ -82,7 +82,6 @@ fn the_child_binds_only_the_file_the_parent_checked() {
     use std::os::unix::fs::MetadataExt as _;
 
     use berth::launch::rootfs::{self, Kind, Op};
-    use berth::launch::sys::Errno;
 
     common::require_root("mounts need CAP_SYS_ADMIN");
     let tmp = common::TempDir::new("bind-child");
@@ -103,7 +102,7 @@ fn the_child_binds_only_the_file_the_parent_checked() {
     let code = common::in_private_namespace(&root, |root_fd| {
         match rootfs::apply(root_fd, &swapped, true) {
             Ok(()) => 0,
-            Err(Errno(e)) => e,
+            Err(e) => e.errno(),
         }
     });
     assert_eq!(code, libc::ESTALE);

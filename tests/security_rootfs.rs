@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use berth::launch::rootfs::{self, Op};
-use berth::launch::sys::Errno;
 use berth::launch::{Cgroup, LaunchError};
 use common::TempDir;
 use common::launch_world::{World, collect, mount};
@@ -143,8 +142,8 @@ fn the_child_refuses_a_linked_system_mount_point_by_itself() {
                 match rootfs::apply(root_fd, &op, openat2) {
                     Ok(()) => 0,
                     // Nothing landed on the root either.
-                    Err(Errno(e)) if magic_of(root_fd) != magic_of_path(c"/") => 100 + e,
-                    Err(Errno(e)) => e,
+                    Err(e) if magic_of(root_fd) != magic_of_path(c"/") => 100 + e.errno(),
+                    Err(e) => e.errno(),
                 }
             });
             // openat2's RESOLVE_NO_SYMLINKS says ELOOP; the O_NOFOLLOW walk, which
@@ -359,8 +358,8 @@ impl Cgroup for V2Cgroup {
     fn join(&mut self, pid: i32) -> std::io::Result<()> {
         fs::write(self.dir.join("cgroup.procs"), pid.to_string())
     }
-    fn clone_into(&self) -> Option<RawFd> {
-        Some(self.fd.as_raw_fd())
+    fn clone_into(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        Some(std::os::fd::AsFd::as_fd(&self.fd))
     }
 }
 

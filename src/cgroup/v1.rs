@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::{
@@ -304,16 +304,10 @@ impl Group for V1Group {
         let dir = self
             .dir("memory")
             .ok_or_else(|| CgroupError::Refused("no memory cgroup to watch".into()))?;
-        // SAFETY: plain integer arguments.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(CgroupError::Io {
-                what: "create an eventfd".into(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: the descriptor was just created and is owned by nobody else.
-        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let efd = crate::sys::notify::eventfd().map_err(|e| CgroupError::Io {
+            what: "create an eventfd".into(),
+            source: e.into(),
+        })?;
         let path = dir.join("memory.oom_control");
         let control = fs::File::open(&path).map_err(io_err(format!("open {}", path.display())))?;
         write(

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::{
@@ -171,8 +171,8 @@ impl crate::launch::Cgroup for V2Group {
         })
     }
 
-    fn clone_into(&self) -> Option<RawFd> {
-        Some(self.fd.as_raw_fd())
+    fn clone_into(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.fd.as_fd())
     }
 }
 
@@ -247,23 +247,9 @@ fn oom_watch(dir: &Path) -> Result<OomWatch> {
     let events = dir.join("memory.events");
     let path = std::ffi::CString::new(events.to_string_lossy().as_bytes())
         .map_err(|_| CgroupError::Refused(format!("{} holds a NUL byte", events.display())))?;
-    // SAFETY: plain integer arguments.
-    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-    if fd < 0 {
-        return Err(CgroupError::Io {
-            what: "create an inotify instance".into(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: the descriptor was just created and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: `path` is NUL-terminated and borrowed for the call.
-    let watch = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) };
-    if watch < 0 {
-        return Err(CgroupError::Io {
-            what: format!("watch {}", events.display()),
-            source: io::Error::last_os_error(),
-        });
-    }
+    let fd = crate::sys::notify::watch_modify(&path).map_err(|e| CgroupError::Io {
+        what: format!("watch {}", events.display()),
+        source: e.into(),
+    })?;
     Ok(OomWatch { fd, _control: None })
 }

@@ -17,13 +17,13 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
 use super::plan::{BindSource, Plan};
 use super::rootfs::{Kind, Op};
-use super::sys;
 use crate::manifest::Reserved;
+use crate::sys;
 
 /// Opens and checks every bind source of `plan`, refusing one that is (now) in a
 /// reserved path unless its mount allows it, and turns its [`Op::Bind`] into an
@@ -68,8 +68,8 @@ fn open_checked(
             source.path
         )
     })?;
-    let raw = sys::openat(libc::AT_FDCWD, &path, libc::O_PATH, 0).map_err(|e| {
-        let e = io::Error::from_raw_os_error(e.0);
+    let fd = sys::fs::openat(libc::AT_FDCWD, &path, libc::O_PATH, 0).map_err(|e| {
+        let e = io::Error::from(e);
         match e.kind() {
             io::ErrorKind::NotFound => format!(
                 "{app}: bind mount source {} does not exist on this host",
@@ -78,10 +78,7 @@ fn open_checked(
             _ => format!("{app}: open bind mount source {}: {e}", source.path),
         }
     })?;
-    // SAFETY: `raw` was just opened and is owned by nobody else; it is closed when
-    // `_fd` goes out of scope.
-    let _fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let link = format!("/proc/self/fd/{raw}");
+    let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let real = fs::read_link(&link).map_err(|e| {
         format!(
             "{app}: where bind mount source {} is ({link}): {e}",

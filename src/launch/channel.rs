@@ -9,9 +9,9 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
-use super::sys::{self, Errno, SysResult};
+use crate::sys;
 
 /// A step of the child's setup, in the order it runs (see `child.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,138 +179,50 @@ impl Report {
 
 /// Creates the pair: (parent's end, child's end), both close-on-exec.
 pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` is writable for the two descriptors the call stores.
-    let ret = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let [a, b] = fds;
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(a), OwnedFd::from_raw_fd(b)) })
+    Ok(sys::net::seqpacket_pair()?)
 }
-
-/// Room for one descriptor in a control message, aligned for `cmsghdr`.
-#[repr(C, align(8))]
-struct Control([u8; 32]);
 
 /// Parent: releases the child, passing `fd` along when given.
-pub fn send_go(channel: &OwnedFd, fd: Option<RawFd>) -> io::Result<()> {
-    let mut byte = [b'G'];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut control = Control([0; 32]);
-    // SAFETY: an all-zero `msghdr` is a valid empty header of the plain C struct.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
-        // SAFETY: CMSG_SPACE of one int is 24 on every 64- and 32-bit target, within
-        // the 32 bytes of `control`; CMSG_FIRSTHDR of a header whose control length
-        // fits one cmsghdr is non-null and points into `control`; the data area holds
-        // one int.
-        unsafe {
-            let space = libc::CMSG_SPACE(size_of::<RawFd>() as u32);
-            msg.msg_control = control.0.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
-            let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
-            libc::CMSG_DATA(cmsg).cast::<RawFd>().write_unaligned(fd);
-        }
-    }
-    // SAFETY: `msg` points at `iov` and `control`, both alive for the call.
-    let ret = unsafe { libc::sendmsg(channel.as_raw_fd(), &raw const msg, libc::MSG_NOSIGNAL) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+pub fn send_go(channel: &OwnedFd, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    Ok(sys::net::send_with_fd(channel.as_fd(), b'G', fd)?)
 }
 
-/// Child: waits for the go; returns the descriptor sent with it, or -1.
-pub fn wait_go(channel: RawFd) -> SysResult<RawFd> {
-    let mut byte = [0u8];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut control = Control([0; 32]);
-    // SAFETY: an all-zero `msghdr` is a valid empty header of the plain C struct.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &raw mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.0.as_mut_ptr().cast();
-    msg.msg_controllen = control.0.len() as _;
-    // SAFETY: `msg` points at `iov` and `control`, writable and alive for the call.
-    let ret = unsafe { libc::recvmsg(channel, &raw mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if ret < 0 {
-        return Err(sys::errno());
+/// Child: waits for the go; returns the descriptor sent with it, if any. ECANCELED
+/// when the parent went away or gave up on us.
+pub fn wait_go(channel: RawFd) -> sys::Result<Option<OwnedFd>> {
+    match sys::net::recv_with_fd(channel)? {
+        Some((b'G', fd)) => Ok(fd),
+        _ => Err(sys::Error::new("recvmsg", libc::ECANCELED)),
     }
-    if ret == 0 || byte != [b'G'] {
-        // The parent went away or gave up on us.
-        return Err(Errno(libc::ECANCELED));
-    }
-    // SAFETY: the kernel filled `msg`'s control area; CMSG_FIRSTHDR returns null or a
-    // header inside it, whose data holds one int when it is SCM_RIGHTS.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&raw const msg);
-        if !cmsg.is_null()
-            && (*cmsg).cmsg_level == libc::SOL_SOCKET
-            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-        {
-            return Ok(libc::CMSG_DATA(cmsg).cast::<RawFd>().read_unaligned());
-        }
-    }
-    Ok(-1)
 }
 
 /// Child: tells the parent which step failed. Best effort: if the parent is gone
 /// there is nobody to tell.
-pub fn report(channel: RawFd, step: Step, errno: Errno) {
+pub fn report(channel: RawFd, step: Step, error: sys::Error) {
     let buf = Report {
         step,
-        errno: errno.0,
+        errno: error.errno,
     }
     .encode();
-    // SAFETY: `buf` is readable for its length for the call.
-    unsafe { libc::send(channel, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    let _ = sys::net::send(channel, &buf);
 }
 
 /// Parent: the child's outcome. `Ok(None)` is end-of-file: the child exec'd.
 pub fn read_report(channel: &OwnedFd) -> io::Result<Option<Report>> {
     let mut buf = [0u8; REPORT_LEN + 1];
-    loop {
-        // SAFETY: `buf` is writable for its length for the call.
-        let n = unsafe { libc::recv(channel.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        let n = usize::try_from(n).unwrap_or(0);
-        if n == 0 {
-            return Ok(None);
-        }
-        return Report::decode(buf.get(..n).unwrap_or_default())
-            .map(Some)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed launch report"));
+    let n = sys::net::recv(channel.as_fd(), &mut buf)?;
+    if n == 0 {
+        return Ok(None);
     }
+    Report::decode(buf.get(..n).unwrap_or_default())
+        .map(Some)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed launch report"))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsRawFd;
+
     use super::*;
 
     #[test]
@@ -331,7 +243,11 @@ mod tests {
     #[test]
     fn end_of_file_is_success_and_a_report_is_a_failure() {
         let (parent, child) = pair().unwrap();
-        report(child.as_raw_fd(), Step::PivotRoot, Errno(libc::EINVAL));
+        report(
+            child.as_raw_fd(),
+            Step::PivotRoot,
+            sys::Error::new("pivot_root", libc::EINVAL),
+        );
         drop(child);
         assert_eq!(
             read_report(&parent).unwrap(),
@@ -347,13 +263,15 @@ mod tests {
     fn go_carries_a_descriptor() {
         let (parent, child) = pair().unwrap();
         let (a, _b) = pair().unwrap();
-        send_go(&parent, Some(a.as_raw_fd())).unwrap();
-        let got = wait_go(child.as_raw_fd()).unwrap();
-        assert!(got >= 0 && got != a.as_raw_fd());
-        sys::close(got);
+        send_go(&parent, Some(a.as_fd())).unwrap();
+        let got = wait_go(child.as_raw_fd()).unwrap().unwrap();
+        assert_ne!(got.as_raw_fd(), a.as_raw_fd());
         send_go(&parent, None).unwrap();
-        assert_eq!(wait_go(child.as_raw_fd()), Ok(-1));
+        assert!(wait_go(child.as_raw_fd()).unwrap().is_none());
         drop(parent);
-        assert_eq!(wait_go(child.as_raw_fd()), Err(Errno(libc::ECANCELED)));
+        assert_eq!(
+            wait_go(child.as_raw_fd()).unwrap_err(),
+            sys::Error::new("recvmsg", libc::ECANCELED)
+        );
     }
 }

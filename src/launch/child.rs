@@ -7,7 +7,7 @@
 //! when the program is not found, 126 when it cannot be executed (the shell's codes).
 
 use std::convert::Infallible;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use libc::c_char;
 
@@ -15,7 +15,7 @@ use super::channel::{self, Step};
 use super::plan::Plan;
 use super::rootfs;
 use super::sandbox::At;
-use super::sys::{self, Errno};
+use crate::sys::{self, Error};
 
 /// Exit status of a child whose setup failed before exec.
 pub const EXIT_SETUP: i32 = 125;
@@ -56,15 +56,15 @@ pub struct Inputs<'a> {
 
 /// The child's whole life: set up, exec, or report the failed step and exit.
 pub fn run(inputs: &Inputs) -> ! {
-    let Err((step, errno)) = setup(inputs);
-    channel::report(inputs.channel, step, errno);
-    sys::exit(exit_status(step, errno.0))
+    let Err((step, error)) = setup(inputs);
+    channel::report(inputs.channel, step, error);
+    sys::process::exit(exit_status(step, error.errno))
 }
 
 /// The setup, in the order of STYLE.md (habit 5). The namespaces already exist: clone
 /// made them, and the parent has written the id maps and, unless the child does it
 /// itself (cgroup v1), joined the cgroup before sending the go.
-fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
+fn setup(i: &Inputs) -> Result<Infallible, (Step, Error)> {
     let plan = i.plan;
     // 1. Wait for the parent: until it has written the uid/gid maps, this process has
     //    no ids in its user namespace, and until it has joined the cgroup, what it
@@ -73,52 +73,61 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     //    cgroup v1: join the app's cgroups now, before anything is allocated. The
     //    descriptors were opened by the supervisor, whose credentials the kernel
     //    checks, so this works from a user namespace without mapped ids too.
+    //    (`close_except` below closes them, before any path of the image is opened.)
     for &tasks in i.cgroup_tasks {
-        sys::write_all(tasks, b"0").at(Step::Cgroup)?;
-        sys::close(tasks);
+        sys::fd::write_all(tasks, b"0").at(Step::Cgroup)?;
     }
     //    Its own cgroup namespace, rooted at the cgroup it is now in: the app sees
     //    its cgroup as `/` and nothing of the host's tree (not its path, not its
     //    siblings), and cannot move itself out through a cgroupfs it mounts. Only
     //    now, after the join: a namespace made at clone time would be rooted at the
     //    supervisor's cgroup instead.
-    sys::unshare(libc::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
+    sys::ns::unshare(libc::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
     // 2. Signals first, so nothing of the supervisor's signalfd setup leaks into the
     //    app; then the standard descriptors.
-    sys::reset_signals().at(Step::Signals)?;
+    sys::signal::reset_all().at(Step::Signals)?;
     // Its own session: a Ctrl-C on berth's terminal, or a signal to berth's process
     // group, must not reach the apps; berth stops them itself, in order.
-    sys::setsid().at(Step::Signals)?;
+    sys::process::setsid().at(Step::Signals)?;
     let [stdin, stdout, stderr] = i.stdio;
-    sys::dup_to(stdin, 0).at(Step::Stdio)?;
-    sys::dup_to(stdout, 1).at(Step::Stdio)?;
-    sys::dup_to(stderr, 2).at(Step::Stdio)?;
+    sys::fd::dup_to(stdin, 0).at(Step::Stdio)?;
+    sys::fd::dup_to(stdout, 1).at(Step::Stdio)?;
+    sys::fd::dup_to(stderr, 2).at(Step::Stdio)?;
     //    Then every descriptor of the supervisor's is closed but what the setup
     //    still needs (the channel, the reaper program, the idmapped image until it
     //    is attached): from here on the child opens paths the image controls, and a
     //    cgroup or directory descriptor of the host (clone3's cgroup among them)
     //    would be a way out of the new root (CVE-2024-21626).
-    let mut keep = [0, 1, 2, i.channel, i.reaper.map_or(-1, |(fd, _)| fd), lower];
-    sys::close_except(&mut keep);
+    let lower_fd = lower.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+    let mut keep = [
+        0,
+        1,
+        2,
+        i.channel,
+        i.reaper.map_or(-1, |(fd, _)| fd),
+        lower_fd,
+    ];
+    sys::fd::close_except(&mut keep);
     if plan.user_ns {
         // Become the namespace's root: until now this process kept the host ids it
         // was cloned with (which the new namespace does not map), so what it creates
         // and may open would still be judged as the host's root without privilege.
-        sys::set_ids(0, 0).at(Step::Ids)?;
+        sys::ids::set_ids(0, 0).at(Step::Ids)?;
     }
     if plan.net_ns {
-        sys::loopback_up().at(Step::Loopback)?;
+        sys::net::loopback_up().at(Step::Loopback)?;
     }
     // 3. Mounts. Nothing may propagate back to the host: make every mount private
     //    before the first new one.
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None).at(Step::Propagation)?;
+    sys::mount::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
+        .at(Step::Propagation)?;
     if plan.user_ns {
         // The image, idmapped through our user namespace by the parent (it could
         // not be done from in here: the image's filesystem belongs to the host).
-        sys::attach_tree(lower, &plan.lower).at(Step::Lower)?;
-        sys::close(lower);
+        sys::mount::attach_tree(lower_fd, &plan.lower).at(Step::Lower)?;
+        drop(lower);
     }
-    sys::mount(
+    sys::mount::mount(
         Some(c"overlay"),
         &plan.root,
         Some(c"overlay"),
@@ -126,7 +135,7 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
         Some(&plan.overlay),
     )
     .at(Step::Overlay)?;
-    let root = sys::openat(
+    let root = sys::fs::openat(
         libc::AT_FDCWD,
         &plan.root,
         libc::O_PATH | libc::O_DIRECTORY,
@@ -135,18 +144,18 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     .at(Step::OpenRoot)?;
     for (n, op) in plan.ops.iter().enumerate() {
         let step = Step::Mount(u32::try_from(n).unwrap_or(u32::MAX));
-        rootfs::apply(root, op, i.openat2).at(step)?;
+        rootfs::apply(root.as_raw_fd(), op, i.openat2).at(step)?;
     }
     // 4. Enter the new root; the old one is detached (or, from an initramfs,
     //    moved under).
-    rootfs::enter(root, i.move_root).at(Step::PivotRoot)?;
-    sys::close(root);
+    rootfs::enter(root.as_raw_fd(), i.move_root).at(Step::PivotRoot)?;
+    drop(root);
     if plan.readonly_root {
         rootfs::root_read_only().at(Step::ReadOnlyRoot)?;
     }
     // 5. Host name: only in our own UTS namespace (else it would rename the host).
     if plan.uts_ns {
-        sys::sethostname(plan.hostname.to_bytes()).at(Step::Hostname)?;
+        sys::ns::sethostname(plan.hostname.to_bytes()).at(Step::Hostname)?;
     }
     // 6. Resource limits, groups, gid, uid, capabilities: the app's sandbox, the
     //    same one every exec probe enters (see `sandbox`).
@@ -159,7 +168,7 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     rootfs::enter_workdir(&plan.sandbox.workdir, i.openat2).at(Step::Workdir)?;
     // 8. No descriptor but 0, 1, 2 reaches the app. Close-on-exec rather than close,
     //    so the channel stays open until the exec itself succeeds.
-    sys::cloexec_from(3).at(Step::CloseFds)?;
+    sys::fd::cloexec_from(3).at(Step::CloseFds)?;
     // 9. no_new_privs, then the seccomp filter (which needs it), last before exec so
     //    that nothing of the setup runs under the filter.
     plan.sandbox.confine()?;
@@ -167,14 +176,20 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Errno)> {
     //     each PATH candidate as execvp does.
     if let Some((program, argv)) = i.reaper {
         // The reaper keeps the channel across its exec (it reports the app's exec).
-        sys::dup_to(i.channel, i.channel).at(Step::Exec)?;
-        return Err((Step::Exec, sys::execve_fd(program, argv, i.envp)));
+        sys::fd::dup_to(i.channel, i.channel).at(Step::Exec)?;
+        return Err((Step::Exec, sys::process::execve_fd(program, argv, i.envp)));
     }
-    let mut failure = Errno(libc::ENOENT);
+    let mut failure = Error::new("execve", libc::ENOENT);
     for candidate in &plan.exec.candidates {
-        match sys::execve(candidate, i.argv, i.envp) {
-            Errno(libc::ENOENT | libc::ENOTDIR) => {}
-            Errno(libc::EACCES) => failure = Errno(libc::EACCES),
+        match sys::process::execve(candidate, i.argv, i.envp) {
+            Error {
+                errno: libc::ENOENT | libc::ENOTDIR,
+                ..
+            } => {}
+            e @ Error {
+                errno: libc::EACCES,
+                ..
+            } => failure = e,
             other => return Err((Step::Exec, other)),
         }
     }

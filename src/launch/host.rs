@@ -4,13 +4,14 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::plan::{self, Dirs};
-use super::{App, from, sys};
+use super::{App, from};
 use crate::hostfs::{self, Dir};
 use crate::manifest::types::IdMap;
+use crate::sys;
 
 pub(super) type HostResult<T> = Result<T, (String, io::Error)>;
 
@@ -174,7 +175,7 @@ pub(super) fn idmap(pid: i32, app: &App) -> HostResult<OwnedFd> {
     let ns = fs::File::open(&ns_path).map_err(ctx(|| format!("open {}", ns_path.display())))?;
     let image = plan::path_c(app.image_root)
         .map_err(|m| (m, io::Error::from_raw_os_error(libc::EINVAL)))?;
-    let tree = sys::idmapped_tree(&image, ns.as_raw_fd()).map_err(|e| {
+    sys::mount::idmapped_tree(&image, ns.as_fd()).map_err(|e| {
         (
             format!(
                 "idmap {} for the user namespace (needs Linux 5.19 with idmapped mounts on this filesystem)",
@@ -182,7 +183,5 @@ pub(super) fn idmap(pid: i32, app: &App) -> HostResult<OwnedFd> {
             ),
             from(e),
         )
-    })?;
-    // SAFETY: `tree` was just created and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(tree) })
+    })
 }

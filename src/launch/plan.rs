@@ -9,13 +9,13 @@ use libc::{c_char, c_int};
 
 use super::rootfs::{DATA_FLAGS, Kind, Op};
 use super::sandbox::Sandbox;
-use super::sys;
 use crate::caps::CapSet;
 use crate::image::ImageDefaults;
 use crate::image::process::{self, Process};
 use crate::manifest::Manifest;
 use crate::manifest::model::{Mount, Namespace};
 use crate::manifest::types::NetworkMode;
+use crate::sys;
 
 mod system;
 
@@ -226,14 +226,14 @@ fn ops(
     for path in MASKED_PROC {
         ops.push(Op::Mask {
             fs: c"proc",
-            magic: sys::PROC_SUPER_MAGIC,
+            magic: sys::fs::PROC_SUPER_MAGIC,
             path: c(path)?,
         });
     }
     for path in READ_ONLY_PROC {
         ops.push(Op::ReadOnly {
             fs: c"proc",
-            magic: sys::PROC_SUPER_MAGIC,
+            magic: sys::fs::PROC_SUPER_MAGIC,
             path: c(path)?,
         });
     }
@@ -307,7 +307,7 @@ fn ops(
     {
         ops.push(Op::Mask {
             fs: c"sys",
-            magic: sys::SYSFS_MAGIC,
+            magic: sys::fs::SYSFS_MAGIC,
             path: c(path)?,
         });
     }

@@ -16,30 +16,23 @@
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::channel::{self, Step};
 use super::child::exit_status;
 use super::plan::{candidates, pointers};
-use super::sys::{self, Errno};
 use crate::image::process::DEFAULT_PATH;
+use crate::sys::signal::SigSet;
+use crate::sys::{self, Error};
 
 /// The name the reaper runs under (`argv[0]`), which `main` dispatches on.
 pub const ARGV0: &str = "berth-init";
 
 /// A sealed, executable, in-memory copy of the program at `exe`.
 pub fn sealed_copy(exe: &Path) -> io::Result<OwnedFd> {
-    let name = c"berth-init";
-    // SAFETY: `name` is NUL-terminated; the flags are plain integers.
-    let fd =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just created and is owned by nobody else.
-    let mut memfd = unsafe { File::from_raw_fd(fd) };
+    let mut memfd = File::from(sys::fs::memfd_sealable(c"berth-init")?);
     let program = std::fs::read(exe)?;
     if needs_loader(&program) {
         return Err(io::Error::new(
@@ -49,11 +42,7 @@ pub fn sealed_copy(exe: &Path) -> io::Result<OwnedFd> {
         ));
     }
     io::Write::write_all(&mut memfd, &program)?;
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: plain integer arguments on a descriptor we own.
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sys::fs::seal_all(memfd.as_fd())?;
     Ok(memfd.into())
 }
 
@@ -119,9 +108,10 @@ pub fn main(args: Vec<OsString>) -> ! {
     // Every signal blocked: they are taken one by one with sigwaitinfo below and
     // forwarded. (Blocked signals reach a pid-namespace init even from outside, where
     // signals it does not handle are dropped.)
-    let all = all_signals();
-    // SAFETY: `all` is a valid filled set, read for the call.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &raw const all, std::ptr::null_mut()) };
+    let all = SigSet::all();
+    // Cannot fail with a valid set; were it to, signals would reach the reaper's
+    // default dispositions instead of the app.
+    let _ = sys::signal::set_mask(&all);
     let envp_owned: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {
             let mut kv = k.as_bytes().to_vec();
@@ -141,28 +131,33 @@ pub fn main(args: Vec<OsString>) -> ! {
         .collect();
     let argv = pointers(&app);
     let envp = pointers(&envp_owned);
-    // SAFETY: single-threaded process: the child may run any code.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        channel::report(channel, Step::Fork, sys::errno());
-        sys::exit(exit_status(Step::Fork, 0));
-    }
+    // SAFETY: the reaper is a single-threaded process: the child may run any code.
+    let pid = match unsafe { sys::process::fork() } {
+        Ok(pid) => pid,
+        Err(e) => {
+            channel::report(channel, Step::Fork, e);
+            sys::process::exit(exit_status(Step::Fork, 0));
+        }
+    };
     if pid == 0 {
-        let empty = empty_signals();
-        // SAFETY: `empty` is a valid set, read for the call.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut()) };
+        // Best effort, each: the app runs either way.
+        let _ = sys::signal::set_mask(&SigSet::of(&[]));
         // The app gets its own session and process group, as a shell would give it,
         // so that a signal to the group reaches the app's children too.
-        // SAFETY: plain call without arguments.
-        unsafe { libc::setsid() };
+        let _ = sys::process::setsid();
         // The app's exec closes the channel: end-of-file tells the supervisor it ran.
-        // SAFETY: plain integer arguments.
-        unsafe { libc::fcntl(channel, libc::F_SETFD, libc::FD_CLOEXEC) };
-        let mut failure = Errno(libc::ENOENT);
+        let _ = sys::fd::set_cloexec(channel);
+        let mut failure = Error::new("execve", libc::ENOENT);
         for path in &tries {
-            match sys::execve(path, &argv, &envp) {
-                Errno(libc::ENOENT | libc::ENOTDIR) => {}
-                Errno(libc::EACCES) => failure = Errno(libc::EACCES),
+            match sys::process::execve(path, &argv, &envp) {
+                Error {
+                    errno: libc::ENOENT | libc::ENOTDIR,
+                    ..
+                } => {}
+                e @ Error {
+                    errno: libc::EACCES,
+                    ..
+                } => failure = e,
                 other => {
                     failure = other;
                     break;
@@ -170,66 +165,34 @@ pub fn main(args: Vec<OsString>) -> ! {
             }
         }
         channel::report(channel, Step::Exec, failure);
-        sys::exit(exit_status(Step::Exec, failure.0));
+        sys::process::exit(exit_status(Step::Exec, failure.errno));
     }
-    // Our copy of the channel must go, or the supervisor would never see end-of-file.
-    sys::close(channel);
-    sys::exit(supervise(pid, &all))
+    // Our copy of the channel must go, or the supervisor would never see end-of-file:
+    // close it by closing every descriptor but the standard ones.
+    sys::fd::close_except(&mut [0, 1, 2]);
+    sys::process::exit(supervise(pid, &all))
 }
 
 /// Forwards signals to `app` and reaps everything until `app` exits; returns the
 /// status to exit with (the app's code, or 128 + its signal).
-fn supervise(app: libc::pid_t, all: &libc::sigset_t) -> i32 {
+fn supervise(app: libc::pid_t, all: &SigSet) -> i32 {
     loop {
-        // SAFETY: an all-zero `siginfo_t` is a valid value; `all` is a valid set;
-        // both borrowed for the call.
-        let sig = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::sigwaitinfo(all, &raw mut info)
-        };
-        if sig < 0 {
+        let Ok(sig) = sys::signal::wait(all) else {
             continue;
-        }
+        };
         if sig != libc::SIGCHLD {
-            // SAFETY: plain integer arguments.
-            unsafe { libc::kill(app, sig) };
+            // The app gone already (ESRCH): its SIGCHLD is on its way.
+            let _ = sys::process::kill(app, sig);
             continue;
         }
         // SIGCHLDs merge: reap until nothing is left.
-        loop {
-            let mut status = 0;
-            // SAFETY: `status` is writable for the call.
-            let pid = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                break;
-            }
+        while let Some((pid, status)) = sys::process::reap_any() {
             if pid == app {
-                if libc::WIFEXITED(status) {
-                    return libc::WEXITSTATUS(status);
-                }
-                if libc::WIFSIGNALED(status) {
-                    return 128 + libc::WTERMSIG(status);
+                if let Some(code) = sys::process::exit_code(status) {
+                    return code;
                 }
             }
         }
-    }
-}
-
-fn all_signals() -> libc::sigset_t {
-    // SAFETY: an all-zero `sigset_t` is valid and `sigfillset` fills it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&raw mut set);
-        set
-    }
-}
-
-fn empty_signals() -> libc::sigset_t {
-    // SAFETY: an all-zero `sigset_t` is valid and `sigemptyset` empties it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&raw mut set);
-        set
     }
 }
 

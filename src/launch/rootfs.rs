@@ -19,7 +19,7 @@ use std::os::fd::RawFd;
 
 use libc::c_ulong;
 
-use super::sys::{self, Errno, SysResult};
+use crate::sys::{self, Error, Result as SysResult};
 use resolve::Target;
 
 /// What kind of file a mount target is, when it must be created.
@@ -154,14 +154,16 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
                 } else if create {
                     Target::create(root, target, Kind::Dir, openat2)
                 } else {
-                    Target::open(root, target, openat2)?.ok_or(Errno(libc::ENOENT))
+                    Target::open(root, target, openat2)?.ok_or(Error::new("openat", libc::ENOENT))
                 }
             };
             let fd = open(true)?;
-            let at = sys::fd_path(fd.0, &mut path);
+            let at = sys::fd::fd_path(fd.fd(), &mut path);
             let fell_back =
-                match sys::mount(Some(fstype), at, Some(fstype), *flags, data.as_deref()) {
-                    Err(Errno(libc::EPERM)) if fallback.is_some() => {
+                match sys::mount::mount(Some(fstype), at, Some(fstype), *flags, data.as_deref()) {
+                    Err(Error {
+                        errno: libc::EPERM, ..
+                    }) if fallback.is_some() => {
                         let source = fallback.unwrap_or(c"/");
                         bind(fd, source, libc::MS_RDONLY | *flags, || open(false))?;
                         true
@@ -187,7 +189,7 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
         } => {
             let fd = Target::create(root, target, *kind, openat2)?;
             bind(fd, source, *flags, || {
-                Target::open(root, target, openat2)?.ok_or(Errno(libc::ENOENT))
+                Target::open(root, target, openat2)?.ok_or(Error::new("openat", libc::ENOENT))
             })
         }
         Op::Checked {
@@ -201,15 +203,16 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
             // Opened in this mount namespace (a descriptor of the host's cannot be
             // bound here), following links as the parent did; bound only if it is
             // still the file the parent checked.
-            let opened = Target(sys::openat(libc::AT_FDCWD, source, libc::O_PATH, 0)?);
+            let opened = Target(sys::fs::openat(libc::AT_FDCWD, source, libc::O_PATH, 0)?);
             if opened.identity()? != (*dev, *ino) {
-                return Err(Errno(libc::ESTALE));
+                // Not the file the parent checked: stale.
+                return Err(Error::new("mount", libc::ESTALE));
             }
             let mut source_path = [0u8; 32];
-            let from = sys::fd_path(opened.0, &mut source_path);
+            let from = sys::fd::fd_path(opened.fd(), &mut source_path);
             let fd = Target::create(root, target, *kind, openat2)?;
             bind(fd, from, *flags, || {
-                Target::open(root, target, openat2)?.ok_or(Errno(libc::ENOENT))
+                Target::open(root, target, openat2)?.ok_or(Error::new("openat", libc::ENOENT))
             })
         }
         Op::Mask {
@@ -220,9 +223,9 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
             let Some(t) = inside(root, fs, *magic, inner, openat2)? else {
                 return Ok(());
             };
-            let at = sys::fd_path(t.0, &mut path);
+            let at = sys::fd::fd_path(t.fd(), &mut path);
             if t.is_dir()? {
-                sys::mount(
+                sys::mount::mount(
                     Some(c"tmpfs"),
                     at,
                     Some(c"tmpfs"),
@@ -232,8 +235,8 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
             } else {
                 let null = dev_null()?;
                 let mut source = [0u8; 32];
-                let source = sys::fd_path(null.0, &mut source);
-                sys::mount(Some(source), at, None, libc::MS_BIND, None)
+                let source = sys::fd::fd_path(null.fd(), &mut source);
+                sys::mount::mount(Some(source), at, None, libc::MS_BIND, None)
             }
         }
         Op::ReadOnly {
@@ -244,10 +247,11 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
             let Some(t) = inside(root, fs, *magic, inner, openat2)? else {
                 return Ok(());
             };
-            let at = sys::fd_path(t.0, &mut path);
-            sys::mount(Some(at), at, None, libc::MS_BIND | libc::MS_REC, None)?;
+            let at = sys::fd::fd_path(t.fd(), &mut path);
+            sys::mount::mount(Some(at), at, None, libc::MS_BIND | libc::MS_REC, None)?;
             drop(t);
-            let top = inside(root, fs, *magic, inner, openat2)?.ok_or(Errno(libc::ENOENT))?;
+            let top = inside(root, fs, *magic, inner, openat2)?
+                .ok_or(Error::new("openat", libc::ENOENT))?;
             restrict(&top, libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV)
         }
         Op::Node {
@@ -257,20 +261,16 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
             rdev,
         } => {
             let fd = Target::strict(root, dir, true, openat2)?;
-            // SAFETY: `name` is NUL-terminated and borrowed for the call.
-            let ret = unsafe { libc::mknodat(fd.0, name.as_ptr(), *mode, *rdev) };
-            if ret < 0 {
-                return Err(sys::errno());
-            }
-            // mknod applies the umask; the node must have the host's mode.
-            // SAFETY: as above; plain integer mode.
-            let ret = unsafe { libc::fchmodat(fd.0, name.as_ptr(), *mode & 0o7777, 0) };
-            if ret < 0 { Err(sys::errno()) } else { Ok(()) }
+            // With the host's mode exactly (mknod alone applies the umask).
+            sys::fs::mknodat(fd.fd(), name, *mode, *rdev)
         }
         Op::Symlink { dir, name, to } => {
             let fd = Target::strict(root, dir, true, openat2)?;
-            match sys::symlinkat(to, fd.0, name) {
-                Err(Errno(libc::EEXIST)) => Ok(()),
+            match sys::fs::symlinkat(to, fd.fd(), name) {
+                Err(Error {
+                    errno: libc::EEXIST,
+                    ..
+                }) => Ok(()),
                 other => other,
             }
         }
@@ -280,11 +280,11 @@ pub fn apply(root: RawFd, op: &Op, openat2: bool) -> SysResult<()> {
 /// The magic number a mount of `fstype` must have.
 fn magic(fstype: &CStr) -> Option<u32> {
     Some(match fstype.to_bytes() {
-        b"proc" => sys::PROC_SUPER_MAGIC,
-        b"sysfs" => sys::SYSFS_MAGIC,
-        b"tmpfs" => sys::TMPFS_MAGIC,
-        b"devpts" => sys::DEVPTS_SUPER_MAGIC,
-        b"mqueue" => sys::MQUEUE_MAGIC,
+        b"proc" => sys::fs::PROC_SUPER_MAGIC,
+        b"sysfs" => sys::fs::SYSFS_MAGIC,
+        b"tmpfs" => sys::fs::TMPFS_MAGIC,
+        b"devpts" => sys::fs::DEVPTS_SUPER_MAGIC,
+        b"mqueue" => sys::fs::MQUEUE_MAGIC,
         _ => return None,
     })
 }
@@ -303,12 +303,15 @@ fn inside(
 ) -> SysResult<Option<Target>> {
     let top = Target::strict(root, fs, false, openat2)?;
     top.expect_fs(magic)?;
-    match Target::beneath(top.0, inner, openat2) {
+    match Target::beneath(top.fd(), inner, openat2) {
         Ok(t) => {
             t.expect_fs(magic)?;
             Ok(Some(t))
         }
-        Err(Errno(libc::ENOENT)) => Ok(None),
+        Err(Error {
+            errno: libc::ENOENT,
+            ..
+        }) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -316,10 +319,15 @@ fn inside(
 /// The host's `/dev/null`, checked to be the null device (char 1:3) before it is
 /// bound over a masked file (runc's CVE-2025-31133 fix checks the same).
 fn dev_null() -> SysResult<Target> {
-    let null = Target(sys::openat(libc::AT_FDCWD, c"/dev/null", libc::O_PATH, 0)?);
-    match sys::kind_of(null.0)? {
+    let null = Target(sys::fs::openat(
+        libc::AT_FDCWD,
+        c"/dev/null",
+        libc::O_PATH,
+        0,
+    )?);
+    match sys::fs::kind_of(null.fd())? {
         (libc::S_IFCHR, rdev) if rdev == libc::makedev(1, 3) => Ok(null),
-        _ => Err(Errno(libc::ENODEV)),
+        _ => Err(Error::new("mount", libc::ENODEV)),
     }
 }
 
@@ -337,15 +345,15 @@ fn bind(
     flags: c_ulong,
     reopen: impl Fn() -> SysResult<Target>,
 ) -> SysResult<()> {
-    let recursive_flags = flags != 0 && sys::has_mount_setattr();
+    let recursive_flags = flags != 0 && sys::mount::has_mount_setattr();
     let rec = if flags & libc::MS_RDONLY != 0 && !recursive_flags {
         0
     } else {
         libc::MS_REC
     };
     let mut path = [0u8; 32];
-    let at = sys::fd_path(fd.0, &mut path);
-    sys::mount(Some(source), at, None, libc::MS_BIND | rec, None)?;
+    let at = sys::fd::fd_path(fd.fd(), &mut path);
+    sys::mount::mount(Some(source), at, None, libc::MS_BIND | rec, None)?;
     drop(fd);
     if flags == 0 {
         return Ok(());
@@ -353,7 +361,7 @@ fn bind(
     // The bind is on top of the target now: open it again to reach the new mount.
     let top = reopen()?;
     if recursive_flags {
-        sys::restrict_recursive(top.0, flags)
+        sys::mount::restrict_recursive(top.fd(), flags)
     } else {
         remount(&top, flags)
     }
@@ -362,8 +370,8 @@ fn bind(
 /// Gives the mount open at `top` (and, with `mount_setattr`, every mount below)
 /// `flags`.
 fn restrict(top: &Target, flags: c_ulong) -> SysResult<()> {
-    if sys::has_mount_setattr() {
-        sys::restrict_recursive(top.0, flags)
+    if sys::mount::has_mount_setattr() {
+        sys::mount::restrict_recursive(top.fd(), flags)
     } else {
         remount(top, flags)
     }
@@ -373,7 +381,7 @@ fn restrict(top: &Target, flags: c_ulong) -> SysResult<()> {
 /// locks in a user namespace (a remount that would clear `nosuid`, `nodev`,
 /// `noexec` or an atime flag of a mount inherited from the host fails with EPERM).
 fn remount(top: &Target, flags: c_ulong) -> SysResult<()> {
-    let current = sys::mount_flags(top.0)?;
+    let current = sys::fs::mount_flags(top.fd())?;
     // The `ST_*` values of statvfs(3) (Linux's; musl's libc crate lacks some).
     let locked: c_ulong = [
         (0x0002, libc::MS_NOSUID),
@@ -388,8 +396,8 @@ fn remount(top: &Target, flags: c_ulong) -> SysResult<()> {
     .filter(|(st, _)| current & *st != 0)
     .fold(0, |acc, (_, ms)| acc | ms);
     let mut path = [0u8; 32];
-    let at = sys::fd_path(top.0, &mut path);
-    sys::mount(
+    let at = sys::fd::fd_path(top.fd(), &mut path);
+    sys::mount::mount(
         None,
         at,
         None,
@@ -403,30 +411,30 @@ fn remount(top: &Target, flags: c_ulong) -> SysResult<()> {
 /// lead out), else with the walk that follows no symlink; then checks with
 /// `getcwd` that the kernel sees it inside the root.
 pub fn enter_workdir(path: &CStr, openat2: bool) -> SysResult<()> {
-    let root = Target(sys::openat(
+    let root = Target(sys::fs::openat(
         libc::AT_FDCWD,
         c"/",
         libc::O_PATH | libc::O_DIRECTORY,
         0,
     )?);
     let dir = if openat2 {
-        let resolve = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS;
-        Target(sys::openat2(
-            root.0,
+        let resolve = sys::fs::RESOLVE_IN_ROOT | sys::fs::RESOLVE_NO_MAGICLINKS;
+        Target(sys::fs::openat2(
+            root.fd(),
             path,
             libc::O_PATH | libc::O_DIRECTORY,
             resolve,
         )?)
     } else {
-        Target::open(root.0, path, false)?.ok_or(Errno(libc::ENOENT))?
+        Target::open(root.fd(), path, false)?.ok_or(Error::new("openat", libc::ENOENT))?
     };
-    sys::fchdir(dir.0)?;
+    sys::fs::fchdir(dir.fd())?;
     // A directory outside the root reads "(unreachable)/..."; one whose path does
     // not fit PATH_MAX cannot be checked, so it is refused too (ERANGE).
     let mut cwd = [0u8; libc::PATH_MAX as usize];
-    match sys::getcwd(&mut cwd) {
+    match sys::fs::getcwd(&mut cwd) {
         Ok(_) if cwd.first() == Some(&b'/') => Ok(()),
-        Ok(_) => Err(Errno(libc::ENOENT)),
+        Ok(_) => Err(Error::new("getcwd", libc::ENOENT)),
         Err(e) => Err(e),
     }
 }
@@ -440,25 +448,28 @@ pub fn enter_workdir(path: &CStr, openat2: bool) -> SysResult<()> {
 ///
 /// `move_only` skips `pivot_root` (tests of the fallback on a normal root).
 pub fn enter(root: RawFd, move_only: bool) -> SysResult<PivotKind> {
-    sys::fchdir(root)?;
+    sys::fs::fchdir(root)?;
     let pivot = if move_only {
-        Err(Errno(libc::EINVAL))
+        Err(Error::new("pivot_root", libc::EINVAL))
     } else {
-        sys::pivot_root(c".", c".")
+        sys::mount::pivot_root(c".", c".")
     };
     match pivot {
         Ok(()) => {
             // The old root is now on top of ".": make sure nothing of it propagates
             // back to the host, then drop it.
-            sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)?;
-            sys::umount2(c".", libc::MNT_DETACH)?;
-            sys::chdir(c"/")?;
+            sys::mount::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)?;
+            sys::mount::umount2(c".", libc::MNT_DETACH)?;
+            sys::fs::chdir(c"/")?;
             Ok(PivotKind::PivotRoot)
         }
-        Err(Errno(libc::EINVAL)) => {
-            sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)?;
-            sys::chroot(c".")?;
-            sys::chdir(c"/")?;
+        Err(Error {
+            errno: libc::EINVAL,
+            ..
+        }) => {
+            sys::mount::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)?;
+            sys::fs::chroot(c".")?;
+            sys::fs::chdir(c"/")?;
             Ok(PivotKind::Moved)
         }
         Err(e) => Err(e),
@@ -474,7 +485,7 @@ pub enum PivotKind {
 
 /// Remounts the (already entered) root read-only.
 pub fn root_read_only() -> SysResult<()> {
-    let fd = sys::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let fd = sys::fs::openat(libc::AT_FDCWD, c"/", libc::O_PATH | libc::O_DIRECTORY, 0)?;
     let root = Target(fd);
     remount(&root, libc::MS_RDONLY)
 }

@@ -33,11 +33,11 @@ use std::ffi::CString;
 use libc::{gid_t, uid_t};
 
 use super::channel::Step;
-use super::sys::{self, Errno};
 use crate::caps::{self, CapSet};
 use crate::image::process::Process;
 use crate::manifest::Manifest;
 use crate::manifest::model::Seccomp;
+use crate::sys::{self, Error};
 
 /// Open files: soft and hard limit of every process in an app (the supervisor's own
 /// may be higher or lower).
@@ -94,33 +94,34 @@ impl Sandbox {
     /// Resource limits, groups, gid and uid, capabilities: from here on the process is
     /// the app's user with the app's capabilities. The caller is root of the app's user
     /// namespace (or of the host's, without one), with the capabilities to change ids.
-    pub fn become_app(&self) -> Result<(), (Step, Errno)> {
-        sys::setrlimit(libc::RLIMIT_NOFILE as _, NOFILE.0, NOFILE.1).at(Step::Rlimits)?;
-        sys::setrlimit(libc::RLIMIT_CORE as _, CORE.0, CORE.1).at(Step::Rlimits)?;
+    pub fn become_app(&self) -> Result<(), (Step, Error)> {
+        sys::rlimit::set(libc::RLIMIT_NOFILE as _, NOFILE.0, NOFILE.1).at(Step::Rlimits)?;
+        sys::rlimit::set(libc::RLIMIT_CORE as _, CORE.0, CORE.1).at(Step::Rlimits)?;
         // Keep the permitted capabilities across the uid change, then set exactly
         // the app's.
         caps::prepare_uid_change()
-            .map_err(|e| Errno(e.errno()))
+            .map_err(|e| Error::new("prctl PR_SET_KEEPCAPS", e.errno()))
             .at(Step::KeepCaps)?;
-        sys::set_groups(&self.groups).at(Step::Ids)?;
-        sys::set_gid_uid(self.uid, self.gid).at(Step::Ids)?;
+        sys::ids::set_groups(&self.groups).at(Step::Ids)?;
+        sys::ids::set_gid_uid(self.uid, self.gid).at(Step::Ids)?;
         caps::apply(self.caps)
-            .map_err(|e| Errno(e.errno()))
+            .map_err(|e| Error::new("capset", e.errno()))
             .at(Step::Capabilities)
     }
 
     /// `no_new_privs`, then the seccomp filter (which needs it).
-    pub fn confine(&self) -> Result<(), (Step, Errno)> {
+    pub fn confine(&self) -> Result<(), (Step, Error)> {
         caps::no_new_privs()
-            .map_err(|e| Errno(e.errno()))
+            .map_err(|e| Error::new("prctl PR_SET_NO_NEW_PRIVS", e.errno()))
             .at(Step::NoNewPrivs)?;
         if let Some(filter) = crate::seccomp::program(self.seccomp) {
+            let call = "prctl PR_SET_SECCOMP";
             crate::seccomp::install(filter)
                 .map_err(|e| match e {
                     crate::seccomp::SeccompError::Install { source, .. } => {
-                        Errno(source.raw_os_error().unwrap_or(libc::EINVAL))
+                        Error::new(call, source.raw_os_error().unwrap_or(libc::EINVAL))
                     }
-                    crate::seccomp::SeccompError::Length { .. } => Errno(libc::E2BIG),
+                    crate::seccomp::SeccompError::Length { .. } => Error::new(call, libc::E2BIG),
                 })
                 .at(Step::Seccomp)?;
         }
@@ -191,11 +192,11 @@ pub const ARGS: usize = 6;
 
 /// Tags a failure with its step.
 pub(super) trait At<T> {
-    fn at(self, step: Step) -> Result<T, (Step, Errno)>;
+    fn at(self, step: Step) -> Result<T, (Step, Error)>;
 }
 
-impl<T> At<T> for Result<T, Errno> {
-    fn at(self, step: Step) -> Result<T, (Step, Errno)> {
+impl<T> At<T> for sys::Result<T> {
+    fn at(self, step: Step) -> Result<T, (Step, Error)> {
         self.map_err(|e| (step, e))
     }
 }

@@ -340,8 +340,8 @@ fn system_mounts_are_strict_and_masks_name_their_filesystem() {
     for op in &p.ops {
         if let Op::Mask { fs, magic, .. } | Op::ReadOnly { fs, magic, .. } = op {
             let expected = match fs.to_bytes() {
-                b"proc" => super::sys::PROC_SUPER_MAGIC,
-                b"sys" => super::sys::SYSFS_MAGIC,
+                b"proc" => crate::sys::fs::PROC_SUPER_MAGIC,
+                b"sys" => crate::sys::fs::SYSFS_MAGIC,
                 other => panic!("{other:?}"),
             };
             assert_eq!(*magic, expected, "{}", op.describe());

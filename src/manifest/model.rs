@@ -72,6 +72,13 @@ pub enum Namespace {
     User,
 }
 
+impl Manifest {
+    /// Whether the app runs in berth's pid namespace (its `namespaces` lack `pid`).
+    pub fn shares_pid_namespace(&self) -> bool {
+        !self.namespaces.contains(&Namespace::Pid)
+    }
+}
+
 impl Namespace {
     pub const fn name(self) -> &'static str {
         match self {

@@ -4,11 +4,10 @@
 //! state changed, and only through the table.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::app::{self, App, AppId, Source};
-use super::event::{self, Epoll, Timer};
 use super::lifecycle::{self, Context, Due, Effect, Event, Phase, Then};
 use super::policy::{self, Seen};
 use crate::cgroup::{self, Manager};
@@ -19,6 +18,9 @@ use crate::launch::Launcher;
 use crate::manifest::model::{Condition, Dependency};
 use crate::manifest::types::{Digest, NetworkMode};
 use crate::manifest::{self, Manifest};
+use crate::sys;
+use crate::sys::epoll::Epoll;
+use crate::sys::timer::{Timer, now_ms};
 
 /// The loop's own tokens (an app's are 256 and up, see [`app::token`]).
 const SIGNALS_TOKEN: u64 = 0;
@@ -71,16 +73,17 @@ impl Supervisor {
     /// leftovers of an earlier berth killed), the image store.
     pub fn new(config: Config, apps_dir: PathBuf) -> Result<Supervisor, String> {
         let epoll = Epoll::new().map_err(|e| format!("epoll_create1: {e}"))?;
-        let signals = event::signalfd().map_err(|e| format!("signalfd: {e}"))?;
+        let signals = sys::signal::signalfd(&sys::signal::SigSet::of(&super::SIGNALS))
+            .map_err(|e| format!("signalfd: {e}"))?;
         let timer = Timer::new().map_err(|e| format!("timerfd_create: {e}"))?;
         epoll
-            .add(signals.as_raw_fd(), SIGNALS_TOKEN, false)
+            .add(signals.as_fd(), SIGNALS_TOKEN, false)
             .map_err(|e| format!("epoll add the signalfd: {e}"))?;
         epoll
-            .add(timer.fd(), TIMER_TOKEN, false)
+            .add(timer.as_fd(), TIMER_TOKEN, false)
             .map_err(|e| format!("epoll add the timerfd: {e}"))?;
         if std::process::id() != 1 {
-            event::become_subreaper().map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
+            sys::caps::become_subreaper().map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
         }
         // Before cgroup::system, which may move berth into a cgroup below its own.
         let own = super::sender::read_own(Path::new("/proc")).map_err(|e| e.to_string())?;
@@ -132,11 +135,11 @@ impl Supervisor {
                 log::error!("leftover cgroup of {name}: {e}");
             }
             for pid in group.procs().unwrap_or_default() {
-                let Ok(fd) = super::probe::sys::pidfd_open(pid) else {
+                let Ok(fd) = crate::sys::process::pidfd_open(pid) else {
                     continue;
                 };
                 let token = ((self.leftovers.len() as u64 + 1) << 8) | LEFTOVER;
-                if let Err(e) = self.epoll.add(fd.as_raw_fd(), token, false) {
+                if let Err(e) = self.epoll.add(fd.as_fd(), token, false) {
                     log::error!("leftover cgroup of {name}: epoll add pidfd of {pid}: {e}");
                     continue;
                 }
@@ -189,7 +192,7 @@ impl Supervisor {
             for &token in &tokens {
                 match token {
                     SIGNALS_TOKEN => {
-                        event::read_signals(&self.signals, &mut signals);
+                        sys::signal::read_signals(self.signals.as_fd(), &mut signals);
                         for s in &signals {
                             if self.admits(s) {
                                 self.on_signal(s.signal);
@@ -202,7 +205,7 @@ impl Supervisor {
                     }
                     t if t & 0xff == LEFTOVER => {
                         if let Some(fd) = self.leftovers.remove(&t) {
-                            self.epoll.remove(fd.as_raw_fd());
+                            unwatch(&self.epoll, &fd);
                         }
                         self.retry_removals();
                     }
@@ -255,7 +258,7 @@ impl Supervisor {
     fn on_signal(&mut self, signal: i32) {
         match signal {
             libc::SIGCHLD => {
-                while let Some((pid, status)) = event::reap() {
+                while let Some((pid, status)) = sys::process::reap_any() {
                     self.on_reaped(pid, status);
                 }
                 self.retry_removals();
@@ -282,7 +285,7 @@ impl Supervisor {
     }
 
     fn on_timer(&mut self) {
-        let now = event::now_ms();
+        let now = now_ms();
         while let Some(&first) = self.deadlines.first() {
             if first.0 > now {
                 break;
@@ -381,7 +384,7 @@ impl Supervisor {
             let ctx = Context {
                 shutting_down: self.shutting_down,
             };
-            let now = event::now_ms();
+            let now = now_ms();
             let Some(app) = self.apps.get_mut(&id) else {
                 continue;
             };
@@ -435,7 +438,9 @@ impl Supervisor {
             }
             Effect::Signal(signal) => {
                 if let Some(pid) = self.apps.get(&id).and_then(App::pid) {
-                    event::signal(pid, signal);
+                    if let Err(e) = sys::process::kill(pid, signal) {
+                        log::debug!("signal {signal} to {pid}: {e}");
+                    }
                 }
             }
             Effect::KillAll => self.kill_all(id),
@@ -543,7 +548,7 @@ impl Supervisor {
         self.deadlines.retain(|(_, a, _)| *a != id);
         if let Some(mut app) = self.apps.remove(&id) {
             for pipe in app.pipes.drain(..) {
-                self.epoll.remove(pipe.fd.as_raw_fd());
+                unwatch(&self.epoll, &pipe.fd);
             }
             if let Some(log) = &mut app.log {
                 let _ = log.flush_partial(std::time::SystemTime::now());
@@ -721,7 +726,17 @@ fn dependencies(m: &Manifest) -> Vec<Dependency> {
     deps
 }
 
-/// An fd and its token, for the loop's epoll set.
-pub(super) fn watch(epoll: &Epoll, fd: impl AsFd, token: u64, write: bool) -> std::io::Result<()> {
-    epoll.add(fd.as_fd().as_raw_fd(), token, write)
+/// Adds `fd` to the loop's epoll set with its token.
+pub(super) fn watch(epoll: &Epoll, fd: impl AsFd, token: u64, write: bool) -> sys::Result<()> {
+    epoll.add(fd.as_fd(), token, write)
+}
+
+/// Takes `fd` out of the loop's epoll set (before it is closed, so that no event of it
+/// is already queued for a descriptor number used again). One never added is fine.
+pub(super) fn unwatch(epoll: &Epoll, fd: impl AsFd) {
+    if let Err(e) = epoll.remove(fd.as_fd()) {
+        if e.errno != libc::ENOENT {
+            log::debug!("epoll remove: {e}");
+        }
+    }
 }

@@ -3,19 +3,20 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use super::app::{self, AppId, ProbeRun, Run, Source};
-use super::core::{Supervisor, watch};
-use super::event;
+use super::core::{Supervisor, unwatch, watch};
 use super::lifecycle::{Due, Event, Phase};
 use super::probe;
 use crate::manifest::model::Probe;
+use crate::sys;
+use crate::sys::timer::now_ms;
 
 impl Supervisor {
     pub(super) fn start_probe(&mut self, id: AppId) {
-        let now = event::now_ms();
+        let now = now_ms();
         let Some(app) = self.apps.get_mut(&id) else {
             return;
         };
@@ -76,12 +77,12 @@ impl Supervisor {
                                 .as_ref()
                                 .map(|u| probe::http_request(&u.host.to_string(), &u.path))
                                 .unwrap_or_default();
-                            let n = event::write(fd.as_raw_fd(), &req);
+                            let n = sys::fd::write(fd.as_fd(), &req);
                             if n.ok() != Some(req.len()) {
                                 Some((false, "could not send the request".to_owned()))
                             } else {
                                 *sent = true;
-                                self.epoll.remove(fd.as_raw_fd());
+                                unwatch(&self.epoll, &*fd);
                                 let token = app::token(id, Source::Probe);
                                 if let Err(e) = watch(&self.epoll, &*fd, token, false) {
                                     Some((false, format!("epoll add: {e}")))
@@ -93,7 +94,7 @@ impl Supervisor {
                     }
                 } else {
                     let mut buf = [0u8; 1024];
-                    match event::read(fd.as_raw_fd(), &mut buf) {
+                    match sys::fd::read(fd.as_fd(), &mut buf) {
                         Ok(0) => Some((false, "closed without a status line".into())),
                         Ok(n) => match response.feed(buf.get(..n).unwrap_or_default()) {
                             Ok(Some(code)) => {
@@ -122,7 +123,7 @@ impl Supervisor {
     fn end_probe_run(&mut self, probe: Option<ProbeRun>) {
         match probe {
             Some(ProbeRun::Tcp { fd } | ProbeRun::Http { fd, .. }) => {
-                self.epoll.remove(fd.as_raw_fd());
+                unwatch(&self.epoll, &fd);
             }
             Some(ProbeRun::Exec { pid }) => {
                 if let Err(e) = probe::kill_probe(pid) {
@@ -175,7 +176,7 @@ fn exec_probe<'r>(
 
 /// A connecting socket in the app's network namespace, in the loop.
 fn probe_socket(
-    epoll: &event::Epoll,
+    epoll: &sys::epoll::Epoll,
     id: AppId,
     pid: i32,
     port: u16,

@@ -2,11 +2,10 @@
 //! ([`crate::image::install`]) and reports on a pipe in the epoll set; its progress is
 //! logged (at most once a second), and its result is read once the loop has reaped it.
 
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use super::app::{self, AppId, Source};
-use super::core::{Supervisor, watch};
+use super::core::{Supervisor, unwatch, watch};
 use super::lifecycle::Event;
 use crate::image::install::{InstallJob, Report, SELF_EXE};
 use crate::image::layout::Platform;
@@ -61,7 +60,7 @@ impl Supervisor {
             }
         }
         if job.at_eof() {
-            self.epoll.remove(job.fd().as_raw_fd());
+            unwatch(&self.epoll, job.fd());
         }
     }
 
@@ -77,7 +76,7 @@ impl Supervisor {
         job: InstallJob,
         status: i32,
     ) -> Event<app::Real> {
-        self.epoll.remove(job.fd().as_raw_fd());
+        unwatch(&self.epoll, job.fd());
         let Some(app) = self.apps.get(&id) else {
             return Event::InstallDone(Err("it is gone".into()));
         };
@@ -102,8 +101,10 @@ impl Supervisor {
     /// An install no longer wanted: killed, and reaped when it ends (its unpack
     /// directory is left locked by nobody, and the store removes it).
     pub(super) fn cancel_install(&mut self, job: InstallJob) {
-        self.epoll.remove(job.fd().as_raw_fd());
-        super::event::signal(job.pid(), libc::SIGKILL);
+        unwatch(&self.epoll, job.fd());
+        if let Err(e) = crate::sys::process::kill(job.pid(), libc::SIGKILL) {
+            log::debug!("kill the install job {}: {e}", job.pid());
+        }
         self.abandoned.insert(job.pid());
     }
 }

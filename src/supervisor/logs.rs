@@ -37,13 +37,15 @@ mod escape;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::hostfs::Dir;
+pub use crate::timefmt::format_time;
+use crate::timefmt::push_time;
 
 /// The longest line kept whole, in bytes of the app's output (without the newline).
 pub const MAX_LINE: usize = 4096;
@@ -469,59 +471,6 @@ fn utf8_floor(bytes: &[u8]) -> &[u8] {
         };
     }
     bytes
-}
-
-/// `t` as RFC 3339 in UTC with milliseconds, such as `2025-11-22T04:40:01.123Z`.
-/// Times before 1970 are counted back properly.
-pub fn format_time(t: SystemTime) -> String {
-    let mut s = String::with_capacity(24);
-    push_time(&mut s, t);
-    s
-}
-
-fn push_time(out: &mut String, t: SystemTime) {
-    let ms = unix_millis(t);
-    let (year, month, day) = civil_from_days(ms.div_euclid(86_400_000));
-    let in_day = ms.rem_euclid(86_400_000);
-    let (h, m, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z"
-    );
-}
-
-/// Milliseconds since the Unix epoch, rounded down (also before 1970).
-fn unix_millis(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => {
-            let d = e.duration();
-            let up = u128::from(d.subsec_nanos() % 1_000_000 != 0);
-            i64::try_from(d.as_millis() + up).map_or(i64::MIN, |ms| -ms)
-        }
-    }
-}
-
-/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01.
-/// Howard Hinnant's `civil_from_days`: the year is shifted to start in March, so the
-/// leap day is the last of its year, and counted in 400-year eras of 146097 days.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1
-    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
-    let month = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32; // [1, 12]
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

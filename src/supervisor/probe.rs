@@ -19,7 +19,6 @@
 mod exec;
 mod http;
 mod runner;
-pub(crate) mod sys;
 mod tcp;
 
 use std::fmt;
@@ -32,9 +31,9 @@ pub use http::{
 pub use runner::runner_main;
 pub use tcp::{tcp_connect_addr_in, tcp_connect_in, tcp_result};
 
-/// An `errno` as an I/O error.
-fn from(e: crate::launch::sys::Errno) -> io::Error {
-    io::Error::from_raw_os_error(e.0)
+/// A failed call's errno as an I/O error (the caller's context names the call).
+fn from(e: crate::sys::Error) -> io::Error {
+    e.into()
 }
 
 /// `source` with the step that failed; the kind stays the source's.

@@ -2,18 +2,17 @@
 //! image is installed already), the launch's outcome on its channel, its output, and
 //! releasing what a run held once it is over. Nothing here waits.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use super::app::{self, App, AppId, Pipe, Run, Source};
-use super::core::{Supervisor, watch};
-use super::event;
+use super::core::{Supervisor, unwatch, watch};
 use super::lifecycle::Event;
 use super::logs::{AppLog, Stream};
 use crate::cgroup;
 use crate::image::ImageDefaults;
 use crate::launch::App as LaunchApp;
 use crate::manifest::types::NetworkMode;
+use crate::sys;
 
 impl Supervisor {
     /// Prepares and launches app `id`; the outcome arrives on its launch channel. The
@@ -167,7 +166,7 @@ impl Supervisor {
         else {
             return;
         };
-        self.epoll.remove(launching.channel().as_raw_fd());
+        unwatch(&self.epoll, launching.channel());
         match launching.settle() {
             Ok(running) => {
                 let pid = running.pid;
@@ -176,7 +175,7 @@ impl Supervisor {
                     (running.stdout, Stream::Stdout),
                     (running.stderr, Stream::Stderr),
                 ] {
-                    if let Err(e) = event::nonblocking(fd.as_raw_fd()) {
+                    if let Err(e) = sys::fd::nonblocking(fd.as_fd()) {
                         log::error!("O_NONBLOCK on an output pipe: {e}");
                     }
                     if let Err(e) = watch(
@@ -223,7 +222,7 @@ impl Supervisor {
         if let Some(pipe) = app.pipes.get(at) {
             // Up to 16 reads per wake-up, so a fast writer cannot starve the loop.
             for _ in 0..16 {
-                match event::read(pipe.fd.as_raw_fd(), &mut buf) {
+                match sys::fd::read(pipe.fd.as_fd(), &mut buf) {
                     Ok(0) => {
                         closed = true;
                         break;
@@ -235,8 +234,8 @@ impl Supervisor {
                             }
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.errno == libc::EAGAIN => break,
+                    Err(e) if e.errno == libc::EINTR => {}
                     Err(_) => {
                         closed = true;
                         break;
@@ -246,7 +245,7 @@ impl Supervisor {
         }
         if closed {
             let pipe = app.pipes.remove(at);
-            self.epoll.remove(pipe.fd.as_raw_fd());
+            unwatch(&self.epoll, &pipe.fd);
             if app.pipes.is_empty() {
                 if let Some(log) = &mut app.log {
                     let _ = log.flush_partial(std::time::SystemTime::now());
@@ -261,11 +260,11 @@ impl Supervisor {
     pub(super) fn release(&mut self, id: AppId, mut run: Run) {
         let name = self.apps.get(&id).map_or("?", |a| a.name()).to_owned();
         if let Some(launching) = run.launching.take() {
-            self.epoll.remove(launching.channel().as_raw_fd());
+            unwatch(&self.epoll, launching.channel());
             self.abandoned.insert(run.pid);
         }
         if let Some((watch, _)) = run.oom.take() {
-            self.epoll.remove(watch.fd());
+            unwatch(&self.epoll, watch.fd());
         }
         self.end_probe(&mut run);
         if let Err(e) = run.group.kill_all() {

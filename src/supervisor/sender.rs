@@ -45,7 +45,7 @@ use std::fs;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
-use super::event::Received;
+use crate::sys::signal::Received;
 
 /// The most of `/proc/<pid>/cgroup` read: a line per hierarchy, each path at most
 /// PATH_MAX; a file larger than this is cut, which can only hide lines past it.
@@ -133,7 +133,7 @@ pub enum Sender {
 }
 
 /// Places the sender of `signal` with the files under `proc_root` (`/proc`).
-pub fn sender(proc_root: &Path, signal: &Received, apps: &AppCgroups) -> Sender {
+pub(crate) fn sender(proc_root: &Path, signal: &Received, apps: &AppCgroups) -> Sender {
     match signal.code {
         libc::SI_KERNEL => Sender::Kernel,
         libc::SI_USER | libc::SI_TKILL if signal.pid == 0 => Sender::Kernel,
@@ -235,7 +235,7 @@ impl SignalGuard {
 
     /// Whether the loop is to act on `signal`; warns (once per app and signal, then
     /// at debug level) about one it ignores.
-    pub fn admits(&mut self, signal: &Received, apps: Apps<'_>) -> bool {
+    pub(crate) fn admits(&mut self, signal: &Received, apps: Apps<'_>) -> bool {
         if signal.signal == libc::SIGCHLD {
             return true;
         }
@@ -302,7 +302,7 @@ impl super::core::Supervisor {
         let sharing: Vec<&str> = self
             .apps
             .values()
-            .filter(|a| shares_pid_namespace(a.manifest()) && !a.manifest().allow_signals_to_berth)
+            .filter(|a| a.manifest().shares_pid_namespace() && !a.manifest().allow_signals_to_berth)
             .map(|a| a.name())
             .collect();
         let apps = Apps {
@@ -311,12 +311,6 @@ impl super::core::Supervisor {
         };
         self.guard.admits(signal, apps)
     }
-}
-
-/// Whether the app runs in berth's pid namespace (its `namespaces` lack `pid`).
-pub fn shares_pid_namespace(app: &crate::manifest::Manifest) -> bool {
-    !app.namespaces
-        .contains(&crate::manifest::model::Namespace::Pid)
 }
 
 /// Warns, when `app` is loaded by `berth run`, that it shares berth's pid namespace.

@@ -225,3 +225,29 @@ pub fn in_private_namespace(root: &Path, f: impl Fn(std::os::fd::RawFd) -> i32) 
     assert!(libc::WIFEXITED(status), "status {status}");
     libc::WEXITSTATUS(status)
 }
+
+/// Brings the loopback interface of the current network namespace up, as berth's
+/// launched child does for an app with its own one (berth's own wrapper is internal).
+/// Raw calls only, nothing allocated: for a forked test child. Whether it worked.
+pub fn loopback_up() -> bool {
+    // SAFETY: plain integer arguments.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return false;
+    }
+    // SAFETY: an all-zero `ifreq` is a valid value of the plain C struct.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: `req` names "lo" and is borrowed for both calls, which read and write
+    // its flags only; `sock` is ours to close.
+    unsafe {
+        let ok = libc::ioctl(sock, libc::SIOCGIFFLAGS as _, &raw mut req) == 0 && {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock, libc::SIOCSIFFLAGS as _, &raw const req) == 0
+        };
+        libc::close(sock);
+        ok
+    }
+}

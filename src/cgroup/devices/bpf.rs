@@ -10,11 +10,12 @@
 //! still run, and the kernel allows only what every one of them allows.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use super::{Access, Rule, Type};
 use crate::cgroup::{CgroupError, Result};
+use crate::sys;
 
 /// One eBPF instruction, as the kernel reads it (`struct bpf_insn`).
 #[repr(C)]
@@ -155,26 +156,6 @@ const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
 const BPF_F_ALLOW_MULTI: u32 = 1 << 1;
 
-/// bpf(2) with `attr`.
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a live, fully initialised `repr(C)` prefix of `union bpf_attr`
-    // for `cmd`, borrowed for the call, and its size is passed with it; every pointer
-    // inside it points to memory that outlives the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            std::ptr::from_mut(attr),
-            std::mem::size_of::<T>(),
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
 /// Loads `prog`; with `log`, the verifier's log goes there (for the error message).
 fn load(prog: &[Insn], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
     let mut attr = ProgLoad {
@@ -191,11 +172,10 @@ fn load(prog: &[Insn], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
         attr.log_size = u32::try_from(log.len()).unwrap_or(u32::MAX);
         attr.log_buf = log.as_mut_ptr() as u64;
     }
-    let fd = bpf(BPF_PROG_LOAD, &mut attr)?;
-    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: the kernel just returned this descriptor (close-on-exec, as every bpf
-    // descriptor is); nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    // SAFETY: `attr` is a fully initialised `ProgLoad`, the `repr(C)` prefix of
+    // `union bpf_attr` for BPF_PROG_LOAD; its pointers (program, licence, log) point to
+    // memory alive for the call, the log writable for its length.
+    Ok(unsafe { sys::module::bpf_fd(BPF_PROG_LOAD, &mut attr) }?)
 }
 
 /// Loads `prog`, the way [`attach`] needs it: before Linux 5.11 a program is charged
@@ -205,25 +185,17 @@ fn load(prog: &[Insn], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
 fn load_charged(prog: &[Insn]) -> io::Result<OwnedFd> {
     match load(prog, None) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            let mut old = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: `old` is writable and borrowed for the call.
-            if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &raw mut old) } < 0 {
+            let memlock = libc::RLIMIT_MEMLOCK as libc::c_int;
+            let Ok((soft, hard)) = sys::rlimit::get(memlock) else {
                 return Err(e);
-            }
-            let unlimited = libc::rlimit {
-                rlim_cur: libc::RLIM_INFINITY,
-                rlim_max: libc::RLIM_INFINITY,
             };
-            // SAFETY: `unlimited` is a valid rlimit, borrowed for the call.
-            if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const unlimited) } < 0 {
+            if sys::rlimit::set(memlock, u64::MAX, u64::MAX).is_err() {
                 return Err(e);
             }
             let again = load(prog, None);
-            // SAFETY: `old` is the valid rlimit read above, borrowed for the call.
-            unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const old) };
+            // Back to what it was; failing that, the higher limit stays, which
+            // only lets berth lock more memory (apps get their own limits).
+            let _ = sys::rlimit::set(memlock, soft, hard);
             again
         }
         other => other,
@@ -268,12 +240,15 @@ pub fn attach(app: &str, cgroup: BorrowedFd, dir: &Path, rules: &[Rule]) -> Resu
         attach_type: BPF_CGROUP_DEVICE,
         attach_flags: BPF_F_ALLOW_MULTI,
     };
-    bpf(BPF_PROG_ATTACH, &mut attr).map_err(|source| CgroupError::Io {
+    // SAFETY: `attr` is a fully initialised `ProgAttach`, the `repr(C)` prefix of
+    // `union bpf_attr` for BPF_PROG_ATTACH; it holds no pointers.
+    let attached = unsafe { sys::module::bpf(BPF_PROG_ATTACH, &mut attr) };
+    attached.map_err(|e| CgroupError::Io {
         what: format!(
             "{app}: attach the device cgroup program to {} with bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE)",
             dir.display()
         ),
-        source,
+        source: e.into(),
     })?;
     Ok(())
 }

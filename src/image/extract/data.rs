@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
@@ -92,15 +92,18 @@ fn sync_range(
     len: u64,
     flags: libc::c_uint,
 ) -> Result<(), CopyError> {
-    let (Ok(offset), Ok(len)) = (offset.try_into(), len.try_into()) else {
-        return Ok(());
-    };
-    // SAFETY: sync_file_range takes only integers; `fd` is an open descriptor that the
-    // borrow keeps open for the duration of the call.
-    let res = unsafe { libc::sync_file_range(fd.as_raw_fd(), offset, len, flags) };
-    match Errno::result(res) {
-        Ok(_) | Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::ESPIPE) => Ok(()),
-        Err(e) => Err(CopyError::Flush(e)),
+    // EINVAL also for a range the platform's offset type cannot hold.
+    match crate::sys::fs::sync_file_range(fd, offset, len, flags) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.errno(),
+                libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::ESPIPE
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(CopyError::Flush(Errno::from_raw(e.errno()))),
     }
 }
 

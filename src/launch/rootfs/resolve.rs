@@ -16,20 +16,14 @@
 //!   and read-only paths: no symlink, no `..` out of it.
 
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::launch::sys::{self, Errno, SysResult};
+use crate::sys::{self, Error, Result as SysResult};
 
 use super::Kind;
 
 /// An `O_PATH` descriptor of a target, closed on drop.
-pub(super) struct Target(pub(super) RawFd);
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        sys::close(self.0);
-    }
-}
+pub(super) struct Target(pub(super) OwnedFd);
 
 /// The longest target path (bytes) the walk handles; manifests are far below it.
 const MAX_PATH: usize = 1024;
@@ -42,7 +36,10 @@ impl Target {
     pub(super) fn open(root: RawFd, rel: &CStr, openat2: bool) -> SysResult<Option<Target>> {
         match Self::walk(root, rel, None, openat2) {
             Ok(t) => Ok(Some(t)),
-            Err(Errno(libc::ENOENT)) => Ok(None),
+            Err(Error {
+                errno: libc::ENOENT,
+                ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -63,10 +60,13 @@ impl Target {
     ) -> SysResult<Target> {
         if openat2 {
             let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-            let resolve = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_SYMLINKS;
-            match sys::openat2(root, rel, flags, resolve) {
+            let resolve = sys::fs::RESOLVE_IN_ROOT | sys::fs::RESOLVE_NO_SYMLINKS;
+            match sys::fs::openat2(root, rel, flags, resolve) {
                 Ok(fd) => return Ok(Target(fd)),
-                Err(Errno(libc::ENOENT)) if create => {}
+                Err(Error {
+                    errno: libc::ENOENT,
+                    ..
+                }) if create => {}
                 Err(e) => return Err(e),
             }
         }
@@ -79,8 +79,8 @@ impl Target {
     /// symlink followed, nothing outside `dir` reached.
     pub(super) fn beneath(dir: RawFd, rel: &CStr, openat2: bool) -> SysResult<Target> {
         if openat2 {
-            let resolve = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS;
-            let t = Target(sys::openat2(
+            let resolve = sys::fs::RESOLVE_BENEATH | sys::fs::RESOLVE_NO_SYMLINKS;
+            let t = Target(sys::fs::openat2(
                 dir,
                 rel,
                 libc::O_PATH | libc::O_NOFOLLOW,
@@ -88,7 +88,7 @@ impl Target {
             )?);
             // O_PATH | O_NOFOLLOW opens a trailing symlink itself.
             if t.is_symlink()? {
-                return Err(Errno(libc::ELOOP));
+                return Err(Error::new("openat", libc::ELOOP));
             }
             return Ok(t);
         }
@@ -96,26 +96,31 @@ impl Target {
         Self::walk(dir, rel, None, false)
     }
 
+    /// The descriptor's number, for the calls that take one.
+    pub(super) fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
     pub(super) fn is_dir(&self) -> SysResult<bool> {
-        Ok(sys::kind_of(self.0)?.0 == libc::S_IFDIR)
+        Ok(sys::fs::kind_of(self.fd())?.0 == libc::S_IFDIR)
     }
 
     /// (device, inode) of the file it names.
     pub(super) fn identity(&self) -> SysResult<(u64, u64)> {
-        sys::identity(self.0)
+        sys::fs::identity(self.fd())
     }
 
     fn is_symlink(&self) -> SysResult<bool> {
-        Ok(sys::kind_of(self.0)?.0 == libc::S_IFLNK)
+        Ok(sys::fs::kind_of(self.fd())?.0 == libc::S_IFLNK)
     }
 
     /// The magic number of the filesystem the target is on must be `magic`
     /// (EMEDIUMTYPE otherwise: "wrong medium type").
     pub(super) fn expect_fs(&self, magic: u32) -> SysResult<()> {
-        if sys::fs_magic(self.0)? == magic {
+        if sys::fs::fs_magic(self.fd())? == magic {
             Ok(())
         } else {
-            Err(Errno(libc::EMEDIUMTYPE))
+            Err(Error::new("openat", libc::EMEDIUMTYPE))
         }
     }
 
@@ -129,7 +134,7 @@ impl Target {
         let mut path = [0u8; MAX_PATH];
         let mut len = rel.to_bytes().len();
         path.get_mut(..len)
-            .ok_or(Errno(libc::ENAMETOOLONG))?
+            .ok_or(Error::new("openat", libc::ENAMETOOLONG))?
             .copy_from_slice(rel.to_bytes());
         for _ in 0..=MAX_HOPS {
             match Self::walk_once(root, &path, len, create, openat2)? {
@@ -139,7 +144,7 @@ impl Target {
                 }
             }
         }
-        Err(Errno(libc::ELOOP))
+        Err(Error::new("openat", libc::ELOOP))
     }
 
     fn walk_once(
@@ -149,18 +154,15 @@ impl Target {
         create: Option<Kind>,
         openat2: bool,
     ) -> SysResult<Walked> {
-        let bytes = path.get(..len).ok_or(Errno(libc::ENAMETOOLONG))?;
+        let bytes = path
+            .get(..len)
+            .ok_or(Error::new("openat", libc::ENAMETOOLONG))?;
         if bytes.len() >= MAX_PATH {
-            return Err(Errno(libc::ENAMETOOLONG));
+            return Err(Error::new("openat", libc::ENAMETOOLONG));
         }
         let mut prefix = [0u8; MAX_PATH];
         let mut name = [0u8; MAX_PATH];
-        // SAFETY: plain integer arguments; the duplicate is owned by the `Target`.
-        let first = unsafe { libc::fcntl(root, libc::F_DUPFD_CLOEXEC, 0) };
-        if first < 0 {
-            return Err(sys::errno());
-        }
-        let mut parent = Target(first);
+        let mut parent = Target(sys::fd::dup_at_least(root, 0)?);
         if bytes.is_empty() {
             return Ok(Walked::Done(parent));
         }
@@ -172,10 +174,13 @@ impl Target {
                 libc::O_PATH
             };
             let whole = c_str(&mut prefix, bytes)?;
-            let flags = sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS;
-            match sys::openat2(root, whole, wanted, flags) {
+            let flags = sys::fs::RESOLVE_IN_ROOT | sys::fs::RESOLVE_NO_MAGICLINKS;
+            match sys::fs::openat2(root, whole, wanted, flags) {
                 Ok(fd) => return Ok(Walked::Done(Target(fd))),
-                Err(Errno(libc::ENOENT)) if create.is_some() => {}
+                Err(Error {
+                    errno: libc::ENOENT,
+                    ..
+                }) if create.is_some() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -199,25 +204,31 @@ impl Target {
             } else {
                 libc::O_PATH | libc::O_DIRECTORY
             };
-            let open = |prefix: &mut [u8; MAX_PATH], parent: &Target| -> SysResult<RawFd> {
+            let open = |prefix: &mut [u8; MAX_PATH], parent: &Target| -> SysResult<OwnedFd> {
                 if openat2 {
                     let path = c_str(prefix, bytes.get(..end).unwrap_or_default())?;
-                    sys::openat2(
+                    sys::fs::openat2(
                         root,
                         path,
                         wanted,
-                        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+                        sys::fs::RESOLVE_IN_ROOT | sys::fs::RESOLVE_NO_MAGICLINKS,
                     )
                 } else {
-                    sys::openat(parent.0, name, wanted | libc::O_NOFOLLOW, 0)
+                    sys::fs::openat(parent.fd(), name, wanted | libc::O_NOFOLLOW, 0)
                 }
             };
             let fd = match (open(&mut prefix, &parent), create) {
                 (Ok(fd), _) => fd,
-                (Err(Errno(libc::ENOENT)), Some(kind)) => {
+                (
+                    Err(Error {
+                        errno: libc::ENOENT,
+                        ..
+                    }),
+                    Some(kind),
+                ) => {
                     if openat2 {
                         let mut text = LinkText([0; MAX_PATH], 0);
-                        if let Ok(link) = sys::readlinkat(parent.0, name, &mut text.0) {
+                        if let Ok(link) = sys::fs::readlinkat(parent.fd(), name, &mut text.0) {
                             text.1 = link.len();
                             return Ok(Walked::Link {
                                 start: this,
@@ -227,16 +238,23 @@ impl Target {
                         }
                     }
                     if !last || kind == Kind::Dir {
-                        match sys::mkdirat(parent.0, name, 0o755) {
-                            Ok(()) | Err(Errno(libc::EEXIST)) => {}
+                        match sys::fs::mkdirat(parent.fd(), name, 0o755) {
+                            Ok(())
+                            | Err(Error {
+                                errno: libc::EEXIST,
+                                ..
+                            }) => {}
                             Err(e) => return Err(e),
                         }
                     } else {
                         let flags =
                             libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
-                        match sys::openat(parent.0, name, flags, 0o644) {
-                            Ok(fd) => sys::close(fd),
-                            Err(Errno(libc::EEXIST)) => {}
+                        match sys::fs::openat(parent.fd(), name, flags, 0o644) {
+                            Ok(_created) => {}
+                            Err(Error {
+                                errno: libc::EEXIST,
+                                ..
+                            }) => {}
                             Err(e) => return Err(e),
                         }
                     }
@@ -247,7 +265,7 @@ impl Target {
             parent = Target(fd);
         }
         if !openat2 && parent.is_symlink()? {
-            return Err(Errno(libc::ELOOP));
+            return Err(Error::new("openat", libc::ELOOP));
         }
         Ok(Walked::Done(parent))
     }
@@ -293,7 +311,7 @@ fn splice(
     let mut put = |bytes: &[u8]| -> SysResult<()> {
         let dst = out
             .get_mut(at..at + bytes.len())
-            .ok_or(Errno(libc::ENAMETOOLONG))?;
+            .ok_or(Error::new("openat", libc::ENAMETOOLONG))?;
         dst.copy_from_slice(bytes);
         at += bytes.len();
         Ok(())
@@ -306,7 +324,7 @@ fn splice(
     put(text)?;
     put(path.get(end..len).unwrap_or_default())?;
     if at >= MAX_PATH {
-        return Err(Errno(libc::ENAMETOOLONG));
+        return Err(Error::new("openat", libc::ENAMETOOLONG));
     }
     *path = out;
     Ok(at)
@@ -315,10 +333,13 @@ fn splice(
 /// Copies `bytes` into `buf` as a C string.
 fn c_str<'a>(buf: &'a mut [u8; MAX_PATH], bytes: &[u8]) -> SysResult<&'a CStr> {
     let len = bytes.len();
-    let dst = buf.get_mut(..len).ok_or(Errno(libc::ENAMETOOLONG))?;
+    let dst = buf
+        .get_mut(..len)
+        .ok_or(Error::new("openat", libc::ENAMETOOLONG))?;
     dst.copy_from_slice(bytes);
-    *buf.get_mut(len).ok_or(Errno(libc::ENAMETOOLONG))? = 0;
-    CStr::from_bytes_until_nul(buf).map_err(|_| Errno(libc::EINVAL))
+    *buf.get_mut(len)
+        .ok_or(Error::new("openat", libc::ENAMETOOLONG))? = 0;
+    CStr::from_bytes_until_nul(buf).map_err(|_| Error::new("openat", libc::EINVAL))
 }
 
 #[cfg(test)]

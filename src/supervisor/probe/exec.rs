@@ -20,7 +20,7 @@
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -30,9 +30,9 @@ use libc::c_char;
 use crate::image::process::DEFAULT_PATH;
 use crate::launch::plan;
 use crate::launch::sandbox::Sandbox;
-use crate::launch::sys::Errno;
+use crate::sys::{self, Error, signal::SigSet};
 
-use super::{context, from, sys};
+use super::{context, from};
 
 /// The runner's exit status after [`kill_probe`]: 128 + SIGKILL, as a shell reports a
 /// command killed by SIGKILL.
@@ -140,10 +140,13 @@ impl ExecProbe {
                 format!("exec probe: {pid} is not a process id"),
             ));
         }
-        let pidfd = match sys::pidfd_open(pid) {
+        let pidfd = match sys::process::pidfd_open(pid) {
             Ok(fd) => Some(fd),
             // Before Linux 5.3: the runner checks nothing more than the pid.
-            Err(Errno(libc::ENOSYS)) => match sys::kill(pid, 0) {
+            Err(Error {
+                errno: libc::ENOSYS,
+                ..
+            }) => match sys::process::kill(pid, 0) {
                 Ok(()) => None,
                 Err(e) => return Err(context(&format!("exec probe: signal 0 to {pid}"), from(e))),
             },
@@ -151,7 +154,7 @@ impl ExecProbe {
         };
         let head = [
             c_number(RUNNER_ARGV0),
-            c_number(sys::getpid()),
+            c_number(sys::process::getpid()),
             c_number(pid),
             c_number(if pidfd.is_some() { "3" } else { "-" }),
         ];
@@ -163,15 +166,15 @@ impl ExecProbe {
             .collect();
         // The runner starts with no environment at all (see the type's doc).
         let envp: [*const c_char; 1] = [std::ptr::null()];
-        let fd = pidfd.as_ref().map(AsRawFd::as_raw_fd);
+        let fd = pidfd.as_ref().map(AsFd::as_fd);
         // SIGTERM (kill_probe) and SIGCHLD blocked from the start: the runner takes
         // them synchronously (`supervise`).
-        sys::spawn(
+        sys::process::spawn(
             &self.runner,
             &argv,
             &envp,
             fd,
-            &[libc::SIGTERM, libc::SIGCHLD],
+            &SigSet::of(&[libc::SIGTERM, libc::SIGCHLD]),
         )
         .map_err(|e| {
             context(
@@ -225,7 +228,8 @@ pub fn kill_probe(pid: i32) -> io::Result<()> {
             format!("kill the exec probe: {pid} is not a process id"),
         ));
     }
-    sys::kill(pid, libc::SIGTERM).map_err(|e| context(&format!("signal exec probe {pid}"), from(e)))
+    sys::process::kill(pid, libc::SIGTERM)
+        .map_err(|e| context(&format!("signal exec probe {pid}"), from(e)))
 }
 
 /// The command, as C strings.

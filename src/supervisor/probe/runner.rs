@@ -14,11 +14,11 @@ use libc::{c_char, c_int, pid_t};
 
 use crate::launch::child::{EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_SETUP};
 use crate::launch::sandbox::{self, Sandbox};
-use crate::launch::sys::{self as launch_sys, Errno};
 use crate::launch::{plan, rootfs};
+use crate::sys::{self, Error, signal::SigSet};
 
 use super::exec::{Command, open_write};
-use super::{context, from, sys};
+use super::{context, from};
 
 /// The namespaces that may be joined. The user namespace is joined before every
 /// namespace it owns (see [`App::open`] for the order).
@@ -38,19 +38,19 @@ const NAMESPACES: [(&str, c_int); 7] = [
 /// with the probe's result.
 pub fn runner_main(args: Vec<OsString>) -> ! {
     let Some(job) = Job::parse(&args) else {
-        launch_sys::exit(EXIT_SETUP);
+        sys::process::exit(EXIT_SETUP);
     };
     let (Ok(command), Ok(app)) = (
         Command::new(&job.argv, &job.env),
         App::open(job.app, &job.cgroup_procs),
     ) else {
-        launch_sys::exit(EXIT_SETUP);
+        sys::process::exit(EXIT_SETUP);
     };
     // /proc/APP was opened above: if the app is still there now, it was then, so what
     // was opened is the app's and not a process that got its pid since.
     if let Some(fd) = job.pidfd {
-        if sys::pidfd_alive(fd) != Ok(true) {
-            launch_sys::exit(EXIT_SETUP);
+        if sys::process::pidfd_alive(fd) != Ok(true) {
+            sys::process::exit(EXIT_SETUP);
         }
     }
     let argv_ptrs = plan::pointers(&command.argv);
@@ -147,7 +147,7 @@ impl App {
         }
         let opened = |what: &str| {
             let what = format!("exec probe: open {what}");
-            move |e: Errno| context(&what, from(e))
+            move |e: Error| context(&what, from(e))
         };
         // Everything of the app is opened relative to one descriptor of its /proc
         // directory: if the app dies and its pid is reused, these opens fail instead
@@ -170,7 +170,7 @@ impl App {
             let path = CString::new(format!("ns/{name}"))
                 .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
             let theirs = File::from(
-                sys::openat(dir.as_fd(), &path, libc::O_RDONLY)
+                sys::fs::openat(dir.as_raw_fd(), &path, libc::O_RDONLY, 0)
                     .map_err(opened(&format!("/proc/{pid}/ns/{name}")))?,
             );
             if !same_file(&own, &theirs)? {
@@ -178,8 +178,13 @@ impl App {
             }
         }
         let namespaces = join_order(differ)?;
-        let root = sys::openat(dir.as_fd(), c"root", libc::O_PATH | libc::O_DIRECTORY)
-            .map_err(opened(&format!("/proc/{pid}/root")))?;
+        let root = sys::fs::openat(
+            dir.as_raw_fd(),
+            c"root",
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )
+        .map_err(opened(&format!("/proc/{pid}/root")))?;
         let cgroups = cgroup_procs
             .iter()
             .map(|p| open_write(p))
@@ -220,7 +225,7 @@ fn join_order(differ: Vec<(File, c_int)>) -> io::Result<Vec<(OwnedFd, c_int)>> {
     let mut after = Vec::new();
     for (ns, flag) in differ {
         // Before Linux 4.9 the kernel cannot say (ENOTTY): join after, as runc does.
-        let owned = match sys::owning_user_namespace(ns.as_fd()) {
+        let owned = match sys::ns::owning_user_namespace(ns.as_fd()) {
             Ok(owner) => same_file(&File::from(owner), &user)?,
             Err(_) => true,
         };
@@ -257,66 +262,70 @@ impl Runner<'_> {
     /// The runner's whole life: join the app, fork the command, wait for it.
     fn run(&mut self) -> ! {
         if self.join().is_err() {
-            launch_sys::exit(EXIT_SETUP);
+            sys::process::exit(EXIT_SETUP);
         }
         // Read before the fork: the pid the command must see as its parent's.
         let expected_parent = if self.app.joins_pid_namespace() {
             // The runner is outside the command's pid namespace.
             0
         } else {
-            sys::getpid()
+            sys::process::getpid()
         };
         // SAFETY: the runner is single-threaded (a fresh program); the command only
         // makes raw calls until it execs or exits.
-        match unsafe { sys::fork() } {
+        match unsafe { sys::process::fork() } {
             Ok(0) => self.command(expected_parent),
-            Ok(command) => launch_sys::exit(supervise(command)),
-            Err(_) => launch_sys::exit(EXIT_SETUP),
+            Ok(command) => sys::process::exit(supervise(command)),
+            Err(_) => sys::process::exit(EXIT_SETUP),
         }
     }
 
     /// Into the app's cgroup, namespaces, root and sandbox, in that order: the cgroup
     /// first, while `cgroup.procs` is still reached from the supervisor's cgroup
     /// namespace; the sandbox last, once nothing of the host is left to reach.
-    fn join(&mut self) -> Result<(), Errno> {
+    fn join(&mut self) -> Result<(), Error> {
         let devnull = self.app.devnull.as_raw_fd();
         for fd in 0..3 {
-            launch_sys::dup_to(devnull, fd)?;
+            sys::fd::dup_to(devnull, fd)?;
         }
         // Copies of the supervisor's descriptors must not live on here: an epoll
         // registration lasts while any copy of its file is open, a pipe's reader
         // sees end-of-file only when every copy of its writer is closed.
-        launch_sys::close_except(self.keep);
+        sys::fd::close_except(self.keep);
         // Default dispositions, and SIGTERM (kill_probe) and SIGCHLD (the command's
         // end) blocked, to be taken in `supervise`.
-        launch_sys::reset_signals()?;
-        sys::block_only(&[libc::SIGTERM, libc::SIGCHLD])?;
+        sys::signal::reset_all()?;
+        sys::signal::set_mask(&SigSet::of(&[libc::SIGTERM, libc::SIGCHLD]))?;
         for cgroup in &self.app.cgroups {
             // "0" is the writer, the runner's only thread: no pid to format without
             // allocating, and on v1 no global lock for the kernel to take.
-            launch_sys::write_all(cgroup.as_raw_fd(), b"0")?;
+            sys::fd::write_all(cgroup.as_raw_fd(), b"0")?;
         }
         for (fd, flag) in &self.app.namespaces {
-            launch_sys::setns(fd.as_raw_fd(), *flag)?;
+            sys::ns::setns(fd.as_fd(), *flag)?;
         }
         // Joining the mount namespace moved the root to the namespace's; this is the
         // app's own root (the same after pivot_root, also right after a chroot or with
         // a shared mount namespace).
-        launch_sys::fchdir(self.app.root.as_raw_fd())?;
-        launch_sys::chroot(c".")?;
+        sys::fs::fchdir(self.app.root.as_raw_fd())?;
+        sys::fs::chroot(c".")?;
         // Nothing of the host stays open: from here on only the app's root is
         // reachable, and what follows resolves paths the app controls.
-        launch_sys::close_except(&mut [0, 1, 2]);
+        sys::fd::close_except(&mut [0, 1, 2]);
         self.sandbox.become_app().map_err(|(_, e)| e)?;
         // After the id changes, which clear it. If the supervisor died before, stop.
-        sys::set_parent_death_signal(libc::SIGKILL)?;
-        if sys::getppid() != self.supervisor {
-            return Err(Errno(libc::ESRCH));
+        sys::caps::set_parent_death_signal(libc::SIGKILL)?;
+        if sys::process::getppid() != self.supervisor {
+            // The supervisor is gone: nobody to probe for.
+            return Err(Error::new("getppid", libc::ESRCH));
         }
         // As the app's user, the way its own process entered it: resolved in the
         // root, no magic link followed, checked to be inside.
         match rootfs::enter_workdir(&self.sandbox.workdir, true) {
-            Err(Errno(libc::ENOSYS)) => rootfs::enter_workdir(&self.sandbox.workdir, false)?,
+            Err(Error {
+                errno: libc::ENOSYS,
+                ..
+            }) => rootfs::enter_workdir(&self.sandbox.workdir, false)?,
             other => other?,
         }
         self.sandbox.confine().map_err(|(_, e)| e)
@@ -326,22 +335,28 @@ impl Runner<'_> {
     /// exec.
     fn command(&self, expected_parent: pid_t) -> ! {
         // If the runner died before the parent-death signal was set, stop.
-        if sys::set_parent_death_signal(libc::SIGKILL).is_err()
-            || sys::getppid() != expected_parent
-            || sys::setsid().is_err()
-            || launch_sys::reset_signals().is_err()
+        if sys::caps::set_parent_death_signal(libc::SIGKILL).is_err()
+            || sys::process::getppid() != expected_parent
+            || sys::process::setsid().is_err()
+            || sys::signal::reset_all().is_err()
         {
-            launch_sys::exit(EXIT_SETUP);
+            sys::process::exit(EXIT_SETUP);
         }
         let mut failure = EXIT_NOT_FOUND;
         for candidate in &self.command.candidates {
-            match launch_sys::execve(candidate, self.argv, self.envp) {
-                Errno(libc::ENOENT | libc::ENOTDIR) => {}
-                Errno(libc::EACCES) => failure = EXIT_CANNOT_EXEC,
-                _ => launch_sys::exit(EXIT_CANNOT_EXEC),
+            match sys::process::execve(candidate, self.argv, self.envp) {
+                Error {
+                    errno: libc::ENOENT | libc::ENOTDIR,
+                    ..
+                } => {}
+                Error {
+                    errno: libc::EACCES,
+                    ..
+                } => failure = EXIT_CANNOT_EXEC,
+                _ => sys::process::exit(EXIT_CANNOT_EXEC),
             }
         }
-        launch_sys::exit(failure)
+        sys::process::exit(failure)
     }
 }
 
@@ -349,13 +364,13 @@ impl Runner<'_> {
 /// SIGTERM: the command's exit status, once it and its process group are gone.
 fn supervise(command: pid_t) -> c_int {
     loop {
-        if let Ok(libc::SIGTERM) = sys::wait_signal(&[libc::SIGTERM, libc::SIGCHLD]) {
+        if let Ok(libc::SIGTERM) = sys::signal::wait(&SigSet::of(&[libc::SIGTERM, libc::SIGCHLD])) {
             // The group, and the command itself in case it has no group yet (the
             // signal came before its setsid).
-            let _ = sys::kill(-command, libc::SIGKILL);
-            let _ = sys::kill(command, libc::SIGKILL);
+            let _ = sys::process::kill(-command, libc::SIGKILL);
+            let _ = sys::process::kill(command, libc::SIGKILL);
         }
-        match sys::has_exited(command) {
+        match sys::process::has_exited(command) {
             Ok(true) => break,
             Ok(false) => {}
             Err(_) => return EXIT_SETUP,
@@ -363,8 +378,8 @@ fn supervise(command: pid_t) -> c_int {
     }
     // The command's zombie still holds its pid, so the group number names its group
     // and nothing else: whatever it left running there goes too.
-    let _ = sys::kill(-command, libc::SIGKILL);
-    match sys::reap(command) {
+    let _ = sys::process::kill(-command, libc::SIGKILL);
+    match sys::process::wait(command) {
         Ok(status) => exit_code(status),
         Err(_) => EXIT_SETUP,
     }
@@ -372,13 +387,7 @@ fn supervise(command: pid_t) -> c_int {
 
 /// A wait status as a shell reports it: the exit code, or 128 + the signal.
 fn exit_code(status: c_int) -> c_int {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        EXIT_SETUP
-    }
+    sys::process::exit_code(status).unwrap_or(EXIT_SETUP)
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use crate::launch::sys::{self as launch_sys, Errno};
+use crate::sys::{self, Error};
 
-use super::{context, from, sys};
+use super::{context, from};
 
 /// The calling thread's own network namespace.
 const OWN_NETNS: &str = "/proc/thread-self/ns/net";
@@ -41,12 +41,16 @@ pub fn tcp_connect_addr_in(
     addr: SocketAddrV4,
 ) -> io::Result<OwnedFd> {
     let socket = match netns {
-        None => sys::tcp_socket().map_err(|e| context("create a tcp socket", from(e)))?,
+        None => sys::net::tcp_socket().map_err(|e| context("create a tcp socket", from(e)))?,
         Some(netns) => socket_in(netns)?,
     };
-    match sys::connect(socket.as_fd(), addr) {
+    match sys::net::connect(socket.as_fd(), addr) {
         // EINTR: a non-blocking connect goes on asynchronously, as for EINPROGRESS.
-        Ok(()) | Err(Errno(libc::EINPROGRESS | libc::EINTR)) => Ok(socket),
+        Ok(())
+        | Err(Error {
+            errno: libc::EINPROGRESS | libc::EINTR,
+            ..
+        }) => Ok(socket),
         Err(e) => Err(from(e)),
     }
 }
@@ -54,10 +58,10 @@ pub fn tcp_connect_addr_in(
 /// A TCP socket made in `netns`, the thread back in its own namespace.
 fn socket_in(netns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let own = File::open(OWN_NETNS).map_err(|e| context(&format!("open {OWN_NETNS}"), e))?;
-    launch_sys::setns(netns.as_raw_fd(), libc::CLONE_NEWNET)
+    sys::ns::setns(netns.as_fd(), libc::CLONE_NEWNET)
         .map_err(|e| context("enter the app's network namespace", from(e)))?;
-    let socket = sys::tcp_socket();
-    if let Err(e) = launch_sys::setns(own.as_raw_fd(), libc::CLONE_NEWNET) {
+    let socket = sys::net::tcp_socket();
+    if let Err(e) = sys::ns::setns(own.as_fd(), libc::CLONE_NEWNET) {
         drop(socket);
         return Err(context(
             "return to the supervisor's network namespace (this thread is still in the app's)",
@@ -78,7 +82,7 @@ fn socket_in(netns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// it reports. Called before the socket is writable, it answers `Ok` for a connection
 /// still in progress.
 pub fn tcp_result(fd: BorrowedFd<'_>) -> io::Result<()> {
-    match sys::socket_error(fd).map_err(from)? {
+    match sys::net::socket_error(fd).map_err(from)? {
         0 => Ok(()),
         err => Err(io::Error::from_raw_os_error(err)),
     }

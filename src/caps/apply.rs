@@ -1,15 +1,14 @@
-//! The kernel calls that give the child its capabilities, after fork and before exec.
+//! Giving the child its capabilities, after fork and before exec.
 //!
 //! Everything here runs in the forked child, so it allocates nothing and touches no
-//! lock: raw `prctl` and `capget`/`capset` calls, errno read right after each.
+//! lock: the raw `prctl` and `capget`/`capset` calls of `sys::caps`, in order.
 
 use std::fmt;
 use std::io;
 
-use libc::{c_int, c_ulong};
-
 use super::CapSet;
 use crate::manifest::types::Capability;
+use crate::sys::caps::{self as sys, Sets};
 
 /// The step of [`apply`] (or its neighbours) that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,126 +118,24 @@ impl std::error::Error for CapsError {
     }
 }
 
-/// `prctl(option, arg2, arg3, 0, 0)`: the result, or the errno of `step`.
-fn prctl(step: Step, option: c_int, arg2: c_ulong, arg3: c_ulong) -> Result<c_int, CapsError> {
-    let zero: c_ulong = 0;
-    // SAFETY: every option used here takes plain integers, no pointers, so the call
-    // reads and writes no memory of ours; unused arguments are zero as the kernel
-    // requires.
-    let ret = unsafe { libc::prctl(option, arg2, arg3, zero, zero) };
-    if ret < 0 {
-        Err(CapsError::Call {
-            step,
-            source: io::Error::last_os_error(),
-        })
-    } else {
-        Ok(ret)
+/// A call's error, as the failure of `step`.
+fn at(step: Step) -> impl Fn(crate::sys::Error) -> CapsError {
+    move |e| CapsError::Call {
+        step,
+        source: io::Error::from_raw_os_error(e.errno),
     }
 }
 
 /// Keeps the permitted capabilities across the coming setuid away from root (the flag
 /// is reset by `execve`). Call before setgroups/setgid/setuid, then call [`apply`].
 pub fn prepare_uid_change() -> Result<(), CapsError> {
-    prctl(Step::KeepCaps, libc::PR_SET_KEEPCAPS, 1, 0).map(drop)
+    sys::keep_caps().map_err(at(Step::KeepCaps))
 }
 
 /// Sets `no_new_privs`: from here on `execve` never grants privileges (setuid bits
 /// and file capabilities are ignored). It cannot be undone.
 pub fn no_new_privs() -> Result<(), CapsError> {
-    prctl(Step::NoNewPrivs, libc::PR_SET_NO_NEW_PRIVS, 1, 0).map(drop)
-}
-
-/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
-const VERSION_3: u32 = 0x2008_0522;
-
-/// `struct __user_cap_header_struct`.
-#[repr(C)]
-struct Header {
-    version: u32,
-    pid: c_int,
-}
-
-/// `struct __user_cap_data_struct`: one 32-bit word of each set.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Data {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// The effective, permitted and inheritable masks of this thread.
-#[derive(Clone, Copy)]
-struct Sets {
-    effective: u64,
-    permitted: u64,
-    inheritable: u64,
-}
-
-fn join(lo: u32, hi: u32) -> u64 {
-    u64::from(lo) | u64::from(hi) << 32
-}
-
-fn split(mask: u64) -> (u32, u32) {
-    // Truncation intended: the low and the high word.
-    (mask as u32, (mask >> 32) as u32)
-}
-
-fn capget() -> Result<Sets, CapsError> {
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: `header` and `data` are live, writable and laid out as the kernel's v3
-    // structures; with version 3 the kernel writes exactly two `Data`, which is the
-    // length of `data`.
-    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    if ret < 0 {
-        return Err(CapsError::Call {
-            step: Step::ReadSets,
-            source: io::Error::last_os_error(),
-        });
-    }
-    let [lo, hi] = data;
-    Ok(Sets {
-        effective: join(lo.effective, hi.effective),
-        permitted: join(lo.permitted, hi.permitted),
-        inheritable: join(lo.inheritable, hi.inheritable),
-    })
-}
-
-fn capset(step: Step, sets: Sets) -> Result<(), CapsError> {
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let (e0, e1) = split(sets.effective);
-    let (p0, p1) = split(sets.permitted);
-    let (i0, i1) = split(sets.inheritable);
-    let data = [
-        Data {
-            effective: e0,
-            permitted: p0,
-            inheritable: i0,
-        },
-        Data {
-            effective: e1,
-            permitted: p1,
-            inheritable: i1,
-        },
-    ];
-    // SAFETY: `header` and `data` are live and laid out as the kernel's v3 structures;
-    // with version 3 the kernel reads exactly two `Data`, the length of `data`, and
-    // may write only the header's version field, which is writable.
-    let ret = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
-    if ret < 0 {
-        return Err(CapsError::Call {
-            step,
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+    sys::no_new_privs().map_err(at(Step::NoNewPrivs))
 }
 
 /// Gives this process exactly `set` as its bounding, permitted, effective, inheritable
@@ -250,28 +147,21 @@ pub fn apply(set: CapSet) -> Result<(), CapsError> {
     // 1. Refuse, before changing anything, a set that berth cannot pass on: the kernel
     //    would only say EPERM at step 4.
     for cap in set.iter() {
-        match prctl(
-            Step::ReadBounding(cap),
-            libc::PR_CAPBSET_READ,
-            cap.into(),
-            0,
-        ) {
-            Ok(0) => return Err(CapsError::NotInBoundingSet { cap }),
-            Ok(_) => {}
-            Err(e) if e.errno() == libc::EINVAL => return Err(CapsError::UnknownToKernel { cap }),
-            Err(e) => return Err(e),
+        match sys::bounding_has(cap) {
+            Ok(false) => return Err(CapsError::NotInBoundingSet { cap }),
+            Ok(true) => {}
+            Err(e) if e.errno == libc::EINVAL => return Err(CapsError::UnknownToKernel { cap }),
+            Err(e) => return Err(at(Step::ReadBounding(cap))(e)),
         }
     }
     // 2. setuid away from root cleared the effective set (KEEPCAPS keeps only the
     //    permitted one), and dropping from the bounding set needs CAP_SETPCAP in it.
-    let now = capget()?;
-    capset(
-        Step::RaiseEffective,
-        Sets {
-            effective: now.permitted,
-            ..now
-        },
-    )?;
+    let now = sys::capget().map_err(at(Step::ReadSets))?;
+    sys::capset(Sets {
+        effective: now.permitted,
+        ..now
+    })
+    .map_err(at(Step::RaiseEffective))?;
     // 3. The bounding set, before the permitted set loses CAP_SETPCAP. Up to the
     //    kernel's last capability, found by probing: PR_CAPBSET_DROP fails with EINVAL
     //    exactly for numbers the kernel does not know (and every capability of `set`
@@ -281,45 +171,28 @@ pub fn apply(set: CapSet) -> Result<(), CapsError> {
         if set.contains(cap) {
             continue;
         }
-        match prctl(
-            Step::DropBounding(cap),
-            libc::PR_CAPBSET_DROP,
-            cap.into(),
-            0,
-        ) {
-            Ok(_) => {}
-            Err(e) if e.errno() == libc::EINVAL && cap > 0 => break,
-            Err(e) => return Err(e),
+        match sys::bounding_drop(cap) {
+            Ok(()) => {}
+            Err(e) if e.errno == libc::EINVAL && cap > 0 => break,
+            Err(e) => return Err(at(Step::DropBounding(cap))(e)),
         }
     }
     // 4. The app's set, everywhere but ambient. Allowed without privilege: each new
     //    set is a subset of the current permitted one (checked in step 1 against the
     //    bounding set, which bounds what root held).
     let bits = set.bits();
-    capset(
-        Step::SetSets,
-        Sets {
-            effective: bits,
-            permitted: bits,
-            inheritable: bits,
-        },
-    )?;
+    sys::capset(Sets {
+        effective: bits,
+        permitted: bits,
+        inheritable: bits,
+    })
+    .map_err(at(Step::SetSets))?;
     // 5. Ambient last: the kernel raises a capability as ambient only when it is both
     //    permitted and inheritable. Ambient capabilities are what a non-root app keeps
     //    across execve of a file without file capabilities.
-    prctl(
-        Step::ClearAmbient,
-        libc::PR_CAP_AMBIENT,
-        libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong,
-        0,
-    )?;
+    sys::ambient_clear().map_err(at(Step::ClearAmbient))?;
     for cap in set.iter() {
-        prctl(
-            Step::RaiseAmbient(cap),
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_RAISE as c_ulong,
-            cap.into(),
-        )?;
+        sys::ambient_raise(cap).map_err(at(Step::RaiseAmbient(cap)))?;
     }
     Ok(())
 }
