@@ -603,6 +603,7 @@ impl Supervisor {
             .collect();
         for name in &change.stop {
             if let Some(&id) = ids.get(name) {
+                log::info!("{name}: its manifest is gone; stopping it");
                 self.stop(id, Then::Remove);
             }
         }
@@ -657,8 +658,20 @@ impl Supervisor {
                 started.push(id);
             }
         }
-        for id in started {
-            self.dispatch(Todo::Start(id));
+        // Dependencies first, so that an app finds what it waits for already on its way.
+        let graph: Vec<(String, Vec<String>)> = started
+            .iter()
+            .filter_map(|id| self.apps.get(id))
+            .map(|a| {
+                let deps = dependencies(a.manifest());
+                let deps = deps.iter().map(|d| d.app.as_str().to_owned()).collect();
+                (a.name().to_owned(), deps)
+            })
+            .collect();
+        for name in policy::stop_order(&graph).iter().rev() {
+            if let Some(id) = self.by_name(name).map(|a| a.id) {
+                self.dispatch(Todo::Start(id));
+            }
         }
     }
 

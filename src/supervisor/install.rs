@@ -29,7 +29,7 @@ impl Supervisor {
         );
         let job = match job {
             Ok(job) => job,
-            Err(e) => return Event::InstallDone(Err(format!("image {image}: {e}"))),
+            Err(e) => return Event::InstallDone(Err(format!("could not install its image: {e}"))),
         };
         if let Err(e) = watch(
             &self.epoll,
@@ -94,7 +94,7 @@ impl Supervisor {
                 Event::InstallDone(Ok(()))
             }
             Ok(Installed::Already(_)) => Event::InstallDone(Ok(())),
-            Err(e) => Event::InstallDone(Err(format!("image {}: {e}", m.image.resolved.display()))),
+            Err(e) => Event::InstallDone(Err(format!("could not install its image: {e}"))),
         }
     }
 

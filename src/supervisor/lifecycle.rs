@@ -296,7 +296,10 @@ pub fn step<R: Resources>(
             if ctx.shutting_down {
                 down
             } else if let Some(on) = blocked {
-                let said = matches!(&down, Phase::Waiting { on: before } if *before == on);
+                // Said once per dependency and condition; what the dependency is now
+                // (the detail in brackets) is kept for whoever asks.
+                let said =
+                    matches!(&down, Phase::Waiting { on: before } if gist(before) == gist(&on));
                 if !said {
                     fx.push(Effect::Log(
                         log::Level::Info,
@@ -487,6 +490,11 @@ pub fn step<R: Resources>(
         }
     };
     fx
+}
+
+/// A waiting reason without its detail: `waiting for web to be healthy`.
+fn gist(on: &str) -> &str {
+    on.split(" (").next().unwrap_or(on)
 }
 
 /// Whether a [`Event::Start`] brings the app up from `phase`.

@@ -502,15 +502,24 @@ fn waiting_is_said_once_per_reason() {
         Context::default(),
     );
     assert_eq!(logs(&fx), Vec::<String>::new());
+    // What db is now changes; what web waits for does not.
     let fx = step(
         &mut app,
         blocked("waiting for db to be healthy (it is backoff)"),
         NOW,
         Context::default(),
     );
+    assert_eq!(logs(&fx), Vec::<String>::new());
+    assert!(matches!(&app.phase, Phase::Waiting { on } if on.ends_with("(it is backoff)")));
+    let fx = step(
+        &mut app,
+        blocked("waiting for cache to be running (it is failed)"),
+        NOW,
+        Context::default(),
+    );
     assert_eq!(
         logs(&fx),
-        ["INFO web: waiting for db to be healthy (it is backoff)"]
+        ["INFO web: waiting for cache to be running (it is failed)"]
     );
 }
 
