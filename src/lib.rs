@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod modprobe;
 pub mod panic;
 pub mod pid1;
+pub mod procfs;
 pub mod seccomp;
 pub mod supervisor;
 #[cfg(test)]
