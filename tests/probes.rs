@@ -497,10 +497,8 @@ impl AddressedNetns {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let server = thread::spawn(move || {
             // SAFETY: a valid namespace descriptor; only this thread changes namespace.
-            assert_eq!(
-                unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) },
-                0
-            );
+            let joined = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(joined, 0, "setns: {}", io::Error::last_os_error());
             let listener = TcpListener::bind(&addr).unwrap();
             ready_tx.send(()).unwrap();
             let mut heads = Vec::new();
