@@ -37,7 +37,9 @@ commands:
   pack ROOTFS_DIR -o FILE [--gzip|--zstd] [--keep-owners] [--env K=V]...
        [--workdir DIR] [--user U] [--entrypoint CMD [ARG...]]
                                make a reproducible image; prints its sha256
-  gc                           delete images no manifest references
+  gc [--state-dir DIR] [--dry-run]
+                               delete images and app directories no manifest
+                               names (refuses unless every manifest loads)
   status [APP] [--json]        state of every app                           (not built yet)
   logs APP [-f] [-n N]         an app's captured output                     (not built yet)
   exec APP -- CMD...           run a command inside a running app           (not built yet)
@@ -50,7 +52,8 @@ commands:
 --config FILE   global settings (default /etc/berth/berth.yaml)
 exit status: 0 ok, 1 failed or invalid, 2 usage error";
 
-/// The commands of DESIGN.md §3 that this build does not have yet.
+/// The planned commands that this build does not have yet (docs/design.md, section 7,
+/// "Command line").
 const NOT_BUILT: [&str; 9] = [
     "status", "logs", "exec", "start", "stop", "restart", "reload", "metrics", "shutdown",
 ];
@@ -75,6 +78,8 @@ pub enum Command {
     },
     Gc {
         config: Option<PathBuf>,
+        state_dir: Option<PathBuf>,
+        dry_run: bool,
     },
     Run {
         config: Option<PathBuf>,
@@ -188,7 +193,8 @@ fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usage
             Some("--gzip") => options.compression = Compression::Gzip,
             Some("--zstd") => options.compression = Compression::Zstd,
             Some("--keep-owners") => options.keep_owners = true,
-            // Every command takes --config (DESIGN.md §3); pack needs no setting from it.
+            // Every command takes --config (docs/design.md, section 7, "Command line"); pack
+            // needs no setting from it.
             Some(flag @ "--config") => drop(value(flag, &mut args)?),
             Some(flag @ "--env") => {
                 let entry = text(flag, value(flag, &mut args)?)?;
@@ -228,14 +234,20 @@ fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usage
 }
 
 fn parse_gc(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
-    let mut config = None;
+    let (mut config, mut state_dir, mut dry_run) = (None, None, false);
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some(flag @ "--config") => config = Some(PathBuf::from(value(flag, &mut args)?)),
+            Some(flag @ "--state-dir") => state_dir = Some(PathBuf::from(value(flag, &mut args)?)),
+            Some("--dry-run") => dry_run = true,
             _ => return Err(UsageError(format!("gc: unexpected argument {arg:?}"))),
         }
     }
-    Ok(Command::Gc { config })
+    Ok(Command::Gc {
+        config,
+        state_dir,
+        dry_run,
+    })
 }
 
 fn parse_run(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
@@ -369,7 +381,30 @@ mod tests {
             })
         );
         assert_eq!(p(&["status"]), Ok(Command::NotBuilt("status")));
-        assert_eq!(p(&["gc"]), Ok(Command::Gc { config: None }));
+        assert_eq!(
+            p(&["gc"]),
+            Ok(Command::Gc {
+                config: None,
+                state_dir: None,
+                dry_run: false
+            })
+        );
+        assert_eq!(
+            p(&["gc", "--dry-run", "--state-dir", "/data", "--config", "c"]),
+            Ok(Command::Gc {
+                config: Some("c".into()),
+                state_dir: Some("/data".into()),
+                dry_run: true
+            })
+        );
+        assert_eq!(
+            p(&["gc", "--state-dir"]),
+            Err(UsageError("--state-dir needs a value".into()))
+        );
+        assert_eq!(
+            p(&["gc", "--force"]),
+            Err(UsageError("gc: unexpected argument \"--force\"".into()))
+        );
         assert_eq!(
             p(&["frobnicate"]),
             Err(UsageError("unknown command \"frobnicate\"".into()))

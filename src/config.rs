@@ -13,6 +13,9 @@ use crate::manifest::types::{Arg, Hostname};
 use crate::manifest::units::{Size, deserialize_from_str};
 use crate::manifest::{Problem, ProblemKind, parse_yaml};
 
+/// The largest berth.yaml berth reads: far more than its settings need.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// Where the global settings are read from unless `--config` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/berth/berth.yaml";
 
@@ -279,12 +282,26 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
             kind,
         })
     };
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+    // A regular file only (a FIFO would block berth, as PID 1, forever), read no
+    // further than its size.
+    let text = match crate::input::read_text(path, MAX_CONFIG_BYTES) {
+        Ok(Some(text)) => text,
+        Ok(None) => {
+            return Err(problem(
+                None,
+                ProblemKind::Read(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("larger than {MAX_CONFIG_BYTES} bytes"),
+                )),
+            ));
+        }
+        Err(e)
+            if !required
+                && e.io().map(std::io::Error::kind) == Some(std::io::ErrorKind::NotFound) =>
+        {
             return Ok(Config::default());
         }
-        Err(e) => return Err(problem(None, ProblemKind::Read(e))),
+        Err(e) => return Err(problem(None, e.into())),
     };
     // An empty file (or one of only comments) is all defaults.
     let raw: RawConfig = if text
@@ -332,6 +349,23 @@ mod tests {
         let d = std::env::temp_dir().join(format!("berth-config-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn a_fifo_as_berth_yaml_is_refused_unopened() {
+        let dir = tmp("fifo");
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("berth.yaml");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Returns at once (no writer ever comes), required or not.
+        for required in [false, true] {
+            let e = load(&p, required).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("{}: not a regular file (a FIFO)", p.display())
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! sha256 of files, streamed in fixed-size blocks so memory stays flat.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -26,9 +25,18 @@ pub fn sha256_reader(mut reader: impl Read) -> io::Result<Digest> {
     Ok(Digest::from_bytes(&hasher.finalize()))
 }
 
-/// Hashes the file at `path`.
+/// Hashes the file at `path`, which must be a regular file (a FIFO would block,
+/// `/dev/zero` never end): `InvalidInput` "not a regular file (a FIFO)" otherwise.
+/// Reads no further than the size the file had when opened.
 pub fn sha256_file(path: &Path) -> io::Result<Digest> {
-    sha256_reader(File::open(path)?)
+    match crate::input::open(path) {
+        Ok(input) => sha256_reader(input.reader()),
+        Err(crate::input::InputError::Io { source, .. }) => Err(source),
+        Err(crate::input::InputError::NotRegular { kind, .. }) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file ({kind})"),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `berth unpack`, `berth pack` and `berth gc`: the image store from the command line.
 //! Each returns the exit status and writes its report to `out`.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use crate::image::layout::Platform;
 use crate::image::store::{Installed, Store};
 use crate::image::{ImageError, pack};
 use crate::manifest::{self, types::Digest};
+use crate::supervisor::appstate;
 
 /// Exit statuses, as the usage text says.
 pub const OK: u8 = 0;
@@ -40,8 +42,8 @@ pub fn unpack(config: &Config, file: &Path, sha256: &str, out: &mut impl Write) 
             }
             report(out, OK, format_args!("{}", installed.rootfs().display()))
         }
-        // A digest mismatch names the file itself.
-        Err(e @ ImageError::DigestMismatch { .. }) => {
+        // These name the file themselves.
+        Err(e @ (ImageError::DigestMismatch { .. } | ImageError::NotRegular { .. })) => {
             report(out, FAILED, format_args!("berth unpack: {e}"))
         }
         Err(e) => report(
@@ -67,29 +69,143 @@ pub fn pack(rootfs: &Path, file: &Path, args: &PackArgs, out: &mut impl Write) -
     }
 }
 
-/// Deletes the images no manifest names and no process has mounted.
-pub fn gc(config: &Config, out: &mut impl Write) -> u8 {
-    let store = match Store::open(&config.state_dir) {
-        Ok(store) => store,
-        Err(e) => return report(out, FAILED, format_args!("berth gc: {e}")),
-    };
-    let keep = manifest::declared_digests(std::slice::from_ref(&config.apps_dir));
-    let in_use = store.in_use(Path::new("/proc"));
-    match store.gc(&keep, &in_use) {
-        Ok(removed) => {
-            let mut total = 0;
-            for (digest, bytes) in &removed {
-                total += bytes;
-                let _ = writeln!(out, "removed {digest} ({bytes} bytes)");
-            }
-            report(
+/// Deletes the images no manifest names and no app uses, and the state and run
+/// directories of apps no manifest names; with `dry_run`, only says what it would
+/// delete. Refuses (exit status 1) when the manifests cannot all be read: a missing
+/// or unreadable apps directory, or one manifest that does not load, would make
+/// what they name look unused.
+pub fn gc(config: &Config, dry_run: bool, out: &mut impl Write) -> u8 {
+    // A machine that never ran berth: nothing to collect, and nothing is created.
+    match config.state_dir.try_exists() {
+        Ok(true) => {}
+        Ok(false) => {
+            return report(
                 out,
                 OK,
-                format_args!("freed {total} bytes in {} images", removed.len()),
-            )
+                format_args!(
+                    "nothing to collect: {} does not exist",
+                    config.state_dir.display()
+                ),
+            );
         }
-        Err(e) => report(out, FAILED, format_args!("berth gc: {e}")),
+        Err(e) => {
+            return report(
+                out,
+                FAILED,
+                format_args!("berth gc: cannot read {}: {e}", config.state_dir.display()),
+            );
+        }
     }
+    let apps = &config.apps_dir;
+    let refuse = |out: &mut _, why: std::fmt::Arguments| {
+        report(
+            out,
+            FAILED,
+            format_args!("berth gc: refusing to collect: {why}"),
+        )
+    };
+    match std::fs::read_dir(apps) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return refuse(
+                out,
+                format_args!(
+                    "the apps directory {} does not exist (every image and app would look unused)",
+                    apps.display()
+                ),
+            );
+        }
+        Err(e) => {
+            return refuse(
+                out,
+                format_args!("cannot read the apps directory {}: {e}", apps.display()),
+            );
+        }
+    }
+    let loaded = manifest::load_with(std::slice::from_ref(apps), &config.reserved(apps));
+    if loaded.invalid > 0 {
+        for problem in &loaded.problems {
+            let _ = writeln!(out, "{problem}");
+        }
+        let n = loaded.invalid;
+        return refuse(
+            out,
+            format_args!(
+                "{n} manifest{} in {} did not load (what {} would look unused)",
+                if n == 1 { "" } else { "s" },
+                apps.display(),
+                if n == 1 { "it names" } else { "they name" }
+            ),
+        );
+    }
+    let keep: BTreeSet<Digest> = loaded.apps.iter().map(|m| m.image.sha256.clone()).collect();
+    let named: BTreeSet<String> = loaded
+        .apps
+        .iter()
+        .map(|m| m.name.as_str().to_owned())
+        .collect();
+    let (would, verb) = match dry_run {
+        true => ("would ", "would remove"),
+        false => ("", "removed"),
+    };
+    let mut total = 0;
+    let mut images = 0;
+    let result = Store::existing(&config.state_dir).and_then(|store| {
+        let Some(store) = store else {
+            return Ok(());
+        };
+        for leftover in store.clean_leftovers(dry_run)? {
+            let _ = writeln!(out, "{verb} {} (an interrupted unpack)", leftover.display());
+        }
+        let in_use = store.in_use(Path::new("/proc"));
+        let collected = store.gc(&keep, &in_use, dry_run)?;
+        for (digest, bytes) in &collected.removed {
+            total += bytes;
+            let _ = writeln!(out, "{verb} {digest} ({bytes} bytes)");
+        }
+        images = collected.removed.len();
+        for digest in &collected.held {
+            let _ = writeln!(out, "kept {digest}: held by a running app");
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        return report(out, FAILED, format_args!("berth gc: {e}"));
+    }
+    let unnamed = match appstate::collect_unnamed(config, &named, Path::new("/proc"), dry_run) {
+        Ok(unnamed) => unnamed,
+        Err(e) => return report(out, FAILED, format_args!("berth gc: {e}")),
+    };
+    let mut app_dirs = 0;
+    for app in &unnamed {
+        for dir in &app.dirs {
+            match app.kept {
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "{verb} {} (app {}: no manifest names it)",
+                        dir.display(),
+                        app.name
+                    );
+                }
+                Some(why) => {
+                    let _ = writeln!(out, "kept {} (app {}): {why}", dir.display(), app.name);
+                }
+            }
+        }
+        if app.kept.is_none() {
+            total += app.bytes;
+            app_dirs += app.dirs.len();
+        }
+    }
+    report(
+        out,
+        OK,
+        format_args!(
+            "{would}{} {total} bytes in {images} images and {app_dirs} app directories",
+            if dry_run { "free" } else { "freed" }
+        ),
+    )
 }
 
 fn report(out: &mut impl Write, status: u8, message: std::fmt::Arguments) -> u8 {

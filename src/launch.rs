@@ -396,6 +396,40 @@ impl Launching {
         })
     }
 
+    /// The outcome, for an event loop, once the channel is readable: like
+    /// [`finish`](Self::finish) but it never waits. A child that failed is left for the
+    /// caller to reap (its status in the error is the one it exits with); one whose
+    /// report cannot be read is killed, and left to reap too.
+    pub fn settle(self) -> Result<Running, LaunchError> {
+        let report = match channel::read_report(&self.channel) {
+            Ok(None) => {
+                return Ok(Running {
+                    pid: self.pid,
+                    stdout: self.stdout,
+                    stderr: self.stderr,
+                    sandbox: self.sandbox,
+                    env: self.env,
+                });
+            }
+            Ok(Some(report)) => report,
+            Err(source) => {
+                // SAFETY: plain integer arguments; `pid` is our own child, not reaped.
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                return Err(LaunchError::Host {
+                    app: self.app,
+                    what: "read the launch report".into(),
+                    source,
+                });
+            }
+        };
+        Err(LaunchError::Child {
+            step: self.describe(report),
+            app: self.app,
+            source: io::Error::from_raw_os_error(report.errno),
+            status: child::exit_status(report.step, report.errno),
+        })
+    }
+
     fn describe(&self, report: Report) -> String {
         match report.step {
             Step::Mount(n) => usize::try_from(n)

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod hostfs;
 pub mod image;
 pub mod image_cmd;
+pub mod input;
 pub mod launch;
 pub mod manifest;
 pub mod modprobe;

@@ -21,6 +21,10 @@ fn main() -> ExitCode {
     if argv0 == berth::supervisor::probe::RUNNER_ARGV0 {
         berth::supervisor::probe::runner_main(args.collect());
     }
+    // An image install, started by the supervisor off its loop.
+    if argv0 == berth::image::install::ARGV0 {
+        berth::image::install::install_main(args.collect());
+    }
     // As /sbin/modprobe, which the kernel runs to load a missing filesystem module.
     if std::path::Path::new(&argv0)
         .file_name()
@@ -97,8 +101,18 @@ fn main() -> ExitCode {
             &options,
             &mut std::io::stdout().lock(),
         )),
-        Command::Gc { config } => match load_config(config) {
-            Ok(config) => ExitCode::from(image_cmd::gc(&config, &mut std::io::stdout().lock())),
+        Command::Gc {
+            config,
+            state_dir,
+            dry_run,
+        } => match load_config(config) {
+            Ok(mut config) => {
+                if let Some(dir) = state_dir {
+                    config.state_dir = dir;
+                }
+                let stdout = &mut std::io::stdout().lock();
+                ExitCode::from(image_cmd::gc(&config, dry_run, stdout))
+            }
             Err(status) => status,
         },
         Command::Run { config, apps } => match load_config(config) {

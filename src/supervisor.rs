@@ -11,11 +11,13 @@ pub mod appstate;
 pub mod core;
 pub mod event;
 pub mod health;
+pub mod install;
+pub mod lifecycle;
 pub mod logs;
 pub mod policy;
 pub mod probe;
+pub mod run;
 pub mod sender;
-pub mod start;
 
 use std::path::PathBuf;
 

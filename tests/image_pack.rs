@@ -577,7 +577,7 @@ fn a_missing_directory_is_an_io_error_naming_it() {
     else {
         panic!("{err}")
     };
-    assert_eq!((*action, path), ("read directory", &missing));
+    assert_eq!((action.as_ref(), path), ("read directory", &missing));
     assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
     assert_eq!(
         err.to_string(),

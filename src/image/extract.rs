@@ -58,7 +58,7 @@ use super::{ImageError, Limits, io_error};
 const MAX_OCTAL_SIZE: u64 = 0o77777777777;
 
 /// What an extraction did, for logs and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// Entries written (all layers).
     pub entries: u64,
@@ -240,14 +240,14 @@ impl Extractor {
                 }
                 Err(e) => {
                     return Err(ImageError::Io {
-                        action: "open directory",
+                        action: "open directory".into(),
                         path: shown(),
                         source: e.into_io(),
                     });
                 }
             };
             futimens(&dir, &TimeSpec::UTIME_OMIT, mtime).map_err(|e| ImageError::Io {
-                action: "set the times of",
+                action: "set the times of".into(),
                 path: shown(),
                 source: e.into(),
             })?;

@@ -4,16 +4,20 @@
 //! - [`extract`]: writes tar entries into a directory, never outside it.
 //! - [`layout`]: docker-save and OCI archives: blobs, manifests, platforms, layers.
 //! - [`pack`]: makes a reproducible image from a directory.
-//! - [`store`]: `images/sha256/<digest>/`: install once, atomically; leftovers; gc.
+//! - [`store`]: `images/sha256/<digest>/`: install once, atomically; leftovers; gc;
+//!   the shared lock of an image in use.
+//! - [`install`]: an install in a child process, its progress and result on a pipe.
 
 pub mod extract;
 pub mod hashing;
+pub mod install;
 pub mod layout;
 pub mod pack;
 pub mod process;
 pub mod store;
 pub mod unpack;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -73,9 +77,28 @@ pub struct ImageDefaults {
 pub enum ImageError {
     /// A system call failed: `action` is what was attempted (e.g. "create directory").
     Io {
-        action: &'static str,
+        action: Cow<'static, str>,
         path: PathBuf,
         source: io::Error,
+    },
+    /// The image file is a FIFO, a device, a directory or a socket: it is not read (a
+    /// FIFO would block, `/dev/zero` never end).
+    NotRegular {
+        path: PathBuf,
+        kind: &'static str,
+    },
+    /// A running app holds the image ([`store::Store::hold`]): it is not removed.
+    Held {
+        digest: String,
+    },
+    /// The install process ([`install::InstallJob`]) was killed before it reported a
+    /// result (berth's shutdown, the OOM killer, a person).
+    InstallKilled {
+        signal: i32,
+    },
+    /// The install process exited without a result, or with a report berth cannot read.
+    InstallFailed {
+        why: String,
     },
     /// One archive entry is refused or could not be written.
     Entry {
@@ -145,6 +168,16 @@ impl fmt::Display for Raw<'_> {
                 path,
                 source,
             } => write!(f, "cannot {action} {}: {source}", path.display()),
+            ImageError::NotRegular { path, kind } => {
+                write!(f, "{} is not a regular file ({kind})", path.display())
+            }
+            ImageError::Held { digest } => {
+                write!(f, "image {digest} is held by a running app")
+            }
+            ImageError::InstallKilled { signal } => {
+                write!(f, "the install process was killed by signal {signal}")
+            }
+            ImageError::InstallFailed { why } => write!(f, "the install process failed: {why}"),
             ImageError::Entry { path, offset, why } => {
                 write!(f, "entry {path:?} at offset {offset}: {why}")
             }
@@ -221,9 +254,24 @@ pub(crate) fn io_error(
 ) -> impl FnOnce(io::Error) -> ImageError {
     let path = path.into();
     move |source| ImageError::Io {
-        action,
+        action: action.into(),
         path,
         source,
+    }
+}
+
+impl From<crate::input::InputError> for ImageError {
+    fn from(e: crate::input::InputError) -> Self {
+        match e {
+            crate::input::InputError::Io { path, source } => ImageError::Io {
+                action: "open image".into(),
+                path,
+                source,
+            },
+            crate::input::InputError::NotRegular { path, kind } => {
+                ImageError::NotRegular { path, kind }
+            }
+        }
     }
 }
 

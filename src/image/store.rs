@@ -16,7 +16,8 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::layout::Platform;
-use super::{ImageDefaults, ImageError, Limits, Unpacked, io_error, unpack};
+use super::unpack::unpack_with;
+use super::{ImageDefaults, ImageError, Limits, Unpacked, io_error};
 use crate::manifest::types::Digest;
 
 /// Prefix of every temporary name in the store.
@@ -31,6 +32,29 @@ pub struct ImageInfo {
     /// The image file's format, as `berth unpack` detected it.
     pub format: String,
     pub defaults: ImageDefaults,
+}
+
+/// What [`Store::gc`] removed (or, dry, would remove) and what it left because an
+/// app holds it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Each image and the bytes it freed.
+    pub removed: Vec<(Digest, u64)>,
+    /// Unused by any manifest, but held by a running app.
+    pub held: Vec<Digest>,
+}
+
+/// A running app's hold of its image ([`Store::hold`]); released on drop.
+#[derive(Debug)]
+pub struct ImageHold {
+    _lock: Flock<fs::File>,
+    digest: Digest,
+}
+
+impl ImageHold {
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
 }
 
 pub struct Store {
@@ -70,24 +94,60 @@ impl Store {
         let dir = images.join("sha256");
         for (path, mode) in [(state_dir, 0o711), (&images, 0o700), (&dir, 0o700)] {
             crate::hostfs::ensure_dir(path, mode).map_err(|e| ImageError::Io {
-                action: "prepare directory",
+                action: "prepare directory".into(),
                 path: path.to_owned(),
                 source: e,
             })?;
         }
         let store = Store { dir };
-        for leftover in store.leftovers()? {
-            // Held by a live process (another berth unpacking right now): not ours.
+        for leftover in store.clean_leftovers(false)? {
+            log::info!(
+                "removed {} left by an interrupted unpack",
+                leftover.display()
+            );
+        }
+        Ok(store)
+    }
+
+    /// The store under `state_dir` if there is one: nothing is created or cleaned
+    /// (`berth gc` on a machine that never used berth leaves it so).
+    pub fn existing(state_dir: &Path) -> Result<Option<Store>, ImageError> {
+        let dir = state_dir.join("images").join("sha256");
+        match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => Ok(Some(Store { dir })),
+            Ok(_) => Err(ImageError::Io {
+                action: "open the image store".into(),
+                path: dir,
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ImageError::Io {
+                action: "open the image store".into(),
+                path: dir,
+                source: e,
+            }),
+        }
+    }
+
+    /// The store whose `images/sha256` directory is `dir`, as it is: for the install
+    /// process, whose parent opened the store.
+    pub(crate) fn at(dir: PathBuf) -> Store {
+        Store { dir }
+    }
+
+    /// The leftovers no live process holds: removed, or with `dry_run` only listed.
+    pub fn clean_leftovers(&self, dry_run: bool) -> Result<Vec<PathBuf>, ImageError> {
+        let mut cleaned = Vec::new();
+        for leftover in self.leftovers()? {
             let Some(_lock) = try_lock(&leftover)? else {
                 continue;
             };
-            log::info!(
-                "removing {} left by an interrupted unpack",
-                leftover.display()
-            );
-            fs::remove_dir_all(&leftover).map_err(io_error("remove leftover", &leftover))?;
+            if !dry_run {
+                fs::remove_dir_all(&leftover).map_err(io_error("remove leftover", &leftover))?;
+            }
+            cleaned.push(leftover);
         }
-        Ok(store)
+        Ok(cleaned)
     }
 
     pub fn dir(&self) -> &Path {
@@ -131,6 +191,19 @@ impl Store {
         limits: &Limits,
         platform: &Platform,
     ) -> Result<Installed, ImageError> {
+        self.install_with(file, digest, limits, platform, &mut |_, _| {})
+    }
+
+    /// As [`install`](Self::install), calling `progress(read, total)` after each read
+    /// of the image file.
+    pub fn install_with(
+        &self,
+        file: &Path,
+        digest: &Digest,
+        limits: &Limits,
+        platform: &Platform,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Installed, ImageError> {
         let target = self.path(digest);
         if target.is_dir() {
             return Ok(Installed::Already(target.join("rootfs")));
@@ -141,7 +214,7 @@ impl Store {
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(io_error("remove leftover", &tmp))?;
         }
-        let result = self.install_into(&tmp, &target, file, digest, limits, platform);
+        let result = self.install_into(&tmp, file, digest, limits, platform, progress);
         if result.is_err() && target.is_dir() {
             // Another process installed the same image meanwhile: use that one.
             let _ = fs::remove_dir_all(&tmp);
@@ -162,12 +235,13 @@ impl Store {
     fn install_into(
         &self,
         tmp: &Path,
-        target: &Path,
         file: &Path,
         digest: &Digest,
         limits: &Limits,
         platform: &Platform,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Unpacked, ImageError> {
+        let target = &self.path(digest);
         let rootfs = tmp.join("rootfs");
         let spool = tmp.join("spool");
         fs::create_dir(tmp).map_err(io_error("create directory", tmp))?;
@@ -177,7 +251,7 @@ impl Store {
         for dir in [&rootfs, &spool] {
             fs::create_dir(dir).map_err(io_error("create directory", dir))?;
         }
-        let unpacked = unpack(file, digest, &rootfs, &spool, limits, platform)?;
+        let unpacked = unpack_with(file, digest, &rootfs, &spool, limits, platform, progress)?;
         fs::remove_dir_all(&spool).map_err(io_error("remove directory", &spool))?;
         let info = ImageInfo {
             format: unpacked.format.to_string(),
@@ -220,36 +294,109 @@ impl Store {
 
     /// Removes an installed image: renamed away first (so it vanishes at once and a
     /// power cut leaves only a leftover), then deleted. Returns the bytes freed.
+    /// An image a running app holds ([`hold`](Self::hold)) is not touched:
+    /// [`ImageError::Held`]. The exclusive lock is taken without waiting and kept
+    /// until the image is gone, so no app can take hold of it meanwhile.
     pub fn remove(&self, digest: &Digest) -> Result<u64, ImageError> {
         let path = self.path(digest);
+        let Some(_lock) = try_lock(&path)? else {
+            return Err(ImageError::Held {
+                digest: digest.to_string(),
+            });
+        };
         let bytes = disk_usage(&path)?;
         let doomed = self.dir.join(format!(
             "{TMP_PREFIX}remove-{digest}-{}",
             std::process::id()
         ));
-        let _lock = try_lock(&path)?;
         fs::rename(&path, &doomed).map_err(io_error("rename for removal", &path))?;
         sync_dir(&self.dir)?;
         fs::remove_dir_all(&doomed).map_err(io_error("remove", &doomed))?;
         Ok(bytes)
     }
 
-    /// Removes every installed image that is neither in `keep` nor in use, returning
-    /// what it removed and the bytes freed by each.
+    /// Removes every installed image that is neither in `keep` nor in use (mounted,
+    /// or held by a running app); with `dry_run`, removes nothing and says what it
+    /// would remove.
     pub fn gc(
         &self,
         keep: &BTreeSet<Digest>,
         in_use: &BTreeSet<Digest>,
-    ) -> Result<Vec<(Digest, u64)>, ImageError> {
-        let mut removed = Vec::new();
+        dry_run: bool,
+    ) -> Result<Collected, ImageError> {
+        let mut collected = Collected::default();
         for digest in self.list()? {
             if keep.contains(&digest) || in_use.contains(&digest) {
                 continue;
             }
-            let bytes = self.remove(&digest)?;
-            removed.push((digest, bytes));
+            let outcome = if dry_run {
+                self.is_held(&digest).and_then(|held| match held {
+                    true => Err(ImageError::Held {
+                        digest: digest.to_string(),
+                    }),
+                    false => disk_usage(&self.path(&digest)),
+                })
+            } else {
+                self.remove(&digest)
+            };
+            match outcome {
+                Ok(bytes) => collected.removed.push((digest, bytes)),
+                Err(ImageError::Held { .. }) => collected.held.push(digest),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(removed)
+        Ok(collected)
+    }
+
+    /// Takes a shared hold of an installed image for as long as an app uses it: `berth
+    /// gc` and [`remove`](Self::remove) skip a held image. The hold is an flock of the
+    /// image's directory, so it ends when the [`ImageHold`] is dropped or the process
+    /// dies, however. Fails when the image is not installed, or is being removed right
+    /// now.
+    pub fn hold(&self, digest: &Digest) -> Result<ImageHold, ImageError> {
+        let path = self.path(digest);
+        let file = fs::File::open(&path).map_err(io_error("hold image", &path))?;
+        let lock = match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(ImageError::Io {
+                    action: "hold image".into(),
+                    path,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::WouldBlock,
+                        "it is being removed",
+                    ),
+                });
+            }
+            Err((_, errno)) => {
+                return Err(ImageError::Io {
+                    action: "hold image".into(),
+                    path,
+                    source: errno.into(),
+                });
+            }
+        };
+        // Between the open and the lock, a removal may have renamed the directory away:
+        // the hold is good only if the path still names the directory locked.
+        let held = lock.metadata().map_err(io_error("hold image", &path))?;
+        let same =
+            fs::metadata(&path).is_ok_and(|now| (now.dev(), now.ino()) == (held.dev(), held.ino()));
+        if !same {
+            return Err(ImageError::Io {
+                action: "hold image".into(),
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "it was removed"),
+            });
+        }
+        Ok(ImageHold {
+            _lock: lock,
+            digest: digest.clone(),
+        })
+    }
+
+    /// Whether a process holds the image (without taking any lock that stays).
+    pub fn is_held(&self, digest: &Digest) -> Result<bool, ImageError> {
+        Ok(try_lock(&self.path(digest))?.is_none())
     }
 
     /// Images some process has mounted (an app's overlay lower layer, or its
@@ -292,7 +439,7 @@ fn try_lock(dir: &Path) -> Result<Option<Flock<fs::File>>, ImageError> {
         Ok(lock) => Ok(Some(lock)),
         Err((_, Errno::EWOULDBLOCK)) => Ok(None),
         Err((_, errno)) => Err(ImageError::Io {
-            action: "lock",
+            action: "lock".into(),
             path: dir.to_owned(),
             source: errno.into(),
         }),

@@ -2,7 +2,6 @@
 //! its content, and extract it (plain rootfs) or spool it (layered) in the same read.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -22,7 +21,7 @@ pub const DEFAULTS_ENTRY: &str = ".berth-image.yaml";
 /// Most bytes of the defaults entry.
 const MAX_DEFAULTS_BYTES: u64 = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// A tar of a root filesystem (uncompressed, gzip or zstd).
     Rootfs,
@@ -43,7 +42,7 @@ impl fmt::Display for Format {
 }
 
 /// The result of a successful unpack.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unpacked {
     pub format: Format,
     pub defaults: ImageDefaults,
@@ -124,6 +123,29 @@ impl<R: BufRead> Read for MultiZstd<R> {
     }
 }
 
+/// Counts what is read and tells `progress`.
+struct Progress<'p, R> {
+    inner: R,
+    read: u64,
+    total: u64,
+    progress: &'p mut dyn FnMut(u64, u64),
+    stop_at: Option<u64>,
+}
+
+impl<R: Read> Read for Progress<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read, self.total);
+        if self.stop_at.is_some_and(|at| self.read >= at) {
+            self.stop_at = None;
+            // The test hook (STOP_AT_ENV); a failure only means no stop.
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+        }
+        Ok(n)
+    }
+}
+
 /// `./etc/passwd` → `etc/passwd`; `./` → ``.
 pub fn entry_name(path: &str) -> &str {
     let mut p = path;
@@ -145,7 +167,43 @@ pub fn unpack(
     limits: &Limits,
     platform: &Platform,
 ) -> Result<Unpacked, ImageError> {
-    let f = File::open(file).map_err(io_error("open image", file))?;
+    unpack_with(
+        file,
+        expected,
+        rootfs,
+        spool_dir,
+        limits,
+        platform,
+        &mut |_, _| {},
+    )
+}
+
+/// Test hook: a process unpacking stops itself (SIGSTOP) once it has read this many
+/// bytes of the image, so a test can kill it mid-unpack without sleeping (it waits
+/// for the stop with `waitid(WSTOPPED)`).
+pub const STOP_AT_ENV: &str = "BERTH_TEST_STOP_UNPACK_AT";
+
+/// As [`unpack`], calling `progress(read, total)` after each read of the image file
+/// (`total` its size when opened). The file must be a regular file
+/// ([`ImageError::NotRegular`] otherwise: a FIFO would block, `/dev/zero` never end),
+/// and no read goes past that size.
+pub fn unpack_with(
+    file: &Path,
+    expected: &Digest,
+    rootfs: &Path,
+    spool_dir: &Path,
+    limits: &Limits,
+    platform: &Platform,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Unpacked, ImageError> {
+    let input = crate::input::open(file)?;
+    let f = Progress {
+        total: input.size(),
+        inner: input.reader(),
+        read: 0,
+        progress,
+        stop_at: std::env::var(STOP_AT_ENV).ok().and_then(|v| v.parse().ok()),
+    };
     let mut hashing = HashingReader::new(f);
     let mut extractor = Extractor::new(rootfs, limits)?;
     let mut spool: Option<Spool> = None;

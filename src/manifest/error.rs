@@ -38,6 +38,9 @@ pub enum ProblemKind {
     Read(std::io::Error),
     /// The file is larger than a manifest may be.
     TooLarge { limit: u64 },
+    /// The path names a FIFO, a device, a directory or a socket: it is not opened
+    /// (a FIFO would block the reader forever).
+    NotRegular { kind: &'static str },
     /// The YAML parser refused it; `message` is the parser's, with the key path first.
     Yaml { kind: YamlKind, message: String },
     /// It parsed, but breaks a rule.
@@ -49,6 +52,7 @@ impl fmt::Display for ProblemKind {
         match self {
             ProblemKind::Read(e) => write!(f, "cannot read: {e}"),
             ProblemKind::TooLarge { limit } => write!(f, "manifest is larger than {limit} bytes"),
+            ProblemKind::NotRegular { kind } => write!(f, "not a regular file ({kind})"),
             ProblemKind::Yaml { message, .. } => f.write_str(message),
             ProblemKind::Rule(r) => write!(f, "{r}"),
         }
@@ -62,6 +66,7 @@ impl ProblemKind {
         let debug = match self {
             ProblemKind::Read(_) => return "Read".into(),
             ProblemKind::TooLarge { .. } => return "TooLarge".into(),
+            ProblemKind::NotRegular { .. } => return "NotRegular".into(),
             ProblemKind::Yaml { kind, .. } => format!("{kind:?}"),
             ProblemKind::Rule(rule) => format!("{rule:?}"),
         };
@@ -392,6 +397,15 @@ impl fmt::Display for Rule {
                     "image digest mismatch for {path}: expected {expected}, got {actual}"
                 )
             }
+        }
+    }
+}
+
+impl From<crate::input::InputError> for ProblemKind {
+    fn from(e: crate::input::InputError) -> Self {
+        match e {
+            crate::input::InputError::Io { source, .. } => ProblemKind::Read(source),
+            crate::input::InputError::NotRegular { kind, .. } => ProblemKind::NotRegular { kind },
         }
     }
 }

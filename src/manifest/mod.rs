@@ -11,7 +11,6 @@ pub mod units;
 mod validate;
 
 use std::fs;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 pub use error::{Problem, ProblemKind, Rule, YamlKind};
@@ -238,18 +237,15 @@ fn load_one(file: &Path, text: String) -> Result<Candidate, (Vec<Problem>, Optio
     }
 }
 
+/// The text of a manifest file: a regular file (a FIFO is refused unopened) of at
+/// most [`MAX_MANIFEST_BYTES`] (a larger one is refused unread).
 fn read_limited(file: &Path) -> Result<String, ProblemKind> {
-    let f = fs::File::open(file).map_err(ProblemKind::Read)?;
-    let mut text = String::new();
-    f.take(MAX_MANIFEST_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(ProblemKind::Read)?;
-    if text.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(ProblemKind::TooLarge {
+    match crate::input::read_text(file, MAX_MANIFEST_BYTES)? {
+        Some(text) => Ok(text),
+        None => Err(ProblemKind::TooLarge {
             limit: MAX_MANIFEST_BYTES,
-        });
+        }),
     }
-    Ok(text)
 }
 
 /// Parses YAML text into `T` with berth's error reporting: well-formed YAML first
@@ -320,28 +316,6 @@ fn strip_key_path(message: &str) -> &str {
         Some((path, rest)) if !path.contains(' ') => rest,
         _ => message,
     }
-}
-
-/// The image digests that the manifests at `paths` name, valid or not: what `berth
-/// gc` must keep. Files that cannot be read or have no readable `image.sha256` are
-/// skipped (they name nothing to keep).
-pub fn declared_digests(paths: &[PathBuf]) -> std::collections::BTreeSet<types::Digest> {
-    #[derive(serde::Deserialize)]
-    struct ImageOnly {
-        image: DigestOnly,
-    }
-    #[derive(serde::Deserialize)]
-    struct DigestOnly {
-        sha256: types::Digest,
-    }
-    paths
-        .iter()
-        .filter_map(|p| manifest_files(p).ok())
-        .flatten()
-        .filter_map(|file| read_limited(&file).ok())
-        .filter_map(|text| serde_yaml::from_str::<ImageOnly>(&text).ok())
-        .map(|m| m.image.sha256)
-        .collect()
 }
 
 /// The `name:` of a manifest that is otherwise broken, if it can be read.

@@ -1,99 +1,155 @@
-//! One supervised app: what the loop keeps about it, beside its lifecycle state.
+//! One supervised app as the loop keeps it: its lifecycle (which owns its process or
+//! install job), its log and the output pipes that drain into it, and the small id the
+//! loop addresses it by.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use super::logs::AppLog;
-use super::policy::{AfterStop, HealthTracker, History, State};
+use super::lifecycle::{Life, Resources};
+use super::logs::{AppLog, Stream};
 use super::probe::{ExecProbe, HttpResponse};
 use crate::cgroup::{Group, OomWatch};
-use crate::image::ImageDefaults;
 use crate::launch::Launching;
 use crate::launch::sandbox::Sandbox;
 use crate::manifest::Manifest;
+
+/// An app's id: never reused within one run of berth, so an event for an app that is
+/// gone finds nothing rather than another app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AppId(pub u32);
+
+/// What an epoll token of an app stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The launch channel (exec'd, or a failure report).
+    Channel,
+    Output(Stream),
+    Oom,
+    Probe,
+    Install,
+}
+
+impl Source {
+    fn code(self) -> u64 {
+        match self {
+            Source::Channel => 1,
+            Source::Output(Stream::Stdout) => 2,
+            Source::Output(Stream::Stderr) => 3,
+            Source::Oom => 4,
+            Source::Probe => 5,
+            Source::Install => 6,
+        }
+    }
+}
+
+/// The epoll token of an app's descriptor: its id and what the descriptor is, so an
+/// event is routed without a table. Tokens below 256 are the loop's own.
+pub fn token(id: AppId, source: Source) -> u64 {
+    (u64::from(id.0) << 8) | source.code()
+}
+
+/// The app and the source a token names, if it names one.
+pub fn untoken(token: u64) -> Option<(AppId, Source)> {
+    let id = u32::try_from(token >> 8).ok().filter(|&id| id > 0)?;
+    let source = match token & 0xff {
+        1 => Source::Channel,
+        2 => Source::Output(Stream::Stdout),
+        3 => Source::Output(Stream::Stderr),
+        4 => Source::Oom,
+        5 => Source::Probe,
+        6 => Source::Install,
+        _ => return None,
+    };
+    Some((AppId(id), source))
+}
+
+/// The real resources of the lifecycle.
+pub struct Real;
+
+impl Resources for Real {
+    type Job = super::install::Job;
+    type Run = Run;
+}
 
 /// A health probe in flight.
 pub enum ProbeRun {
     /// `exec`: the probe process (its exit status is the verdict).
     Exec { pid: i32 },
     /// `tcp`: a connecting socket (writable: connected or refused).
-    Tcp { fd: OwnedFd, token: u64 },
+    Tcp { fd: OwnedFd },
     /// `http`: a socket, the request once connected, then the response.
     Http {
         fd: OwnedFd,
-        token: u64,
         sent: bool,
         response: HttpResponse,
     },
 }
 
-pub struct App {
-    pub manifest: Manifest,
-    /// A fingerprint of the definition, to tell a changed manifest at reload.
-    pub fingerprint: u64,
-    pub state: State,
-    pub history: History,
-    pub health: HealthTracker,
-    /// The app's process (its pid-namespace init, or the reaper).
-    pub pid: Option<i32>,
-    pub started_ms: u64,
-    pub group: Option<Box<dyn Group>>,
+/// One launched process of an app and everything that lives as long as it.
+pub struct Run {
+    pub pid: i32,
+    pub group: Box<dyn Group>,
+    /// The OOM watch and the cgroup's OOM kill count at launch.
     pub oom: Option<(OomWatch, u64)>,
-    pub launching: Option<(Launching, u64)>,
-    /// stdout, stderr and their tokens.
-    pub pipes: Vec<(OwnedFd, u64, super::logs::Stream)>,
-    pub log: Option<AppLog>,
-    pub probe: Option<ProbeRun>,
+    /// Until `exec` is confirmed.
+    pub launching: Option<Launching>,
+    /// The sandbox and environment of the process, which its exec probes enter too
+    /// (known once it exec'd).
+    pub sandbox: Option<(Sandbox, Vec<String>)>,
     /// The exec health check of this run, prepared at its first probe.
     pub exec_probe: Option<ExecProbe>,
-    /// The sandbox and environment of this run's process, which its exec probes
-    /// enter too.
-    pub sandbox: Option<(Sandbox, Vec<String>)>,
-    /// How many probes failed in a row, for the message.
-    pub last_probe_error: String,
+    pub probe: Option<ProbeRun>,
+    /// Keeps `berth gc` from removing the image while the app uses it.
+    pub hold: Option<super::install::Hold>,
+}
+
+/// An output pipe of the app's process, drained into its log until end-of-file (also
+/// after the process ended: what it wrote last is not lost).
+pub struct Pipe {
+    pub fd: OwnedFd,
+    pub stream: Stream,
+}
+
+pub struct App {
+    pub id: AppId,
+    pub life: Life<Real>,
+    /// A fingerprint of the definition, to tell a changed manifest at reload.
+    pub fingerprint: u64,
+    /// The manifest file's modification time at load (a touched file gives a failed
+    /// app a fresh start).
+    pub mtime: Option<std::time::SystemTime>,
+    pub log: Option<AppLog>,
+    pub pipes: Vec<Pipe>,
+    /// The unpacked image of the current definition, once installed.
     pub image_root: PathBuf,
-    pub defaults: ImageDefaults,
-    /// What to do once a stop completes.
-    pub after_stop: AfterStop,
-    /// Why it is being stopped (for the restart message), if not by hand.
-    pub stop_reason: Option<String>,
 }
 
 impl App {
-    pub fn new(manifest: Manifest) -> App {
+    pub fn new(id: AppId, manifest: Manifest) -> App {
         App {
+            id,
             fingerprint: fingerprint(&manifest),
-            manifest,
-            state: State::Stopped,
-            history: History::default(),
-            health: HealthTracker::default(),
-            pid: None,
-            started_ms: 0,
-            group: None,
-            oom: None,
-            launching: None,
-            pipes: Vec::new(),
+            mtime: mtime(&manifest),
+            life: Life::new(manifest),
             log: None,
-            probe: None,
-            exec_probe: None,
-            sandbox: None,
-            last_probe_error: String::new(),
+            pipes: Vec::new(),
             image_root: PathBuf::new(),
-            defaults: ImageDefaults::default(),
-            after_stop: AfterStop::Stay,
-            stop_reason: None,
         }
     }
 
     pub fn name(&self) -> &str {
-        self.manifest.name.as_str()
+        self.life.name()
     }
 
-    /// Whether a process of the app is alive (or about to be).
-    pub fn is_up(&self) -> bool {
-        self.pid.is_some() || self.launching.is_some()
+    pub fn manifest(&self) -> &Manifest {
+        &self.life.manifest
+    }
+
+    /// The pid of its process, if it has one.
+    pub fn pid(&self) -> Option<i32> {
+        self.life.run().map(|r| r.pid)
     }
 }
 
@@ -103,4 +159,35 @@ pub fn fingerprint(m: &Manifest) -> u64 {
     let mut h = DefaultHasher::new();
     format!("{m:?}").hash(&mut h);
     h.finish()
+}
+
+/// The modification time of the manifest's file, if it can be read.
+pub fn mtime(m: &Manifest) -> Option<std::time::SystemTime> {
+    std::fs::metadata(&m.file).and_then(|md| md.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_name_their_app_and_source() {
+        let sources = [
+            Source::Channel,
+            Source::Output(Stream::Stdout),
+            Source::Output(Stream::Stderr),
+            Source::Oom,
+            Source::Probe,
+            Source::Install,
+        ];
+        for id in [1, 2, 255, 256, u32::MAX] {
+            for s in sources {
+                assert_eq!(untoken(token(AppId(id), s)), Some((AppId(id), s)));
+            }
+        }
+        // The loop's own tokens name no app.
+        assert_eq!(untoken(0), None);
+        assert_eq!(untoken(1), None);
+        assert_eq!(untoken(7 << 8), None);
+    }
 }

@@ -1,104 +1,99 @@
-//! The loop: every event (a signal, the timer, a readable or writable descriptor)
-//! is dispatched here, and only here is app state changed.
+//! The shell around the lifecycle table: one epoll loop turns what happens (a signal,
+//! the timer, a readable descriptor) into [`Event`]s, feeds them to
+//! [`lifecycle::step`], and carries out the [`Effect`]s it returns. Only here is app
+//! state changed, and only through the table.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::app::{App, ProbeRun};
+use super::app::{self, App, AppId, Source};
 use super::event::{self, Epoll, Timer};
-use super::logs::Stream;
-use super::policy::{self, AfterStop, Decision, ExitKind, State};
+use super::lifecycle::{self, Context, Due, Effect, Event, Phase, Then};
+use super::policy::{self, Seen};
 use crate::cgroup::{self, Manager};
 use crate::config::Config;
+use crate::image::ImageDefaults;
 use crate::image::store::Store;
 use crate::launch::Launcher;
+use crate::manifest::model::{Condition, Dependency};
+use crate::manifest::types::{Digest, NetworkMode};
 use crate::manifest::{self, Manifest};
 
-/// What an epoll token stands for.
-#[derive(Debug, Clone)]
-pub(super) enum Source {
-    Signals,
-    Timer,
-    Channel(String),
-    Pipe(String, Stream),
-    Oom(String),
-    Probe(String),
-}
+/// The loop's own tokens (an app's are 256 and up, see [`app::token`]).
+const SIGNALS_TOKEN: u64 = 0;
+const TIMER_TOKEN: u64 = 1;
+/// A pidfd of a process left in a leftover cgroup: `(serial << 8) | LEFTOVER`.
+const LEFTOVER: u64 = 0xff;
 
-/// What a deadline is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Due {
-    Backoff,
-    StopDeadline,
-    Probe,
-    ProbeTimeout,
+/// Work for the dispatcher: an event for an app, or a start whose facts (dependencies,
+/// image) are read when it is its turn, not when it was queued.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few at a time, short-lived: a box each would cost more"
+)]
+enum Todo {
+    Start(AppId),
+    Event(AppId, Event<app::Real>),
 }
 
 pub struct Supervisor {
     pub(super) config: Config,
     pub(super) apps_dir: PathBuf,
     pub(super) epoll: Epoll,
-    pub(super) signals: OwnedFd,
-    pub(super) timer: Timer,
+    signals: OwnedFd,
+    timer: Timer,
     pub(super) launcher: Launcher,
     pub(super) cgroups: Box<dyn Manager>,
     pub(super) store: Store,
-    /// Boxed: a B-tree node reserves room for eleven values.
-    pub(super) apps: BTreeMap<String, Box<App>>,
-    pub(super) sources: HashMap<u64, Source>,
-    pub(super) next_token: u64,
-    pub(super) deadlines: BTreeSet<(u64, String, Due)>,
-    pub(super) shutting_down: bool,
+    pub(super) apps: BTreeMap<AppId, App>,
+    next_id: u32,
+    deadlines: BTreeSet<(u64, AppId, Due)>,
+    shutting_down: bool,
     /// PID 1: what to do once every app is down (set by the signal that asked).
     init: bool,
     action: Option<crate::pid1::Action>,
     /// App cgroups that could not be removed yet (processes still exiting).
     pub(super) to_remove: Vec<Box<dyn cgroup::Group>>,
+    /// pidfds of processes in leftover cgroups, by token: when one is readable its
+    /// process is gone, and the removals are retried.
+    leftovers: HashMap<u64, OwnedFd>,
     /// Keeps apps' signals from the loop ([`super::sender`]).
     pub(super) guard: super::sender::SignalGuard,
+    /// What the store recorded about each image used so far (read once).
+    pub(super) images: HashMap<Digest, ImageDefaults>,
+    /// Pids of install jobs and launches given up on, reaped when they end.
+    pub(super) abandoned: BTreeSet<i32>,
 }
-
-const SIGNALS_TOKEN: u64 = 0;
-const TIMER_TOKEN: u64 = 1;
 
 impl Supervisor {
     /// Sets up the loop: signals blocked and on a signalfd, the timer, cgroups (with
-    /// leftovers of an earlier berth cleaned), the image store.
+    /// leftovers of an earlier berth killed), the image store.
     pub fn new(config: Config, apps_dir: PathBuf) -> Result<Supervisor, String> {
-        let epoll = Epoll::new().map_err(|e| e.to_string())?;
-        let signals = event::signalfd().map_err(|e| e.to_string())?;
-        let timer = Timer::new().map_err(|e| e.to_string())?;
+        let epoll = Epoll::new().map_err(|e| format!("epoll_create1: {e}"))?;
+        let signals = event::signalfd().map_err(|e| format!("signalfd: {e}"))?;
+        let timer = Timer::new().map_err(|e| format!("timerfd_create: {e}"))?;
         epoll
             .add(signals.as_raw_fd(), SIGNALS_TOKEN, false)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("epoll add the signalfd: {e}"))?;
         epoll
             .add(timer.fd(), TIMER_TOKEN, false)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("epoll add the timerfd: {e}"))?;
         if std::process::id() != 1 {
-            event::become_subreaper().map_err(|e| e.to_string())?;
+            event::become_subreaper().map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
         }
         // Before cgroup::system, which may move berth into a cgroup below its own.
         let own = super::sender::read_own(Path::new("/proc")).map_err(|e| e.to_string())?;
-        let cgroups =
-            cgroup::system(config.cgroup_root.as_str()).map_err(|e| format!("cgroups: {e}"))?;
+        let cgroups = cgroup::system_with(config.cgroup_root.as_str(), config.cgroup)
+            .map_err(|e| format!("cgroups: {e}"))?;
         let v2 = cgroups.version() == cgroup::Version::V2;
         let root = config.cgroup_root.as_str();
         let guard = super::sender::SignalGuard::new(Path::new("/proc"), &own, root, v2);
-        for (name, group) in cgroups.existing().map_err(|e| e.to_string())? {
-            log::warn!("removing the leftover cgroup of {name} (an earlier berth did not stop it)");
-            if let Err(e) = cgroup::clean(&*group, 5000) {
-                log::error!("{name}: {e}");
-            }
-        }
         super::appstate::prepare(&config)?;
         let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
         let launcher = Launcher::new(&config.state_dir, &config.run_dir)
             .with_reserved(config.reserved(&apps_dir));
-        let mut sources = HashMap::new();
-        sources.insert(SIGNALS_TOKEN, Source::Signals);
-        sources.insert(TIMER_TOKEN, Source::Timer);
-        Ok(Supervisor {
+        let mut s = Supervisor {
             config,
             apps_dir,
             epoll,
@@ -108,15 +103,50 @@ impl Supervisor {
             cgroups,
             store,
             apps: BTreeMap::new(),
-            sources,
-            next_token: 2,
+            next_id: 1,
             deadlines: BTreeSet::new(),
             shutting_down: false,
             init: crate::pid1::is_init(),
             action: None,
             to_remove: Vec::new(),
+            leftovers: HashMap::new(),
             guard,
-        })
+            images: HashMap::new(),
+            abandoned: BTreeSet::new(),
+        };
+        s.kill_leftovers()?;
+        Ok(s)
+    }
+
+    /// The cgroups an earlier berth left: everything in them is killed now, and each
+    /// is removed once its processes are gone (their pidfds are in the loop; they are
+    /// not berth's children, so no SIGCHLD tells).
+    fn kill_leftovers(&mut self) -> Result<(), String> {
+        let existing = self
+            .cgroups
+            .existing()
+            .map_err(|e| format!("cgroups: {e}"))?;
+        for (name, group) in existing {
+            log::warn!("removing the leftover cgroup of {name} (an earlier berth did not stop it)");
+            if let Err(e) = group.kill_all() {
+                log::error!("leftover cgroup of {name}: {e}");
+            }
+            for pid in group.procs().unwrap_or_default() {
+                let Ok(fd) = super::probe::sys::pidfd_open(pid) else {
+                    continue;
+                };
+                let token = ((self.leftovers.len() as u64 + 1) << 8) | LEFTOVER;
+                if let Err(e) = self.epoll.add(fd.as_raw_fd(), token, false) {
+                    log::error!("leftover cgroup of {name}: epoll add pidfd of {pid}: {e}");
+                    continue;
+                }
+                self.leftovers.insert(token, fd);
+            }
+            if group.remove().is_err() {
+                self.to_remove.push(group);
+            }
+        }
+        Ok(())
     }
 
     /// Loads the apps and runs until shut down; as PID 1, returns what the device
@@ -129,13 +159,19 @@ impl Supervisor {
             self.cgroups.version(),
             if self.init { ", as PID 1" } else { "" }
         );
+        if self.config.bridge != crate::config::Bridge::default() {
+            log::warn!(
+                "bridge: is set in the settings, but no app network uses a bridge yet: it \
+                 has no effect"
+            );
+        }
         self.reload();
         let mut tokens = Vec::new();
         let mut signals = Vec::new();
         loop {
             if self.shutting_down {
                 self.advance_shutdown();
-                if self.apps.values().all(|a| !a.is_up()) {
+                if self.apps.values().all(|a| !a.life.is_up()) {
                     log::info!("all apps stopped; exiting");
                     self.retry_removals();
                     for root in self.cgroups.roots() {
@@ -151,11 +187,8 @@ impl Supervisor {
                 .wait(&mut tokens)
                 .map_err(|e| format!("epoll_wait: {e}"))?;
             for &token in &tokens {
-                let Some(source) = self.sources.get(&token).cloned() else {
-                    continue;
-                };
-                match source {
-                    Source::Signals => {
+                match token {
+                    SIGNALS_TOKEN => {
                         event::read_signals(&self.signals, &mut signals);
                         for s in &signals {
                             if self.admits(s) {
@@ -163,46 +196,60 @@ impl Supervisor {
                             }
                         }
                     }
-                    Source::Timer => {
+                    TIMER_TOKEN => {
                         self.timer.clear();
                         self.on_timer();
                     }
-                    Source::Channel(app) => self.on_launched(&app),
-                    Source::Pipe(app, stream) => self.on_output(&app, stream, token),
-                    Source::Oom(app) => {
-                        if let Some(a) = self.apps.get(&app) {
-                            if let Some((watch, _)) = &a.oom {
-                                watch.drain();
-                            }
+                    t if t & 0xff == LEFTOVER => {
+                        if let Some(fd) = self.leftovers.remove(&t) {
+                            self.epoll.remove(fd.as_raw_fd());
+                        }
+                        self.retry_removals();
+                    }
+                    t => {
+                        if let Some((id, source)) = app::untoken(t) {
+                            self.on_ready(id, source);
                         }
                     }
-                    Source::Probe(app) => self.on_probe_io(&app, token),
                 }
             }
         }
     }
 
-    pub(super) fn token(&mut self, source: Source) -> u64 {
-        let t = self.next_token;
-        self.next_token += 1;
-        self.sources.insert(t, source);
-        t
+    /// A descriptor of an app is ready.
+    fn on_ready(&mut self, id: AppId, source: Source) {
+        match source {
+            Source::Channel => self.on_channel(id),
+            Source::Output(stream) => self.on_output(id, stream),
+            Source::Oom => {
+                if let Some((watch, _)) = self
+                    .apps
+                    .get(&id)
+                    .and_then(|a| a.life.run())
+                    .and_then(|r| r.oom.as_ref())
+                {
+                    watch.drain();
+                }
+            }
+            Source::Probe => self.on_probe_io(id),
+            Source::Install => self.on_install_output(id),
+        }
     }
 
     fn arm_timer(&mut self) {
         let next = self.deadlines.first().map(|(ms, _, _)| *ms);
         if let Err(e) = self.timer.arm(next) {
-            log::error!("{e}");
+            log::error!("timerfd_settime: {e}");
         }
     }
 
-    pub(super) fn schedule(&mut self, app: &str, due: Due, at_ms: u64) {
-        self.cancel(app, due);
-        self.deadlines.insert((at_ms, app.to_owned(), due));
+    pub(super) fn schedule(&mut self, id: AppId, due: Due, at_ms: u64) {
+        self.cancel(id, due);
+        self.deadlines.insert((at_ms, id, due));
     }
 
-    pub(super) fn cancel(&mut self, app: &str, due: Due) {
-        self.deadlines.retain(|(_, a, d)| !(a == app && *d == due));
+    pub(super) fn cancel(&mut self, id: AppId, due: Due) {
+        self.deadlines.retain(|(_, a, d)| !(*a == id && *d == due));
     }
 
     fn on_signal(&mut self, signal: i32) {
@@ -222,7 +269,8 @@ impl Supervisor {
                 if !self.shutting_down {
                     log::info!("{}: stopping every app", cgroup::signal_name(signal));
                     self.shutting_down = true;
-                    self.deadlines.retain(|(_, _, d)| *d == Due::StopDeadline);
+                    self.deadlines
+                        .retain(|(_, _, d)| matches!(d, Due::StopDeadline));
                 }
             }
             libc::SIGHUP => {
@@ -235,23 +283,280 @@ impl Supervisor {
 
     fn on_timer(&mut self) {
         let now = event::now_ms();
-        while let Some(first) = self.deadlines.first().cloned() {
+        while let Some(&first) = self.deadlines.first() {
             if first.0 > now {
                 break;
             }
             self.deadlines.remove(&first);
-            let (_, app, due) = first;
+            let (_, id, due) = first;
             match due {
-                Due::Backoff => self.start(&app),
-                Due::StopDeadline => self.kill_now(&app),
-                Due::Probe => self.start_probe(&app),
-                Due::ProbeTimeout => self.probe_done(&app, false, "timed out".into()),
+                Due::Backoff => self.dispatch(Todo::Start(id)),
+                Due::StopDeadline => self.dispatch(Todo::Event(id, Event::StopTimeout)),
+                Due::Probe => self.start_probe(id),
+                Due::ProbeTimeout => self.probe_done(id, false, "timed out".into()),
             }
         }
     }
 
+    /// A child was reaped: an app's process, a probe, an install job, or an orphan.
+    fn on_reaped(&mut self, pid: i32, status: i32) {
+        if self.abandoned.remove(&pid) {
+            return;
+        }
+        let owner = self.apps.values().find_map(|a| {
+            if a.pid() == Some(pid) {
+                Some((a.id, 0))
+            } else if a.life.run().is_some_and(
+                |r| matches!(r.probe, Some(app::ProbeRun::Exec { pid: p }) if p == pid),
+            ) {
+                Some((a.id, 1))
+            } else if a.life.job().is_some_and(|j| j.pid() == pid) {
+                Some((a.id, 2))
+            } else {
+                None
+            }
+        });
+        match owner {
+            Some((id, 0)) => self.on_app_exit(id, pid, status),
+            Some((id, 1)) => {
+                // Reaped: it must not be signalled any more (its pid may be reused).
+                if let Some(run) = self.apps.get_mut(&id).and_then(|a| a.life.run_mut()) {
+                    run.probe = None;
+                }
+                let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+                let why = cgroup::exit_reason(status, false, None);
+                self.probe_done(id, ok, why);
+            }
+            Some((id, _)) => self.on_install_exit(id, status),
+            None => log::debug!("reaped orphan {pid}"),
+        }
+    }
+
+    fn on_app_exit(&mut self, id: AppId, pid: i32, status: i32) {
+        // An app that ended before its launch channel was read: its outcome first, so
+        // its output pipes are registered and nothing it wrote is lost.
+        if self
+            .apps
+            .get(&id)
+            .and_then(|a| a.life.run())
+            .is_some_and(|r| r.launching.is_some())
+        {
+            self.on_channel(id);
+            // Reaped already: a failed launch must not wait for it.
+            self.abandoned.remove(&pid);
+        }
+        let Some(app) = self.apps.get(&id) else {
+            return;
+        };
+        let Some(run) = app.life.run() else {
+            return;
+        };
+        let oom_now = run.group.usage().oom_kills;
+        let oom_before = run.oom.as_ref().map_or(oom_now, |(_, b)| *b);
+        let reason = cgroup::exit_reason(
+            status,
+            oom_now > oom_before,
+            app.manifest().resources.memory,
+        );
+        let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        self.dispatch(Todo::Event(id, Event::Exited { reason, success }));
+    }
+
+    /// Runs `event` for app `id`, and everything it leads to, through the table.
+    pub(super) fn dispatch_event(&mut self, id: AppId, event: Event<app::Real>) {
+        self.dispatch(Todo::Event(id, event));
+    }
+
+    /// Runs `first` and everything it leads to through the table, in order.
+    fn dispatch(&mut self, first: Todo) {
+        let mut queue = VecDeque::from([first]);
+        while let Some(todo) = queue.pop_front() {
+            let (id, event) = match todo {
+                Todo::Start(id) => match self.start_facts(id) {
+                    Some(event) => (id, event),
+                    None => continue,
+                },
+                Todo::Event(id, event) => (id, event),
+            };
+            let ctx = Context {
+                shutting_down: self.shutting_down,
+            };
+            let now = event::now_ms();
+            let Some(app) = self.apps.get_mut(&id) else {
+                continue;
+            };
+            let effects = lifecycle::step(&mut app.life, event, now, ctx);
+            for effect in effects {
+                self.apply(id, effect, &mut queue);
+            }
+        }
+    }
+
+    /// The facts a start needs: what blocks it, and whether its image is installed.
+    fn start_facts(&self, id: AppId) -> Option<Event<app::Real>> {
+        let app = self.apps.get(&id)?;
+        let m = app.manifest();
+        let lookup = |name: &str| -> Option<Seen> {
+            let other = self.by_name(name)?;
+            Some(match other.life.phase.health() {
+                Some(health) => Seen::Running(health),
+                None => Seen::Down(other.life.phase.name()),
+            })
+        };
+        let deps = dependencies(m);
+        let blocked = policy::blocked_by(&deps, &lookup);
+        let installed = self.store.is_installed(&m.image.sha256);
+        Some(Event::Start { blocked, installed })
+    }
+
+    pub(super) fn by_name(&self, name: &str) -> Option<&App> {
+        self.apps.values().find(|a| a.name() == name)
+    }
+
+    /// Carries out one effect of the table for app `id`; effects that answer with an
+    /// event queue it.
+    fn apply(&mut self, id: AppId, effect: Effect<app::Real>, queue: &mut VecDeque<Todo>) {
+        match effect {
+            Effect::Install => {
+                let event = self.install(id);
+                queue.push_front(Todo::Event(id, event));
+            }
+            Effect::Launch => {
+                let event = match self.launch(id) {
+                    Ok(run) => Event::Launched(run),
+                    Err(e) => Event::LaunchFailed(e),
+                };
+                queue.push_front(Todo::Event(id, event));
+            }
+            Effect::CancelInstall(job) => self.cancel_install(id, job),
+            // Dropped here: its pipe closes.
+            Effect::EndInstall(_job) => {}
+            Effect::Signal(signal) => {
+                if let Some(pid) = self.apps.get(&id).and_then(App::pid) {
+                    event::signal(pid, signal);
+                }
+            }
+            Effect::KillAll => self.kill_all(id),
+            Effect::Release(run) => self.release(id, run),
+            Effect::StartAgain => queue.push_back(Todo::Start(id)),
+            Effect::Arm(due, at) => self.schedule(id, due, at),
+            Effect::Disarm(due) => self.cancel(id, due),
+            Effect::Log(level, line) => log::log!(level, "{line}"),
+            Effect::Note(line) => {
+                if let Some(log) = self.apps.get_mut(&id).and_then(|a| a.log.as_mut()) {
+                    let _ = log.event(&line, std::time::SystemTime::now());
+                }
+            }
+            Effect::WakeDependants => {
+                for other in self.apps.values() {
+                    if matches!(other.life.phase, Phase::Waiting { .. }) {
+                        queue.push_back(Todo::Start(other.id));
+                    }
+                }
+            }
+            Effect::NetworkGone => self.restart_network_guests(id, queue),
+            Effect::Forget => self.forget(id),
+            Effect::Stop { then, why } => {
+                let receivable = self.receivable(id);
+                queue.push_front(Todo::Event(
+                    id,
+                    Event::Stop {
+                        then,
+                        why,
+                        receivable,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Apps in the network namespace of `id` (`container:` it) that are up lose it with
+    /// its process: they are restarted, and start again once it runs.
+    fn restart_network_guests(&mut self, id: AppId, queue: &mut VecDeque<Todo>) {
+        if self.shutting_down {
+            return;
+        }
+        let Some(owner) = self.apps.get(&id).map(|a| a.name().to_owned()) else {
+            return;
+        };
+        for guest in self.apps.values() {
+            let NetworkMode::Container(of) = &guest.manifest().network.mode else {
+                continue;
+            };
+            if of.as_str() != owner || guest.life.run().is_none() {
+                continue;
+            }
+            if matches!(guest.life.phase, Phase::Stopping { .. }) {
+                continue;
+            }
+            log::info!(
+                "{}: restarting with {owner}, whose network namespace it shares",
+                guest.name()
+            );
+            queue.push_back(Todo::Event(
+                guest.id,
+                Event::Stop {
+                    then: Then::Restart,
+                    why: None,
+                    receivable: true,
+                },
+            ));
+        }
+    }
+
+    /// Whether the app's process gets its stop signal: a process that is not a pid
+    /// namespace's init always does (the default action applies), an init only when it
+    /// catches it; SIGKILL from outside its namespace always reaches it.
+    fn receivable(&self, id: AppId) -> bool {
+        let Some(app) = self.apps.get(&id) else {
+            return true;
+        };
+        let Some(pid) = app.pid() else {
+            return true;
+        };
+        let m = app.manifest();
+        let signal = m.stop.signal.number();
+        let own_pid_ns = m
+            .namespaces
+            .contains(&crate::manifest::model::Namespace::Pid);
+        if !own_pid_ns || signal == libc::SIGKILL {
+            return true;
+        }
+        super::install::receives(Path::new("/proc"), pid, signal).unwrap_or(true)
+    }
+
+    fn kill_all(&mut self, id: AppId) {
+        let Some(app) = self.apps.get(&id) else {
+            return;
+        };
+        if let Some(run) = app.life.run() {
+            if let Err(e) = run.group.kill_all() {
+                log::error!("{}: {e}", app.name());
+            }
+        }
+    }
+
+    /// Forgets an app whose manifest is gone (its process is gone too).
+    fn forget(&mut self, id: AppId) {
+        self.deadlines.retain(|(_, a, _)| *a != id);
+        if let Some(mut app) = self.apps.remove(&id) {
+            for pipe in app.pipes.drain(..) {
+                self.epoll.remove(pipe.fd.as_raw_fd());
+            }
+            if let Some(log) = &mut app.log {
+                let _ = log.flush_partial(std::time::SystemTime::now());
+            }
+            self.forget_state(app.name(), &app.manifest().file);
+        }
+    }
+
+    fn retry_removals(&mut self) {
+        self.to_remove.retain(|g| g.remove().is_err());
+    }
+
     /// Re-reads the apps directory: starts new apps, stops removed ones, restarts
-    /// changed ones; a manifest that is now broken leaves its running app alone.
+    /// changed ones, gives a failed app whose manifest was touched a fresh start; a
+    /// manifest that is broken now leaves its running app alone.
     fn reload(&mut self) {
         let reserved = self.config.reserved(&self.apps_dir);
         let loaded = manifest::load_with(std::slice::from_ref(&self.apps_dir), &reserved);
@@ -265,347 +570,156 @@ impl Supervisor {
             .map(|m| (m.name.as_str().to_owned(), m))
             .collect();
         // Apps whose file is broken now keep their running definition.
-        for (name, app) in &self.apps {
-            if !next.contains_key(name) && broken.contains(&app.manifest.file) {
-                log::warn!("{name}: its manifest is invalid now; the running version stays");
-                next.insert(name.clone(), app.manifest.clone());
+        for app in self.apps.values() {
+            if !next.contains_key(app.name()) && broken.contains(&app.manifest().file) {
+                log::warn!(
+                    "{}: its manifest is invalid now; the running version stays",
+                    app.name()
+                );
+                next.insert(app.name().to_owned(), app.manifest().clone());
             }
         }
         let old: Vec<(String, u64)> = self
             .apps
-            .iter()
-            .map(|(n, a)| (n.clone(), a.fingerprint))
+            .values()
+            .map(|a| (a.name().to_owned(), a.fingerprint))
             .collect();
         let new: Vec<(String, u64)> = next
             .iter()
-            .map(|(n, m)| (n.clone(), super::app::fingerprint(m)))
+            .map(|(n, m)| (n.clone(), app::fingerprint(m)))
             .collect();
         let change = policy::diff(&old, &new);
+        let ids: HashMap<String, AppId> = self
+            .apps
+            .values()
+            .map(|a| (a.name().to_owned(), a.id))
+            .collect();
         for name in &change.stop {
-            self.stop(name, AfterStop::Remove, None);
+            if let Some(&id) = ids.get(name) {
+                self.stop(id, Then::Remove);
+            }
         }
         for name in &change.restart {
-            if let (Some(app), Some(m)) = (self.apps.get_mut(name), next.get(name)) {
+            let (Some(&id), Some(m)) = (ids.get(name), next.get(name)) else {
+                continue;
+            };
+            if let Some(app) = self.apps.get_mut(&id) {
                 log::info!("{name}: its definition changed; restarting");
                 super::sender::warn_if_sharing(m);
-                app.fingerprint = super::app::fingerprint(m);
-                app.manifest = m.clone();
+                app.fingerprint = app::fingerprint(m);
+                app.mtime = app::mtime(m);
+                app.life.manifest = m.clone();
+                // A new definition starts with a clean slate.
+                app.life.history.clear();
+                // interim: the log's limits follow once AppLog can change them.
             }
-            self.stop(name, AfterStop::Restart, None);
+            self.stop(id, Then::Restart);
         }
+        for name in &change.keep {
+            let (Some(&id), Some(m)) = (ids.get(name), next.get(name)) else {
+                continue;
+            };
+            let Some(app) = self.apps.get_mut(&id) else {
+                continue;
+            };
+            let touched = app::mtime(m) != app.mtime;
+            app.mtime = app::mtime(m);
+            match &app.life.phase {
+                // Its manifest came back while it was being removed: it stays.
+                Phase::Stopping {
+                    then: Then::Remove, ..
+                } => {
+                    log::info!("{name}: its manifest is back; starting it again once stopped");
+                    self.stop(id, Then::Restart);
+                }
+                Phase::Failed { .. } if touched => {
+                    log::info!("{name}: its manifest changed; starting it afresh");
+                    app.life.history.clear();
+                    self.dispatch(Todo::Start(id));
+                }
+                _ => {}
+            }
+        }
+        let mut started = Vec::new();
         for name in &change.start {
             if let Some(m) = next.remove(name) {
                 super::sender::warn_if_sharing(&m);
-                self.apps.insert(name.clone(), Box::new(App::new(m)));
+                let id = AppId(self.next_id);
+                self.next_id += 1;
+                self.apps.insert(id, App::new(id, m));
+                started.push(id);
             }
         }
-        for name in &change.start {
-            self.start(name);
+        for id in started {
+            self.dispatch(Todo::Start(id));
         }
     }
 
-    /// Starts `name` if its dependencies allow, else marks it waiting.
-    fn start(&mut self, name: &str) {
-        if self.shutting_down {
-            return;
-        }
-        let blocked = {
-            let Some(app) = self.apps.get(name) else {
-                return;
-            };
-            if app.is_up() {
-                return;
-            }
-            let apps = &self.apps;
-            let lookup = |dep: &str| apps.get(dep).map(|a| &a.state);
-            policy::blocked_by(&app.manifest.depends_on, &lookup)
-        };
-        if let Some(why) = blocked {
-            self.set_state(name, State::Waiting { why });
-            return;
-        }
-        self.set_state(name, State::Starting);
-        if let Err(e) = self.launch(name) {
-            log::error!("{e}");
-            let now = event::now_ms();
-            self.after_exit(name, ExitKind::Failure, &e, now);
-        }
-    }
-
-    pub(super) fn set_state(&mut self, name: &str, state: State) {
-        if let Some(app) = self.apps.get_mut(name) {
-            if let Err(e) = policy::transition(&app.state, &state) {
-                log::debug!("{name}: {e}");
-            }
-            app.state = state;
-        }
-    }
-
-    /// A child was reaped: an app, a probe, or an orphan.
-    fn on_reaped(&mut self, pid: i32, status: i32) {
-        let app = self
-            .apps
-            .iter()
-            .find(|(_, a)| a.pid == Some(pid))
-            .map(|(n, _)| n.clone());
-        if let Some(name) = app {
-            self.on_app_exit(&name, status);
-            return;
-        }
-        let probe = self
-            .apps
-            .iter()
-            .find(|(_, a)| matches!(a.probe, Some(ProbeRun::Exec { pid: p }) if p == pid))
-            .map(|(n, _)| n.clone());
-        if let Some(name) = probe {
-            // Reaped: it must not be signalled any more (its pid may be reused).
-            if let Some(app) = self.apps.get_mut(&name) {
-                app.probe = None;
-            }
-            let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-            let why = cgroup::exit_reason(status, false, None);
-            self.probe_done(&name, ok, why);
-            return;
-        }
-        log::debug!("reaped orphan {pid}");
-    }
-
-    fn on_app_exit(&mut self, name: &str, status: i32) {
-        // An app that ended before its launch channel was read (at start, every launch
-        // happens before the first wait): take the launch's outcome first, so its
-        // output pipes are registered and nothing it wrote is lost.
-        if self.apps.get(name).is_some_and(|a| a.launching.is_some()) {
-            self.on_launched(name);
-            if self.apps.get(name).is_none_or(|a| a.pid.is_none()) {
-                return;
-            }
-        }
-        let now = event::now_ms();
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        app.pid = None;
-        if let Some((launching, token)) = app.launching.take() {
-            self.sources.remove(&token);
-            self.epoll.remove(launching.channel().as_raw_fd());
-        }
-        let oom_now = app.group.as_ref().map_or(0, |g| g.usage().oom_kills);
-        let oom_before = app.oom.as_ref().map_or(oom_now, |(_, b)| *b);
-        let mut reason =
-            cgroup::exit_reason(status, oom_now > oom_before, app.manifest.resources.memory);
-        let asked = app.stop_reason.take();
-        let for_health = asked.is_some();
-        if let Some(why) = asked {
-            reason = why;
-        }
-        let uptime = now.saturating_sub(app.started_ms);
-        let kind = if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
-            ExitKind::Success
-        } else {
-            ExitKind::Failure
-        };
-        self.cancel(name, Due::Probe);
-        self.cancel(name, Due::ProbeTimeout);
-        self.cancel(name, Due::StopDeadline);
-        self.end_probe(name);
-        self.cleanup_group(name);
-        let stopping = matches!(
-            self.apps.get(name).map(|a| &a.state),
-            Some(State::Stopping { .. })
-        );
-        if stopping {
-            let after = self
-                .apps
-                .get(name)
-                .map_or(AfterStop::Stay, |a| a.after_stop);
-            log::info!(
-                "{name}: stopped ({reason} after {})",
-                policy::format_ms(uptime)
-            );
-            match after {
-                AfterStop::Remove => self.forget(name),
-                // Restarted for failing its health check: a failure like any
-                // other, with backoff and the crash-loop limit.
-                AfterStop::Restart if for_health => {
-                    self.after_exit(name, ExitKind::Failure, &reason, now);
-                }
-                AfterStop::Restart => {
-                    self.set_state(name, State::Stopped);
-                    self.start(name);
-                }
-                AfterStop::Stay => self.set_state(name, State::Stopped),
-            }
-            return;
-        }
-        self.after_exit(name, kind, &reason, now);
-    }
-
-    /// The policy's answer to an exit (or a failed start).
-    pub(super) fn after_exit(&mut self, name: &str, kind: ExitKind, reason: &str, now: u64) {
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        if self.shutting_down {
-            log::info!("{name}: {reason} while stopping every app");
-            app.state = State::Stopped;
-            return;
-        }
-        let uptime = now.saturating_sub(app.started_ms);
-        let decision = policy::on_exit(
-            &app.manifest.restart,
-            &mut app.history,
-            app.started_ms,
-            now,
-            kind,
-            reason,
-        );
-        let message = policy::restart_message(name, reason, uptime, &decision);
-        log::warn!("{message}");
-        if let Some(log) = &mut app.log {
-            let _ = log.event(&message, std::time::SystemTime::now());
-        }
-        match decision {
-            Decision::Restart { delay_ms, attempt } => {
-                self.set_state(
-                    name,
-                    State::Backoff {
-                        until_ms: now + delay_ms,
-                        attempt,
-                    },
-                );
-                self.schedule(name, Due::Backoff, now + delay_ms);
-            }
-            Decision::Fail { reasons, .. } => self.set_state(name, State::Failed { reasons }),
-            Decision::Stay { .. } => self.set_state(
-                name,
-                State::Exited {
-                    reason: reason.to_owned(),
-                },
-            ),
-        }
-        self.start_waiting();
-    }
-
-    /// Kills what is left in the app's cgroup and removes it.
-    pub(super) fn cleanup_group(&mut self, name: &str) {
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        if let Some((watch, _)) = app.oom.take() {
-            self.epoll.remove(watch.fd());
-        }
-        if let Some(group) = app.group.take() {
-            if let Err(e) = group.kill_all() {
-                log::warn!("{name}: {e}");
-            }
-            if group.remove().is_err() {
-                self.to_remove.push(group);
-            }
-        }
-    }
-
-    fn retry_removals(&mut self) {
-        self.to_remove.retain(|g| g.remove().is_err());
-    }
-
-    /// Starts the apps that were waiting for a dependency, where they may now.
-    pub(super) fn start_waiting(&mut self) {
-        let waiting: Vec<String> = self
-            .apps
-            .iter()
-            .filter(|(_, a)| matches!(a.state, State::Waiting { .. }))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in waiting {
-            self.start(&name);
-        }
-    }
-
-    /// Asks an app to stop: its stop signal, SIGKILL to the whole cgroup after the
-    /// timeout.
-    pub fn stop(&mut self, name: &str, after: AfterStop, reason: Option<String>) {
-        let now = event::now_ms();
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        app.after_stop = after;
-        app.stop_reason = reason;
-        match app.pid {
-            Some(pid) => {
-                let deadline = now + app.manifest.stop.timeout.as_millis();
-                event::signal(pid, app.manifest.stop.signal.number());
-                self.set_state(
-                    name,
-                    State::Stopping {
-                        deadline_ms: deadline,
-                        then: after,
-                    },
-                );
-                self.schedule(name, Due::StopDeadline, deadline);
-            }
-            None => {
-                self.cancel(name, Due::Backoff);
-                match after {
-                    AfterStop::Remove => self.forget(name),
-                    AfterStop::Restart => {
-                        self.set_state(name, State::Stopped);
-                        self.start(name);
-                    }
-                    AfterStop::Stay => self.set_state(name, State::Stopped),
-                }
-            }
-        }
-    }
-
-    fn kill_now(&mut self, name: &str) {
-        if let Some(app) = self.apps.get(name) {
-            log::warn!(
-                "{name}: did not stop within {}; killing it",
-                policy::format_ms(app.manifest.stop.timeout.as_millis())
-            );
-            if let Some(g) = &app.group {
-                if let Err(e) = g.kill_all() {
-                    log::error!("{name}: {e}");
-                }
-            } else if let Some(pid) = app.pid {
-                event::signal(pid, libc::SIGKILL);
-            }
-        }
+    /// Asks the table to stop an app, then do `then`.
+    pub(super) fn stop(&mut self, id: AppId, then: Then) {
+        let receivable = self.receivable(id);
+        self.dispatch(Todo::Event(
+            id,
+            Event::Stop {
+                then,
+                why: None,
+                receivable,
+            },
+        ));
     }
 
     /// Shutdown: stop every app whose dependants are all down.
     fn advance_shutdown(&mut self) {
         let graph: Vec<(String, Vec<String>)> = self
             .apps
-            .iter()
-            .map(|(n, a)| {
-                (
-                    n.clone(),
-                    a.manifest
-                        .depends_on
-                        .iter()
-                        .map(|d| d.app.as_str().to_owned())
-                        .collect(),
-                )
+            .values()
+            .map(|a| {
+                let deps = dependencies(a.manifest())
+                    .iter()
+                    .map(|d| d.app.as_str().to_owned())
+                    .collect();
+                (a.name().to_owned(), deps)
             })
             .collect();
         for name in policy::stop_order(&graph) {
-            let Some(app) = self.apps.get(&name) else {
+            let Some(app) = self.by_name(&name) else {
                 continue;
             };
-            if matches!(app.state, State::Stopping { .. }) || !app.is_up() {
-                if !app.is_up() && !matches!(app.state, State::Stopped) {
-                    self.cancel(&name, Due::Backoff);
-                    self.set_state(&name, State::Stopped);
+            let id = app.id;
+            match &app.life.phase {
+                Phase::Stopping { .. } | Phase::Stopped => continue,
+                phase if !app.life.is_up() || matches!(phase, Phase::Installing { .. }) => {
+                    self.stop(id, Then::Stay);
+                    continue;
                 }
-                continue;
+                _ => {}
             }
             let dependants_up = graph.iter().any(|(other, deps)| {
-                deps.contains(&name) && self.apps.get(other).is_some_and(|a| a.is_up())
+                deps.contains(&name) && self.by_name(other).is_some_and(|a| a.life.is_up())
             });
             if !dependants_up {
-                self.stop(&name, AfterStop::Stay, None);
+                self.stop(id, Then::Stay);
             }
         }
     }
+}
+
+/// What an app waits for before it starts: its `depends_on`, and the app whose network
+/// namespace it joins (`container:`), which must be running.
+fn dependencies(m: &Manifest) -> Vec<Dependency> {
+    let mut deps = m.depends_on.clone();
+    if let NetworkMode::Container(owner) = &m.network.mode {
+        if !deps.iter().any(|d| d.app == *owner) {
+            deps.push(Dependency {
+                app: owner.clone(),
+                condition: Condition::Started,
+            });
+        }
+    }
+    deps
+}
+
+/// An fd and its token, for the loop's epoll set.
+pub(super) fn watch(epoll: &Epoll, fd: impl AsFd, token: u64, write: bool) -> std::io::Result<()> {
+    epoll.add(fd.as_fd().as_raw_fd(), token, write)
 }

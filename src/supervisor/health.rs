@@ -1,125 +1,73 @@
 //! Health probes of the loop: started on the timer, finished by a reaped probe
-//! process, a ready socket or the timeout; the verdict goes through the policy.
+//! process, a ready socket or the timeout; the verdict goes through the table.
 
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 
-use super::app::ProbeRun;
-use super::core::{Due, Source, Supervisor};
+use super::app::{self, AppId, ProbeRun, Run, Source};
+use super::core::{Supervisor, watch};
 use super::event;
-use super::policy::{self, AfterStop, Health, HealthChange, State};
+use super::lifecycle::{Due, Event, Phase};
 use super::probe;
 use crate::manifest::model::Probe;
-use crate::manifest::types::Args;
 
 impl Supervisor {
-    pub(super) fn start_probe(&mut self, name: &str) {
+    pub(super) fn start_probe(&mut self, id: AppId) {
         let now = event::now_ms();
-        let Some(app) = self.apps.get(name) else {
+        let Some(app) = self.apps.get_mut(&id) else {
             return;
         };
-        let (Some(hc), Some(pid)) = (app.manifest.healthcheck.clone(), app.pid) else {
+        let Some(hc) = app.life.manifest.healthcheck.clone() else {
             return;
         };
-        if app.probe.is_some() {
+        if !matches!(app.life.phase, Phase::Running { .. }) {
             return;
         }
-        let started = match &hc.probe {
-            Probe::Exec(args) => self
-                .exec_probe(name, args)
-                .and_then(|probe| probe.spawn(pid).map(|p| ProbeRun::Exec { pid: p })),
-            Probe::Tcp(port) => self.probe_socket(pid, port.0, name, None),
-            Probe::Http(url) => self.probe_socket(pid, url.port, name, Some(())),
+        let Some(run) = app.life.run_mut() else {
+            return;
         };
-        match started {
-            Ok(run) => {
-                if let Some(app) = self.apps.get_mut(name) {
-                    app.probe = Some(run);
+        if run.probe.is_none() {
+            let pid = run.pid;
+            let started = match &hc.probe {
+                Probe::Exec(args) => exec_probe(run, args)
+                    .and_then(|probe| probe.spawn(pid).map(|p| ProbeRun::Exec { pid: p })),
+                Probe::Tcp(port) => probe_socket(&self.epoll, id, run.pid, port.0, false),
+                Probe::Http(url) => probe_socket(&self.epoll, id, run.pid, url.port, true),
+            };
+            match started {
+                Ok(probe) => {
+                    run.probe = Some(probe);
+                    self.schedule(id, Due::ProbeTimeout, now + hc.timeout.as_millis());
                 }
-                self.schedule(name, Due::ProbeTimeout, now + hc.timeout.as_millis());
+                Err(e) => self.probe_done(id, false, format!("could not start: {e}")),
             }
-            Err(e) => self.probe_done(name, false, format!("could not start: {e}")),
         }
-        self.schedule(name, Due::Probe, now + hc.interval.as_millis());
-    }
-
-    /// The app's exec probe, prepared at its first probe after each start (its
-    /// environment and cgroup files are those of this run).
-    fn exec_probe(&mut self, name: &str, args: &Args) -> io::Result<&probe::ExecProbe> {
-        let Some(app) = self.apps.get_mut(name) else {
-            return Err(io::Error::from(io::ErrorKind::NotFound));
-        };
-        if app.exec_probe.is_none() {
-            let argv: Vec<String> = args
-                .as_slice()
-                .iter()
-                .map(|a| a.as_str().to_owned())
-                .collect();
-            let procs: Vec<PathBuf> = app
-                .group
-                .as_ref()
-                .map(|g| g.join_files())
-                .unwrap_or_default();
-            let (sandbox, env) = app.sandbox.as_ref().ok_or_else(|| {
-                io::Error::other("the app's sandbox is not known (it is not running)")
-            })?;
-            let runner = std::path::Path::new(probe::SELF_EXE);
-            app.exec_probe = Some(probe::ExecProbe::new(runner, &argv, env, &procs, sandbox)?);
-        }
-        app.exec_probe
-            .as_ref()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
-    }
-
-    fn probe_socket(
-        &mut self,
-        pid: i32,
-        port: u16,
-        name: &str,
-        http: Option<()>,
-    ) -> io::Result<ProbeRun> {
-        let ns = fs::File::open(format!("/proc/{pid}/ns/net"))?;
-        let fd = probe::tcp_connect_in(Some(ns.as_fd()), port)?;
-        let token = self.token(Source::Probe(name.to_owned()));
-        self.epoll.add(fd.as_raw_fd(), token, true)?;
-        Ok(match http {
-            None => ProbeRun::Tcp { fd, token },
-            Some(()) => ProbeRun::Http {
-                fd,
-                token,
-                sent: false,
-                response: probe::HttpResponse::new(),
-            },
-        })
+        self.schedule(id, Due::Probe, now + hc.interval.as_millis());
     }
 
     /// A probe socket is ready.
-    pub(super) fn on_probe_io(&mut self, name: &str, token: u64) {
-        let Some(app) = self.apps.get_mut(name) else {
+    pub(super) fn on_probe_io(&mut self, id: AppId) {
+        let Some(app) = self.apps.get_mut(&id) else {
             return;
         };
-        let url = match &app.manifest.healthcheck {
+        let url = match &app.life.manifest.healthcheck {
             Some(hc) => match &hc.probe {
                 Probe::Http(url) => Some(url.clone()),
                 _ => None,
             },
             None => None,
         };
-        let verdict: Option<(bool, String)> = match &mut app.probe {
-            Some(ProbeRun::Tcp { fd, token: t }) if *t == token => {
-                Some(match probe::tcp_result(fd.as_fd()) {
-                    Ok(()) => (true, String::new()),
-                    Err(e) => (false, format!("failed: {e}")),
-                })
-            }
-            Some(ProbeRun::Http {
-                fd,
-                token: t,
-                sent,
-                response,
-            }) if *t == token => {
+        let Some(run) = app.life.run_mut() else {
+            return;
+        };
+        let verdict: Option<(bool, String)> = match &mut run.probe {
+            Some(ProbeRun::Tcp { fd }) => Some(match probe::tcp_result(fd.as_fd()) {
+                Ok(()) => (true, String::new()),
+                Err(e) => (false, format!("failed: {e}")),
+            }),
+            Some(ProbeRun::Http { fd, sent, response }) => {
                 if !*sent {
                     match probe::tcp_result(fd.as_fd()) {
                         Err(e) => Some((false, format!("failed: {e}"))),
@@ -134,8 +82,12 @@ impl Supervisor {
                             } else {
                                 *sent = true;
                                 self.epoll.remove(fd.as_raw_fd());
-                                let _ = self.epoll.add(fd.as_raw_fd(), token, false);
-                                None
+                                let token = app::token(id, Source::Probe);
+                                if let Err(e) = watch(&self.epoll, &*fd, token, false) {
+                                    Some((false, format!("epoll add: {e}")))
+                                } else {
+                                    None
+                                }
                             }
                         }
                     }
@@ -157,78 +109,88 @@ impl Supervisor {
             _ => None,
         };
         if let Some((ok, why)) = verdict {
-            self.probe_done(name, ok, why);
+            self.probe_done(id, ok, why);
         }
     }
 
-    pub(super) fn end_probe(&mut self, name: &str) {
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        match app.probe.take() {
-            Some(ProbeRun::Tcp { fd, token } | ProbeRun::Http { fd, token, .. }) => {
+    /// Ends the probe in flight of `run`, if any.
+    pub(super) fn end_probe(&mut self, run: &mut Run) {
+        let probe = run.probe.take();
+        self.end_probe_run(probe);
+    }
+
+    fn end_probe_run(&mut self, probe: Option<ProbeRun>) {
+        match probe {
+            Some(ProbeRun::Tcp { fd } | ProbeRun::Http { fd, .. }) => {
                 self.epoll.remove(fd.as_raw_fd());
-                self.sources.remove(&token);
             }
             Some(ProbeRun::Exec { pid }) => {
                 if let Err(e) = probe::kill_probe(pid) {
-                    log::debug!("{name}: kill probe {pid}: {e}");
+                    log::debug!("kill probe {pid}: {e}");
                 }
+                // Killed: reaped when it ends, as nobody's.
+                self.abandoned.insert(pid);
             }
             None => {}
         }
     }
 
-    pub(super) fn probe_done(&mut self, name: &str, ok: bool, why: String) {
-        self.cancel(name, Due::ProbeTimeout);
-        self.end_probe(name);
-        let now = event::now_ms();
-        let Some(app) = self.apps.get_mut(name) else {
-            return;
-        };
-        let Some(hc) = app.manifest.healthcheck.clone() else {
-            return;
-        };
-        if !ok {
-            app.last_probe_error = why;
-        }
-        let change = policy::on_probe(&hc, &mut app.health, app.started_ms, now, ok);
-        let State::Running { since_ms, .. } = app.state else {
-            return;
-        };
-        match change {
-            Some(HealthChange::Healthy) => {
-                log::info!("{name}: healthy");
-                app.state = State::Running {
-                    since_ms,
-                    health: Health::Healthy,
-                };
-                self.start_waiting();
-            }
-            Some(HealthChange::Unhealthy { restart }) => {
-                let what = match &hc.probe {
-                    Probe::Exec(a) => format!(
-                        "exec {:?}",
-                        a.as_slice().iter().map(|x| x.as_str()).collect::<Vec<_>>()
-                    ),
-                    Probe::Tcp(p) => format!("tcp 127.0.0.1:{}", p.0),
-                    Probe::Http(u) => u.as_str().to_owned(),
-                };
-                let reason = format!(
-                    "unhealthy: {what} {} ({} times in a row)",
-                    app.last_probe_error,
-                    hc.retries.get()
-                );
-                log::warn!("{name}: {reason}");
-                app.state = State::Running {
-                    since_ms,
-                    health: Health::Unhealthy,
-                };
-                if restart {
-                    self.stop(name, AfterStop::Restart, Some(reason));
-                }
-            }
-            None => {}
-        }
+    pub(super) fn probe_done(&mut self, id: AppId, ok: bool, why: String) {
+        self.cancel(id, Due::ProbeTimeout);
+        // Ended by its verdict: what is left of it goes (a socket, a probe that timed
+        // out).
+        let probe = self
+            .apps
+            .get_mut(&id)
+            .and_then(|a| a.life.run_mut())
+            .and_then(|r| r.probe.take());
+        self.end_probe_run(probe);
+        self.dispatch_event(id, Event::Probed { ok, why });
     }
+}
+
+/// The run's exec probe, prepared at its first probe after each start (its
+/// environment and cgroup files are those of this run).
+fn exec_probe<'r>(
+    run: &'r mut Run,
+    args: &crate::manifest::types::Args,
+) -> io::Result<&'r probe::ExecProbe> {
+    if run.exec_probe.is_none() {
+        let argv: Vec<String> = args
+            .as_slice()
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect();
+        let procs: Vec<PathBuf> = run.group.join_files();
+        let (sandbox, env) = run.sandbox.as_ref().ok_or_else(|| {
+            io::Error::other("the app's sandbox is not known (it is not running)")
+        })?;
+        let runner = std::path::Path::new(probe::SELF_EXE);
+        run.exec_probe = Some(probe::ExecProbe::new(runner, &argv, env, &procs, sandbox)?);
+    }
+    run.exec_probe
+        .as_ref()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+}
+
+/// A connecting socket in the app's network namespace, in the loop.
+fn probe_socket(
+    epoll: &event::Epoll,
+    id: AppId,
+    pid: i32,
+    port: u16,
+    http: bool,
+) -> io::Result<ProbeRun> {
+    let ns = fs::File::open(format!("/proc/{pid}/ns/net"))?;
+    let fd = probe::tcp_connect_in(Some(ns.as_fd()), port)?;
+    watch(epoll, &fd, app::token(id, Source::Probe), true)?;
+    Ok(if http {
+        ProbeRun::Http {
+            fd,
+            sent: false,
+            response: probe::HttpResponse::new(),
+        }
+    } else {
+        ProbeRun::Tcp { fd }
+    })
 }

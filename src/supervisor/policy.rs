@@ -1,5 +1,5 @@
 //! The supervisor's decisions about an app's lifecycle, as pure functions (STYLE.md
-//! habit 6): what state may follow which, whether and when an exited app restarts,
+//! habit 6): whether and when an exited app restarts,
 //! when a health check turns an app healthy or unhealthy, when a dependency holds, in
 //! which order apps stop, and what a reload changes.
 //!
@@ -11,15 +11,15 @@ mod deps;
 mod health;
 mod reload;
 mod restart;
-mod state;
 
-pub use deps::{blocked_by, stop_order};
-pub use health::{HealthChange, HealthTracker, next_probe_ms, on_probe, probe_deadline_ms};
+pub use deps::{Seen, blocked_by, stop_order};
+pub use health::{
+    Health, HealthChange, HealthTracker, next_probe_ms, on_probe, probe_deadline_ms, probe_name,
+};
 pub use reload::{Change, diff};
 pub use restart::{
     Decision, ExitKind, History, MAX_REASONS, RESET_AFTER_MS, on_exit, restart_message,
 };
-pub use state::{AfterStop, Health, State, transition};
 
 /// A span of milliseconds for messages, in the shortest readable form, truncated (never
 /// rounded up, so 59,999 ms is not shown as a minute):

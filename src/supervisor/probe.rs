@@ -19,7 +19,7 @@
 mod exec;
 mod http;
 mod runner;
-mod sys;
+pub(crate) mod sys;
 mod tcp;
 
 use std::fmt;

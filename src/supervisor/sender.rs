@@ -296,13 +296,13 @@ impl super::core::Supervisor {
         let allowed: Vec<&str> = self
             .apps
             .values()
-            .filter(|a| a.manifest.allow_signals_to_berth)
+            .filter(|a| a.manifest().allow_signals_to_berth)
             .map(|a| a.name())
             .collect();
         let sharing: Vec<&str> = self
             .apps
             .values()
-            .filter(|a| shares_pid_namespace(&a.manifest) && !a.manifest.allow_signals_to_berth)
+            .filter(|a| shares_pid_namespace(a.manifest()) && !a.manifest().allow_signals_to_berth)
             .map(|a| a.name())
             .collect();
         let apps = Apps {

@@ -56,7 +56,7 @@ pub(super) fn write_zstd<W: Write>(sink: W, source: &Source<'_>) -> Result<W, Im
         })?;
         if let Some(source_err) = latch.error {
             return Err(ImageError::Io {
-                action: "write image",
+                action: "write image".into(),
                 path: source.image.to_owned(),
                 source: source_err,
             });

@@ -2,60 +2,48 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Health, State};
+use super::Health;
 use crate::manifest::model::{Condition, Dependency};
 
+/// What a dependency is now, as [`blocked_by`] needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Running (exec'd), with this health.
+    Running(Health),
+    /// In another phase, by name (`starting`, `backoff`, `failed`, ...).
+    Down(&'static str),
+}
+
 /// Why an app with dependencies `deps` must wait, or `None` when every condition holds.
-/// `state_of` gives the state of an app by name (`None`: no such app is loaded).
+/// `state_of` gives what an app is now, by name (`None`: no such app is loaded).
 ///
 /// `started` holds while the dependency is running, whatever its health; `healthy`
 /// holds while it is running and healthy. The reason names the first dependency, in
-/// manifest order, that does not hold, its condition when that is `healthy`, and what
-/// the dependency is now unless it is merely waiting for its first verdict:
+/// manifest order, that does not hold, its condition, and what the dependency is now
+/// unless it is merely waiting for its first verdict:
 ///
-/// - `waiting for broker: starting`, `waiting for broker: failed`
-/// - `waiting for broker (healthy)` (running, no verdict yet)
-/// - `waiting for broker (healthy): unhealthy`, `waiting for broker (healthy): backoff`
-/// - `waiting for broker (healthy): it has no health check`
-/// - `waiting for broker: not loaded`
-pub fn blocked_by<'a>(
-    deps: &[Dependency],
-    state_of: &dyn Fn(&str) -> Option<&'a State>,
-) -> Option<String> {
+/// - `waiting for broker to be running (it is starting)`
+/// - `waiting for broker to be healthy` (running, no verdict yet)
+/// - `waiting for broker to be healthy (it is unhealthy)`, `(it is backoff)`
+/// - `waiting for broker to be healthy (it has no health check)`
+/// - `waiting for broker to be running (it is not loaded)`
+pub fn blocked_by(deps: &[Dependency], state_of: &dyn Fn(&str) -> Option<Seen>) -> Option<String> {
     deps.iter().find_map(|dep| {
         let name = dep.app.as_str();
         let condition = match dep.condition {
-            Condition::Started => "",
-            Condition::Healthy => " (healthy)",
+            Condition::Started => "running",
+            Condition::Healthy => "healthy",
         };
         let detail = match (state_of(name), dep.condition) {
-            (Some(State::Running { .. }), Condition::Started)
-            | (
-                Some(State::Running {
-                    health: Health::Healthy,
-                    ..
-                }),
-                Condition::Healthy,
-            ) => return None,
-            (
-                Some(State::Running {
-                    health: Health::Starting,
-                    ..
-                }),
-                _,
-            ) => String::new(),
-            (
-                Some(State::Running {
-                    health: Health::None,
-                    ..
-                }),
-                _,
-            ) => ": it has no health check".to_owned(),
-            (Some(State::Running { health, .. }), _) => format!(": {}", health.name()),
-            (Some(other), _) => format!(": {}", other.name()),
-            (None, _) => ": not loaded".to_owned(),
+            (Some(Seen::Running(_)), Condition::Started)
+            | (Some(Seen::Running(Health::Healthy)), Condition::Healthy) => return None,
+            (Some(Seen::Running(Health::Starting)), _) => String::new(),
+            (Some(Seen::Running(Health::None)), _) => " (it has no health check)".to_owned(),
+            (Some(Seen::Running(health)), _) => format!(" (it is {})", health.name()),
+            (Some(Seen::Down(phase)), _) => format!(" (it is {phase})"),
+            (None, _) => " (it is not loaded)".to_owned(),
         };
-        Some(format!("waiting for {name}{condition}{detail}"))
+        Some(format!("waiting for {name} to be {condition}{detail}"))
     })
 }
 
@@ -134,16 +122,12 @@ mod tests {
         }
     }
 
-    fn running(health: Health) -> State {
-        State::Running {
-            since_ms: 0,
-            health,
-        }
+    fn running(health: Health) -> Seen {
+        Seen::Running(health)
     }
 
-    fn blocked(deps: &[Dependency], states: &[(&str, State)]) -> Option<String> {
-        let states: HashMap<&str, &State> = states.iter().map(|(n, s)| (*n, s)).collect();
-        // Borrowed, as the event loop passes its lookup.
+    fn blocked(deps: &[Dependency], states: &[(&str, Seen)]) -> Option<String> {
+        let states: HashMap<&str, Seen> = states.iter().map(|(n, s)| (*n, *s)).collect();
         let lookup = |name: &str| states.get(name).copied();
         blocked_by(deps, &lookup)
     }
@@ -170,24 +154,21 @@ mod tests {
     fn started_waits_for_a_dependency_that_is_not_running() {
         let deps = [dep("broker", Started)];
         let cases = [
-            (State::Starting, "waiting for broker: starting"),
             (
-                State::Failed { reasons: vec![] },
-                "waiting for broker: failed",
+                Seen::Down("starting"),
+                "waiting for broker to be running (it is starting)",
             ),
             (
-                State::Backoff {
-                    until_ms: 5,
-                    attempt: 1,
-                },
-                "waiting for broker: backoff",
+                Seen::Down("failed"),
+                "waiting for broker to be running (it is failed)",
             ),
-            (State::Stopped, "waiting for broker: stopped"),
             (
-                State::Waiting {
-                    why: "waiting for db: starting".to_owned(),
-                },
-                "waiting for broker: waiting",
+                Seen::Down("backoff"),
+                "waiting for broker to be running (it is backoff)",
+            ),
+            (
+                Seen::Down("waiting"),
+                "waiting for broker to be running (it is waiting)",
             ),
         ];
         for (state, want) in cases {
@@ -202,21 +183,19 @@ mod tests {
             (running(Health::Healthy), None),
             (
                 running(Health::Starting),
-                Some("waiting for broker (healthy)"),
+                Some("waiting for broker to be healthy"),
             ),
             (
                 running(Health::Unhealthy),
-                Some("waiting for broker (healthy): unhealthy"),
+                Some("waiting for broker to be healthy (it is unhealthy)"),
             ),
             (
                 running(Health::None),
-                Some("waiting for broker (healthy): it has no health check"),
+                Some("waiting for broker to be healthy (it has no health check)"),
             ),
             (
-                State::Exited {
-                    reason: "exited with status 0".to_owned(),
-                },
-                Some("waiting for broker (healthy): exited"),
+                Seen::Down("exited"),
+                Some("waiting for broker to be healthy (it is exited)"),
             ),
         ];
         for (state, want) in cases {
@@ -233,12 +212,12 @@ mod tests {
         ];
         let states = [
             ("db", running(Health::None)),
-            ("broker", State::Starting),
-            ("cache", State::Stopped),
+            ("broker", Seen::Down("starting")),
+            ("cache", Seen::Down("stopped")),
         ];
         assert_eq!(
             blocked(&deps, &states).as_deref(),
-            Some("waiting for broker (healthy): starting")
+            Some("waiting for broker to be healthy (it is starting)")
         );
     }
 
@@ -246,7 +225,7 @@ mod tests {
     fn an_unknown_dependency_blocks() {
         assert_eq!(
             blocked(&[dep("broker", Started)], &[]).as_deref(),
-            Some("waiting for broker: not loaded")
+            Some("waiting for broker to be running (it is not loaded)")
         );
     }
 

@@ -1,7 +1,43 @@
 //! Health checks: counting probe results into a verdict, and when probes are due.
 
-use super::Health;
-use crate::manifest::model::{Healthcheck, OnUnhealthy};
+use crate::manifest::model::{Healthcheck, OnUnhealthy, Probe};
+
+/// The health of a running app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// The app has no health check.
+    None,
+    /// It has one, and there is no verdict yet.
+    Starting,
+    /// The last probe succeeded.
+    Healthy,
+    /// `retries` probes in a row failed (outside the start period).
+    Unhealthy,
+}
+
+impl Health {
+    /// The name for status output: `none`, `starting`, `healthy` or `unhealthy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::None => "none",
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// A probe as messages name it: `exec ["probe", "check"]`, `tcp port 8080`, or the URL.
+pub fn probe_name(probe: &Probe) -> String {
+    match probe {
+        Probe::Exec(a) => format!(
+            "exec {:?}",
+            a.as_slice().iter().map(|x| x.as_str()).collect::<Vec<_>>()
+        ),
+        Probe::Tcp(p) => format!("tcp port {}", p.0),
+        Probe::Http(u) => u.as_str().to_owned(),
+    }
+}
 
 /// The probe results of one run of an app (made afresh at each start).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -81,13 +81,13 @@ pub enum Decision {
     /// Start it again in `delay_ms`; this is restart number `attempt` (1-based) within
     /// the window.
     Restart { delay_ms: u64, attempt: u32 },
-    /// It was already restarted `restarts` times within the last `window_ms` (the
-    /// manifest's `max_restarts`): give up until it is started by hand. `reasons` are
-    /// its last exit reasons, oldest first, this one last.
+    /// It was already restarted `restarts` times within the window (the manifest's
+    /// `max_restarts`), the first of them `span_ms` ago: give up until it is started by
+    /// hand. `reasons` are its last exit reasons, oldest first, this one last.
     Fail {
         reasons: Vec<String>,
         restarts: u32,
-        window_ms: u64,
+        span_ms: u64,
     },
     /// Leave it down: `policy` (`never`, or `on-failure` after a success) says so.
     Stay { policy: RestartPolicy },
@@ -138,12 +138,16 @@ pub fn on_exit(
         .retain(|&t| in_window(t, now_ms, window));
     let restarts = u32::try_from(history.restarts_ms.len()).unwrap_or(u32::MAX);
     if restarts >= restart.max_restarts {
+        let span_ms = history
+            .restarts_ms
+            .front()
+            .map_or(0, |first| now_ms.saturating_sub(*first));
         history.restarts_ms.clear();
         history.consecutive_failures = 0;
         return Decision::Fail {
             reasons: history.reasons.iter().cloned().collect(),
             restarts,
-            window_ms: window,
+            span_ms,
         };
     }
     history.restarts_ms.push_back(now_ms);
@@ -178,7 +182,8 @@ fn policy_name(policy: RestartPolicy) -> &'static str {
 /// them:
 ///
 /// - `gateway exited with status 3 after 2.1s; restart 4 in 800ms`
-/// - `gateway killed by SIGSEGV after 150ms; failed after 10 restarts in 5m0s`
+/// - `gateway killed by SIGSEGV after 150ms; failed after 10 restarts in 1m23s` (the
+///   time from the first of those restarts to this exit)
 /// - `gateway exited with status 0 after 1.0s; not restarted (restart: never)`
 pub fn restart_message(app: &str, reason: &str, uptime_ms: u64, decision: &Decision) -> String {
     let head = format!("{app} {reason} after {}", format_ms(uptime_ms));
@@ -187,14 +192,12 @@ pub fn restart_message(app: &str, reason: &str, uptime_ms: u64, decision: &Decis
             format!("{head}; restart {attempt} in {}", format_ms(*delay_ms))
         }
         Decision::Fail {
-            restarts,
-            window_ms,
-            ..
+            restarts, span_ms, ..
         } => {
             let plural = if *restarts == 1 { "" } else { "s" };
             format!(
                 "{head}; failed after {restarts} restart{plural} in {}",
-                format_ms(*window_ms)
+                format_ms(*span_ms)
             )
         }
         Decision::Stay { policy } => {
@@ -334,7 +337,7 @@ mod tests {
             Decision::Fail {
                 reasons: vec!["exited with status 1".to_owned(); 4],
                 restarts: 3,
-                window_ms: 10_000,
+                span_ms: 3_000,
             }
         );
         // Failing starts over, for a start by hand.
@@ -368,7 +371,7 @@ mod tests {
             Decision::Fail {
                 reasons: vec!["killed by SIGKILL".to_owned()],
                 restarts: 0,
-                window_ms: 10_000,
+                span_ms: 0,
             }
         );
     }
@@ -404,7 +407,7 @@ mod tests {
                     Decision::Fail {
                         reasons,
                         restarts: 6,
-                        window_ms: 300_000
+                        span_ms: 6_000
                     }
                 );
             }
@@ -456,10 +459,10 @@ mod tests {
                 Decision::Fail {
                     reasons: vec![],
                     restarts: 10,
-                    window_ms: 300_000,
+                    span_ms: 83_000,
                 },
                 "gateway killed by the kernel: out of memory (limit 64M) after 1m15s; \
-                 failed after 10 restarts in 5m0s",
+                 failed after 10 restarts in 1m23s",
             ),
             (
                 "unhealthy: http://127.0.0.1:8080/healthz returned 503 three times",
@@ -467,7 +470,7 @@ mod tests {
                 Decision::Fail {
                     reasons: vec![],
                     restarts: 1,
-                    window_ms: 60_000,
+                    span_ms: 60_000,
                 },
                 "gateway unhealthy: http://127.0.0.1:8080/healthz returned 503 three times \
                  after 1h0m0s; failed after 1 restart in 1m0s",
