@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod modprobe;
 pub mod panic;
 pub mod pid1;
+pub mod procfs;
 pub mod seccomp;
 pub mod supervisor;
 mod sys;

@@ -8,7 +8,10 @@
 )]
 
 mod common;
+use berth::manifest::reserve::STATIC_BERTH;
 use common::TempDir;
+use common::berth_run::Berth;
+use common::static_berth::static_berth;
 
 use std::process::{Command, Output};
 
@@ -26,14 +29,78 @@ fn stdout(o: &Output) -> String {
 
 const TEST_SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"; // sha256("test")
 
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/examples");
+
+/// The refusal of `init: true` by a dynamically linked berth, at `file:line:column`.
+fn init_refused(at: &str, app: &str) -> String {
+    format!(
+        "{at}: {app}: init: true needs a statically linked berth, and this one is dynamically \
+         linked: its copy, run as the app's pid 1, would need a dynamic loader that the app's \
+         root does not have (build berth for a *-linux-musl target)"
+    )
+}
+
 #[test]
 fn examples_are_valid() {
-    let o = berth(&[
-        "check",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/examples"),
-    ]);
-    assert_eq!(stdout(&o), "4 apps ok, 0 invalid\n");
-    assert_eq!(o.status.code(), Some(0));
+    // log-upload has init: true: a board's (static) berth takes all four; a dynamically
+    // linked one, such as this test's debug build, refuses that one when it checks.
+    let o = berth(&["check", EXAMPLES]);
+    if STATIC_BERTH {
+        assert_eq!(stdout(&o), "4 apps ok, 0 invalid\n");
+        assert_eq!(o.status.code(), Some(0));
+    } else {
+        assert_eq!(
+            stdout(&o),
+            format!(
+                "{}\n3 apps ok, 1 invalid\n",
+                init_refused(&format!("{EXAMPLES}/log-upload.yaml:7:7"), "log-upload")
+            )
+        );
+        assert_eq!(o.status.code(), Some(1));
+    }
+}
+
+#[test]
+fn a_static_berth_takes_init_true() {
+    let o = Command::new(static_berth())
+        .args(["check", EXAMPLES])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (stdout(&o).as_str(), o.status.code()),
+        ("4 apps ok, 0 invalid\n", Some(0))
+    );
+}
+
+#[test]
+fn berth_run_refuses_init_true_at_load_when_it_cannot_run_it() {
+    let mut b = Berth::start(
+        "init-load",
+        &[
+            ("reaped", "init: true\ncommand: [probe, sleep]\n"),
+            ("plain", "command: [probe, sleep]\n"),
+        ],
+    );
+    if STATIC_BERTH {
+        b.expect_all(&["reaped: running", "plain: running"], 30);
+    } else {
+        let file = b.tmp.join("apps/reaped.yaml");
+        let line = b.expect("reaped.yaml:", 30);
+        assert!(
+            line.ends_with(&init_refused(&format!("{}:3:7", file.display()), "reaped")),
+            "{line}"
+        );
+        // The other app runs; the refused one is never launched.
+        b.expect("plain: running", 30);
+    }
+    assert_eq!(b.stop(20), 0);
+    if !STATIC_BERTH {
+        assert!(
+            !b.seen.iter().any(|l| l.contains("reaped: running")),
+            "{:#?}",
+            b.seen
+        );
+    }
 }
 
 #[test]

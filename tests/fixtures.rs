@@ -11,6 +11,10 @@
 //!
 //! KIND is [`ProblemKind::name`], LINE:COLUMN is `-` when there is no position, and
 //! MESSAGE is what `berth check` prints after `FILE:LINE:COLUMN: `.
+//!
+//! Both are loaded as a statically linked berth (a board's build) loads them, whatever
+//! this test's build is: the refusal of `init: true` by a dynamically linked berth is
+//! a property of the binary, tested in `tests/cli_check.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,10 +27,15 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use berth::manifest::{self, Problem};
+use berth::manifest::{self, Loaded, Problem, Reserved};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests")
+}
+
+/// The manifests at `path`, as a statically linked berth loads them.
+fn load(path: &Path) -> Loaded {
+    manifest::load_with(&[path.to_path_buf()], &Reserved::system().with_init(true))
 }
 
 /// (file name, kind, position, message) as a fixture records it.
@@ -108,7 +117,7 @@ fn bless(files: &[PathBuf], got: &BTreeSet<Expectation>) {
 
 #[test]
 fn every_example_loads() {
-    let loaded = manifest::load(&[root().join("examples")]);
+    let loaded = load(&root().join("examples"));
     let problems: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(loaded.invalid, 0);
@@ -144,7 +153,7 @@ fn every_invalid_case_gives_its_recorded_problems() {
             "{}: no `# expect:` line",
             case.display()
         );
-        let loaded = manifest::load(std::slice::from_ref(case));
+        let loaded = load(case);
         let got: BTreeSet<Expectation> = loaded.problems.iter().map(observed).collect();
         if got != expected && std::env::var_os("BERTH_BLESS").is_some() {
             bless(&files, &got);

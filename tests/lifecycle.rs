@@ -54,8 +54,14 @@ fn a_launch_that_fails_before_its_process_backs_off_doubling_from_zero_uptime() 
 fn a_manifest_back_while_its_app_stops_starts_it_again() {
     let deaf =
         "command: [probe, stubborn]\nnamespaces: [mount, uts, ipc, net]\nstop: { timeout: 1s }\n";
-    let mut b = Berth::start("comeback", &[("deaf", deaf)]);
-    b.expect("deaf: running", 20);
+    // Its output on berth's console: it ignores SIGTERM once it says "ready".
+    let mut b = Berth::start_in(
+        "comeback",
+        &[("deaf", deaf)],
+        &[],
+        "app_logs_to_console: true\n",
+    );
+    b.expect(" deaf stdout ready ", 20);
     fs::remove_file(b.tmp.join("apps/deaf.yaml")).unwrap();
     b.signal(libc::SIGHUP);
     b.expect("deaf: its manifest is gone; stopping it", 20);
@@ -66,7 +72,7 @@ fn a_manifest_back_while_its_app_stops_starts_it_again() {
         20,
     );
     b.expect("deaf: did not stop within 1.0s; killing it", 20);
-    b.expect("deaf: stopped (", 20);
+    b.expect("deaf: stopped (killed by SIGKILL after ", 20);
     b.expect("deaf: running", 20);
     assert!(
         !b.seen.iter().any(|l| l.contains("deaf: removed")),

@@ -25,9 +25,12 @@ use std::thread;
 use berth::caps::{self, CapSet};
 use berth::launch::Launcher;
 use berth::launch::sandbox::Sandbox;
+use berth::manifest::model::Probe;
+use berth::manifest::types::Port;
 use berth::supervisor::probe::{
-    EXIT_KILLED, HttpError, HttpResponse, HttpTarget, http_target, kill_probe, spawn_exec,
-    tcp_connect_addr_in, tcp_connect_in, tcp_result, verdict,
+    EXIT_KILLED, HttpError, HttpResponse, HttpTarget, SocketOutcome, SocketProbe, SocketTarget,
+    Wait, http_target, kill_probe, spawn_exec, tcp_connect_addr_in, tcp_connect_in, tcp_result,
+    verdict,
 };
 use common::TempDir;
 use common::launch_world::{Sleeper, World};
@@ -446,6 +449,146 @@ fn http_reads_the_status_of_a_real_server() {
             )
         );
     }
+}
+
+// ---------------------------------------------------------------------------------
+// socket probes at the address they name, in the app's network namespace
+
+/// A network namespace held by `unshare --net ... sleep` with loopback up and a second
+/// address, 10.9.9.9/32, on it (as an app's own address would be); killed on drop.
+struct AddressedNetns {
+    _holder: KillOnDrop,
+    netns: File,
+}
+
+impl AddressedNetns {
+    fn new() -> AddressedNetns {
+        let mut holder = KillOnDrop(
+            Command::new("unshare")
+                .args([
+                    "--net",
+                    "sh",
+                    "-c",
+                    "ip link set lo up && ip addr add 10.9.9.9/32 dev lo && echo ready && \
+                     exec sleep 1000",
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        BufReader::new(holder.0.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n", "ip in a new network namespace failed");
+        let netns = File::open(format!("/proc/{}/ns/net", holder.0.id())).unwrap();
+        AddressedNetns {
+            _holder: holder,
+            netns,
+        }
+    }
+
+    /// A server listening on `addr` inside the namespace, on a thread that entered it:
+    /// it takes `answers.len()` connections, answers each (after the request head, if
+    /// one comes) with the next answer, and returns the heads it read.
+    fn serve(&self, addr: &str, answers: Vec<&'static [u8]>) -> thread::JoinHandle<Vec<String>> {
+        let netns = self.netns.try_clone().unwrap();
+        let addr = addr.to_owned();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let server = thread::spawn(move || {
+            // SAFETY: a valid namespace descriptor; only this thread changes namespace.
+            let joined = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(joined, 0, "setns: {}", io::Error::last_os_error());
+            let listener = TcpListener::bind(&addr).unwrap();
+            ready_tx.send(()).unwrap();
+            let mut heads = Vec::new();
+            for answer in answers {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 512];
+                while !head.ends_with(b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                heads.push(String::from_utf8(head).unwrap());
+                let _ = conn.write_all(answer);
+            }
+            heads
+        });
+        ready_rx.recv().unwrap();
+        server
+    }
+}
+
+/// A socket probe as the loop runs it: start, then wait for what it asks and hand it
+/// each readiness until it gives the outcome.
+fn run_probe(netns: &File, probe: &Probe) -> Result<SocketOutcome, String> {
+    let target = SocketTarget::of(probe).unwrap();
+    let mut p =
+        SocketProbe::start(Some(netns.as_fd()), &target).map_err(|e| format!("start: {e}"))?;
+    loop {
+        let events = match p.wait() {
+            Wait::Writable => libc::POLLOUT,
+            Wait::Readable => libc::POLLIN,
+        };
+        wait_for(p.fd(), events, "the probe's socket");
+        if let Some(outcome) = p.on_ready() {
+            return outcome.map_err(|e| e.to_string());
+        }
+    }
+}
+
+#[test]
+fn http_probes_connect_to_the_host_their_url_names() {
+    common::require_root("joining a network namespace needs CAP_SYS_ADMIN");
+    let ns = AddressedNetns::new();
+    let http = |url: &str| Probe::Http(url.parse().unwrap());
+    // Answers 200 on 127.0.0.1:8080 only (a fresh namespace: every port is free). A
+    // probe that connected to loopback whatever the URL said found it healthy.
+    let local = ns.serve("127.0.0.1:8080", vec![b"HTTP/1.0 200 OK\r\n\r\n"]);
+    assert_eq!(
+        run_probe(&ns.netns, &http("http://10.9.9.9:8080/")),
+        Err("connect to 10.9.9.9:8080: Connection refused (os error 111)".to_owned())
+    );
+    // The app's real address answers: healthy, asked with the URL's own Host.
+    let real = ns.serve("10.9.9.9:8081", vec![b"HTTP/1.0 204 No Content\r\n\r\n"]);
+    assert_eq!(
+        run_probe(&ns.netns, &http("http://10.9.9.9:8081/healthz")),
+        Ok(SocketOutcome::Status(204))
+    );
+    assert_eq!(
+        real.join().unwrap(),
+        [
+            "GET /healthz HTTP/1.0\r\nHost: 10.9.9.9:8081\r\nConnection: close\r\n\
+          User-Agent: berth\r\n\r\n"
+        ]
+    );
+    // An address the app has no route to fails at once.
+    assert_eq!(
+        run_probe(&ns.netns, &http("http://10.9.9.8:8081/")),
+        Err("start: Network is unreachable (os error 101)".to_owned())
+    );
+    // The tcp probe names a port of the app's loopback, and only that.
+    assert_eq!(
+        run_probe(&ns.netns, &Probe::Tcp(Port(8081))),
+        Err("connect to 127.0.0.1:8081: Connection refused (os error 111)".to_owned())
+    );
+    assert_eq!(
+        run_probe(&ns.netns, &Probe::Tcp(Port(8080))),
+        Ok(SocketOutcome::Connected)
+    );
+    assert_eq!(local.join().unwrap(), [""], "the tcp probe sends nothing");
+    // And localhost is 127.0.0.1 of the app's namespace.
+    let local = ns.serve("127.0.0.1:8080", vec![b"HTTP/1.1 503 Busy\r\n\r\n"]);
+    let outcome = run_probe(&ns.netns, &http("http://localhost:8080/")).unwrap();
+    assert_eq!(
+        (outcome, outcome.healthy()),
+        (SocketOutcome::Status(503), false)
+    );
+    local.join().unwrap();
 }
 
 // ---------------------------------------------------------------------------------

@@ -129,3 +129,34 @@ fn gc_keeps_the_image_of_a_running_user_namespace_app() {
     assert!(b.image.rootfs.is_dir());
     assert_eq!(b.stop(20), 0);
 }
+
+#[test]
+fn a_reload_applies_changed_logs_settings_to_the_open_log() {
+    // 300 lines of 100 bytes: about 30 KB, seven rotations at 4K.
+    let chatty = |files: u32| {
+        format!(
+            "command: [probe, spew, \"300\"]\nrestart: {{ policy: never }}\n\
+             logs: {{ max_size: 4K, max_files: {files} }}\n"
+        )
+    };
+    let mut b = Berth::start("logreload", &[("chatty", &chatty(5))]);
+    b.expect("chatty exited with status 0", 20);
+    let rotated = |b: &Berth| {
+        let mut names: Vec<String> = fs::read_dir(b.logs_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("chatty.log."))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(rotated(&b).len(), 5, "{:?}", rotated(&b));
+    b.write_app("chatty", &chatty(2));
+    b.signal(libc::SIGHUP);
+    b.expect("chatty: its definition changed; restarting", 20);
+    // Applied before the app starts again: the two newest rotated files are kept.
+    b.expect("chatty: running", 20);
+    let kept = rotated(&b);
+    assert!(kept.len() <= 2, "{kept:?}");
+    assert_eq!(b.stop(20), 0);
+}

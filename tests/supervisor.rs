@@ -275,7 +275,15 @@ fn logs_rotate_at_their_size() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["chatty.log", "chatty.log.1", "chatty.log.2"]);
+    // The current file and the two newest numbered ones, by sequence (higher newer).
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names[0], "chatty.log");
+    let number = |name: &str| -> u32 {
+        let digits = name.strip_prefix("chatty.log.").unwrap();
+        assert_eq!(digits.len(), 6, "{name}");
+        digits.parse().unwrap()
+    };
+    assert_eq!(number(&names[2]), number(&names[1]) + 1, "{names:?}");
     for n in &names {
         let size = fs::metadata(dir.join(n)).unwrap().len();
         assert!(size <= 10 * 1024, "{n}: {size} bytes");

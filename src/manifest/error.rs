@@ -4,8 +4,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::locate::Pos;
+use super::model::Logs;
 use super::types::{AppName, Capability, PortMapping};
-use super::units::Duration;
+use super::units::{Duration, Size};
 
 /// One problem in one manifest file. Printed as `file:line:column: [app: ]message`,
 /// one line, so build pipelines can grep it.
@@ -125,6 +126,8 @@ pub enum Rule {
     },
     ZeroWindow,
     ZeroSize(&'static str),
+    LogSizeTooSmall(Size),
+    LogFilesTooMany(u32),
     SwapWithoutMemory,
     PortsNeedBridge,
     DuplicatePort(PortMapping),
@@ -166,6 +169,7 @@ pub enum Rule {
         what: String,
     },
     CapabilityAddedAndDropped(Capability),
+    InitNeedsStaticBerth,
     NetworkContainerSelf,
     DuplicateDependency(AppName),
     DuplicateName {
@@ -229,6 +233,18 @@ impl fmt::Display for Rule {
             }
             ZeroWindow => write!(f, "restart window must be more than 0"),
             ZeroSize(what) => write!(f, "{what} must be more than 0"),
+            LogSizeTooSmall(size) => write!(
+                f,
+                "logs.max_size {size} is below the minimum of {}: each rotation renames, \
+                 removes and opens a file, so berth would rotate every few lines",
+                Logs::MIN_MAX_SIZE
+            ),
+            LogFilesTooMany(n) => write!(
+                f,
+                "logs.max_files {n} is more than {}: keep fewer files, or larger ones \
+                 (max_size)",
+                Logs::MAX_MAX_FILES
+            ),
             SwapWithoutMemory => {
                 write!(f, "resources.memory_swap needs resources.memory to be set")
             }
@@ -316,6 +332,12 @@ impl fmt::Display for Rule {
                 )
             }
             CapabilityAddedAndDropped(c) => write!(f, "capability {c} is both added and dropped"),
+            InitNeedsStaticBerth => write!(
+                f,
+                "init: true needs a statically linked berth, and this one is dynamically \
+                 linked: its copy, run as the app's pid 1, would need a dynamic loader that \
+                 the app's root does not have (build berth for a *-linux-musl target)"
+            ),
             NetworkContainerSelf => write!(f, "network.mode container: names the app itself"),
             DuplicateDependency(app) => write!(f, "depends_on lists {app} twice"),
             DuplicateName { first } => write!(f, "app name already used by {}", file_name(first)),

@@ -45,7 +45,8 @@ struct Candidate {
 
 /// Loads the manifests at `paths`: files, or directories whose `*.yaml` files are read
 /// in name order. All are validated together as the apps of one device. Bind mounts
-/// may not reach `/proc` or `/sys` ([`load_with`] adds berth's own directories).
+/// may not reach `/proc` or `/sys` ([`load_with`] adds berth's own directories), and
+/// `init: true` needs a statically linked berth ([`reserve::STATIC_BERTH`]).
 pub fn load(paths: &[PathBuf]) -> Loaded {
     load_with(paths, &Reserved::system())
 }
@@ -78,12 +79,22 @@ pub fn load_with(paths: &[PathBuf], reserved: &Reserved) -> Loaded {
 }
 
 /// Loads manifests given as text, as if read from the files named; for tests, fuzzers
-/// and tools that hold manifests in memory.
+/// and tools that hold manifests in memory. They are judged as a statically linked
+/// berth judges them (`init: true` allowed whatever this build is): whoever launches
+/// them chooses the reaper ([`crate::launch::Launcher::with_reaper_exe`]).
 pub fn load_texts(sources: impl IntoIterator<Item = (PathBuf, String)>) -> Loaded {
+    load_texts_with(sources, &Reserved::system().with_init(true))
+}
+
+/// As [`load_texts`], with the host's limits given.
+pub fn load_texts_with(
+    sources: impl IntoIterator<Item = (PathBuf, String)>,
+    reserved: &Reserved,
+) -> Loaded {
     load_sources(
         sources.into_iter().map(|(file, text)| (file, Ok(text))),
         Loaded::default(),
-        &Reserved::system(),
+        reserved,
     )
 }
 

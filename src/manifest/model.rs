@@ -353,6 +353,17 @@ pub struct Logs {
 }
 
 impl Logs {
+    /// The smallest `max_size`. Each rotation renames, removes and opens a file
+    /// (directory updates on flash), so below a few KiB berth would rotate every few
+    /// lines; a file takes a 4K block of flash whatever its size; and a line berth
+    /// writes holds up to 4K of the app's text, which then still fits in one file.
+    pub const MIN_MAX_SIZE: Size = Size::from_bytes(4 << 10);
+    /// The largest `max_files`. Kept files are found by listing the log directory
+    /// when an app's log is opened and are removed oldest first, so their number
+    /// bounds that work and the directory's size; a hundred files is more history
+    /// than anyone reads on a device (raise `max_size` to keep more).
+    pub const MAX_MAX_FILES: u32 = 100;
+
     fn default_max_size() -> Size {
         Size::from_bytes(1 << 20)
     }

@@ -8,6 +8,12 @@
 //! exists on this host), against each reserved path as configured and resolved: a
 //! link `/data/x -> /proc/1/root` is caught as well as `/proc/1/root` itself.
 //! "Overlaps" means either lies within the other: `/var` holds `/var/lib/berth`.
+//!
+//! The other thing that depends on the host rather than on the manifest: `init: true`
+//! runs a sealed copy of berth's own executable as the app's pid 1, inside the app's
+//! root, where no dynamic loader is. A dynamically linked berth (a plain `cargo build`
+//! for a glibc target) refuses such an app when it loads it, as `berth check` does,
+//! rather than at every launch.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -16,10 +22,17 @@ use super::locate::at;
 use super::model::{Manifest, Mount};
 use super::validate::Finding;
 
-/// The reserved host paths.
+/// Whether this berth is statically linked, so that its copy runs in any root as the
+/// `init: true` reaper (`crt-static`: the musl targets, or glibc with
+/// `-C target-feature=+crt-static`).
+pub const STATIC_BERTH: bool = cfg!(target_feature = "crt-static");
+
+/// The reserved host paths, and whether `init: true` can run here.
 #[derive(Debug, Clone)]
 pub struct Reserved {
     places: Vec<Place>,
+    /// Whether the reaper of `init: true` can run ([`STATIC_BERTH`] unless told).
+    init: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -33,7 +46,10 @@ struct Place {
 impl Reserved {
     /// `/proc` and `/sys` only (loading manifests without berth's settings).
     pub fn system() -> Reserved {
-        let mut r = Reserved { places: Vec::new() };
+        let mut r = Reserved {
+            places: Vec::new(),
+            init: STATIC_BERTH,
+        };
         for path in ["/proc", "/sys"] {
             r.places.push(Place {
                 what: path.to_owned(),
@@ -59,9 +75,20 @@ impl Reserved {
         self
     }
 
-    /// The bind mounts of `m` that overlap a reserved path without saying they may.
+    /// Says whether the berth that will run the apps can run `init: true` ones (by
+    /// default, whether this berth is statically linked: [`STATIC_BERTH`]).
+    pub fn with_init(mut self, supported: bool) -> Reserved {
+        self.init = supported;
+        self
+    }
+
+    /// The bind mounts of `m` that overlap a reserved path without saying they may,
+    /// and `init: true` where this berth cannot run it.
     pub fn findings(&self, m: &Manifest) -> Vec<Finding> {
         let mut found = Vec::new();
+        if m.init && !self.init {
+            found.push((at!["init"], Rule::InitNeedsStaticBerth));
+        }
         for (i, mount) in m.mounts.iter().enumerate() {
             let Mount::Bind {
                 source,
@@ -173,6 +200,12 @@ mod tests {
         );
         assert_eq!(r.check("/nonexistent-berth/logs"), None);
         assert_eq!(r.check("/nonexistent-data"), None);
+    }
+
+    #[test]
+    fn static_berth_says_whether_this_build_needs_a_loader() {
+        let own = std::fs::read("/proc/self/exe").unwrap();
+        assert_eq!(STATIC_BERTH, !crate::launch::reaper::needs_loader(&own));
     }
 
     #[test]

@@ -345,7 +345,22 @@ fn rules_of_one_manifest() {
         problems("resources: { memory_swap: 8M }\n"),
         one("SwapWithoutMemory", 3, 27)
     );
-    assert_eq!(problems("logs: { max_size: 0 }\n"), one("ZeroSize", 3, 19));
+    assert_eq!(
+        problems("logs: { max_size: 0 }\n"),
+        one("LogSizeTooSmall", 3, 19)
+    );
+    assert_eq!(
+        problems("logs: { max_size: 4095 }\n"),
+        one("LogSizeTooSmall", 3, 19)
+    );
+    assert!(problems("logs: { max_size: 4K, max_files: 100 }\n").is_empty());
+    assert_eq!(
+        problems("logs:\n  max_files: 101\n  max_size: 1\n"),
+        [
+            ("LogFilesTooMany".to_owned(), 4, 14),
+            ("LogSizeTooSmall".to_owned(), 5, 13)
+        ]
+    );
     assert_eq!(
         problems("network: { ports: [\"80:80\"] }\n"),
         one("PortsNeedBridge", 3, 19)
@@ -608,5 +623,47 @@ fn rules_of_a_set_of_manifests() {
     assert_eq!(
         loaded.problems[0].to_string(),
         "apps.d/api.yaml:3:21: api: depends_on names db, which is invalid and will not run"
+    );
+}
+
+#[test]
+fn init_true_is_refused_at_load_by_a_berth_that_cannot_run_it() {
+    let text = head("web") + "command: [/bin/web]\ninit: true\n";
+    let load = |supported: bool| {
+        load_texts_with(
+            [(PathBuf::from("apps.d/web.yaml"), text.clone())],
+            &Reserved::system().with_init(supported),
+        )
+    };
+    let refused = load(false);
+    assert!(refused.apps.is_empty());
+    assert_eq!(refused.invalid, 1);
+    let printed: Vec<String> = refused.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        printed,
+        [
+            "apps.d/web.yaml:4:7: web: init: true needs a statically linked berth, and this one \
+             is dynamically linked: its copy, run as the app's pid 1, would need a dynamic \
+             loader that the app's root does not have (build berth for a *-linux-musl target)"
+        ]
+    );
+    assert_eq!(refused.problems[0].kind.name(), "InitNeedsStaticBerth");
+    assert_eq!(load(true).apps.len(), 1);
+    // Without init: true, any berth runs the app.
+    let plain = head("web") + "command: [/bin/web]\ninit: false\n";
+    let loaded = load_texts_with(
+        [(PathBuf::from("apps.d/web.yaml"), plain)],
+        &Reserved::system().with_init(false),
+    );
+    assert_eq!((loaded.apps.len(), loaded.problems.len()), (1, 0));
+    // The default is this build's own linking.
+    assert_eq!(
+        load_texts_with(
+            [(PathBuf::from("apps.d/web.yaml"), text.clone())],
+            &Reserved::system()
+        )
+        .apps
+        .len(),
+        usize::from(reserve::STATIC_BERTH)
     );
 }

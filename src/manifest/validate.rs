@@ -6,7 +6,7 @@ use std::path::Path;
 use super::error::Rule;
 use super::locate::{Seg, at};
 use super::model::{
-    Healthcheck, Manifest, Mount, MountType, Namespace, Probe, RawHealthcheck, RawManifest,
+    Healthcheck, Logs, Manifest, Mount, MountType, Namespace, Probe, RawHealthcheck, RawManifest,
     RawMount, Validated,
 };
 use super::types::{AbsPath, Args, Capability, Hostname, NetworkMode};
@@ -80,9 +80,7 @@ pub fn validate(raw: RawManifest, file: &Path) -> Result<Manifest, Vec<Finding>>
             ));
         }
     }
-    if raw.logs.max_size.bytes() == 0 {
-        found.push((at!["logs", "max_size"], Rule::ZeroSize("logs.max_size")));
-    }
+    check_logs(&raw.logs, &mut found);
 
     let (Some(mounts), Ok(healthcheck)) = (mounts, healthcheck) else {
         return Err(found);
@@ -228,6 +226,23 @@ fn check_resources(raw: &RawManifest, found: &mut Vec<Finding>) {
     }
     if res.memory.is_none() && res.memory_swap.bytes() > 0 {
         found.push((at!["resources", "memory_swap"], Rule::SwapWithoutMemory));
+    }
+}
+
+/// `logs:` within the bounds that keep rotation cheap ([`Logs::MIN_MAX_SIZE`],
+/// [`Logs::MAX_MAX_FILES`]).
+fn check_logs(logs: &Logs, found: &mut Vec<Finding>) {
+    if logs.max_size < Logs::MIN_MAX_SIZE {
+        found.push((
+            at!["logs", "max_size"],
+            Rule::LogSizeTooSmall(logs.max_size),
+        ));
+    }
+    if logs.max_files.get() > Logs::MAX_MAX_FILES {
+        found.push((
+            at!["logs", "max_files"],
+            Rule::LogFilesTooMany(logs.max_files.get()),
+        ));
     }
 }
 

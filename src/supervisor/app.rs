@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use super::lifecycle::{Life, Resources};
 use super::logs::{AppLog, Stream};
-use super::probe::{ExecProbe, HttpResponse};
+use super::probe::{ExecProbe, SocketProbe};
 use crate::cgroup::{Group, OomWatch};
 use crate::launch::Launching;
 use crate::launch::sandbox::Sandbox;
@@ -77,14 +77,8 @@ impl Resources for Real {
 pub enum ProbeRun {
     /// `exec`: the probe process (its exit status is the verdict).
     Exec { pid: i32 },
-    /// `tcp`: a connecting socket (writable: connected or refused).
-    Tcp { fd: OwnedFd },
-    /// `http`: a socket, the request once connected, then the response.
-    Http {
-        fd: OwnedFd,
-        sent: bool,
-        response: HttpResponse,
-    },
+    /// `tcp` or `http`: the socket and where its exchange is.
+    Socket(SocketProbe),
 }
 
 /// One launched process of an app and everything that lives as long as it.

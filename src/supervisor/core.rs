@@ -529,7 +529,13 @@ impl Supervisor {
         if !own_pid_ns || signal == libc::SIGKILL {
             return true;
         }
-        super::install::receives(Path::new("/proc"), pid, signal).unwrap_or(true)
+        match crate::procfs::init_receives(Path::new(crate::procfs::PROC), pid, signal) {
+            Ok(receives) => receives,
+            Err(e) => {
+                log::debug!("{}: {e}", app.name());
+                true
+            }
+        }
     }
 
     fn kill_all(&mut self, id: AppId) {
@@ -619,7 +625,12 @@ impl Supervisor {
                 app.life.manifest = m.clone();
                 // A new definition starts with a clean slate.
                 app.life.history.clear();
-                // interim: the log's limits follow once AppLog can change them.
+                if let Some(log) = &mut app.log {
+                    if let Err(e) = log.set_limits(m.logs.max_size.bytes(), m.logs.max_files.get())
+                    {
+                        log::warn!("{name}: its new logs: settings: {e}");
+                    }
+                }
             }
             self.stop(id, Then::Restart);
         }

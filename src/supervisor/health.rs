@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::app::{self, AppId, ProbeRun, Run, Source};
 use super::core::{Supervisor, unwatch, watch};
 use super::lifecycle::{Due, Event, Phase};
-use super::probe;
+use super::probe::{self, SocketProbe, SocketTarget, Wait};
 use crate::manifest::model::Probe;
 use crate::sys;
 use crate::sys::timer::now_ms;
@@ -34,8 +34,7 @@ impl Supervisor {
             let started = match &hc.probe {
                 Probe::Exec(args) => exec_probe(run, args)
                     .and_then(|probe| probe.spawn(pid).map(|p| ProbeRun::Exec { pid: p })),
-                Probe::Tcp(port) => probe_socket(&self.epoll, id, run.pid, port.0, false),
-                Probe::Http(url) => probe_socket(&self.epoll, id, run.pid, url.port, true),
+                Probe::Tcp(_) | Probe::Http(_) => probe_socket(&self.epoll, id, run.pid, &hc.probe),
             };
             match started {
                 Ok(probe) => {
@@ -48,66 +47,31 @@ impl Supervisor {
         self.schedule(id, Due::Probe, now + hc.interval.as_millis());
     }
 
-    /// A probe socket is ready.
+    /// A probe socket is ready: the exchange goes on, or has its outcome.
     pub(super) fn on_probe_io(&mut self, id: AppId) {
-        let Some(app) = self.apps.get_mut(&id) else {
+        let Some(run) = self.apps.get_mut(&id).and_then(|a| a.life.run_mut()) else {
             return;
         };
-        let url = match &app.life.manifest.healthcheck {
-            Some(hc) => match &hc.probe {
-                Probe::Http(url) => Some(url.clone()),
-                _ => None,
-            },
-            None => None,
-        };
-        let Some(run) = app.life.run_mut() else {
+        let Some(ProbeRun::Socket(probe)) = &mut run.probe else {
             return;
         };
-        let verdict: Option<(bool, String)> = match &mut run.probe {
-            Some(ProbeRun::Tcp { fd }) => Some(match probe::tcp_result(fd.as_fd()) {
-                Ok(()) => (true, String::new()),
-                Err(e) => (false, format!("failed: {e}")),
-            }),
-            Some(ProbeRun::Http { fd, sent, response }) => {
-                if !*sent {
-                    match probe::tcp_result(fd.as_fd()) {
-                        Err(e) => Some((false, format!("failed: {e}"))),
-                        Ok(()) => {
-                            let req = url
-                                .as_ref()
-                                .map(|u| probe::http_request(&u.host.to_string(), &u.path))
-                                .unwrap_or_default();
-                            let n = sys::fd::write(fd.as_fd(), &req);
-                            if n.ok() != Some(req.len()) {
-                                Some((false, "could not send the request".to_owned()))
-                            } else {
-                                *sent = true;
-                                unwatch(&self.epoll, &*fd);
-                                let token = app::token(id, Source::Probe);
-                                if let Err(e) = watch(&self.epoll, &*fd, token, false) {
-                                    Some((false, format!("epoll add: {e}")))
-                                } else {
-                                    None
-                                }
-                            }
-                        }
-                    }
-                } else {
-                    let mut buf = [0u8; 1024];
-                    match sys::fd::read(fd.as_fd(), &mut buf) {
-                        Ok(0) => Some((false, "closed without a status line".into())),
-                        Ok(n) => match response.feed(buf.get(..n).unwrap_or_default()) {
-                            Ok(Some(code)) => {
-                                Some((probe::verdict(code), format!("returned {code}")))
-                            }
-                            Ok(None) => None,
-                            Err(e) => Some((false, format!("failed: {e}"))),
-                        },
-                        Err(_) => None,
-                    }
+        let verdict = match probe.on_ready() {
+            None => {
+                // Waits for the other direction now (sent: the answer).
+                unwatch(&self.epoll, probe.fd());
+                let write = probe.wait() == Wait::Writable;
+                match watch(
+                    &self.epoll,
+                    probe.fd(),
+                    app::token(id, Source::Probe),
+                    write,
+                ) {
+                    Ok(()) => None,
+                    Err(e) => Some((false, format!("epoll add: {e}"))),
                 }
             }
-            _ => None,
+            Some(Ok(outcome)) => Some((outcome.healthy(), outcome.to_string())),
+            Some(Err(e)) => Some((false, e.to_string())),
         };
         if let Some((ok, why)) = verdict {
             self.probe_done(id, ok, why);
@@ -122,9 +86,7 @@ impl Supervisor {
 
     fn end_probe_run(&mut self, probe: Option<ProbeRun>) {
         match probe {
-            Some(ProbeRun::Tcp { fd } | ProbeRun::Http { fd, .. }) => {
-                unwatch(&self.epoll, &fd);
-            }
+            Some(ProbeRun::Socket(probe)) => unwatch(&self.epoll, probe.fd()),
             Some(ProbeRun::Exec { pid }) => {
                 if let Err(e) = probe::kill_probe(pid) {
                     log::debug!("kill probe {pid}: {e}");
@@ -174,24 +136,18 @@ fn exec_probe<'r>(
         .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
 }
 
-/// A connecting socket in the app's network namespace, in the loop.
+/// A socket probe started in the app's network namespace, in the loop.
 fn probe_socket(
     epoll: &sys::epoll::Epoll,
     id: AppId,
     pid: i32,
-    port: u16,
-    http: bool,
+    what: &Probe,
 ) -> io::Result<ProbeRun> {
+    let target =
+        SocketTarget::of(what).ok_or_else(|| io::Error::other("an exec probe has no socket"))?;
     let ns = fs::File::open(format!("/proc/{pid}/ns/net"))?;
-    let fd = probe::tcp_connect_in(Some(ns.as_fd()), port)?;
-    watch(epoll, &fd, app::token(id, Source::Probe), true)?;
-    Ok(if http {
-        ProbeRun::Http {
-            fd,
-            sent: false,
-            response: probe::HttpResponse::new(),
-        }
-    } else {
-        ProbeRun::Tcp { fd }
-    })
+    let probe = SocketProbe::start(Some(ns.as_fd()), &target)?;
+    let write = probe.wait() == Wait::Writable;
+    watch(epoll, probe.fd(), app::token(id, Source::Probe), write).map_err(io::Error::from)?;
+    Ok(ProbeRun::Socket(probe))
 }

@@ -108,8 +108,3 @@ impl Supervisor {
         self.abandoned.insert(job.pid());
     }
 }
-
-/// interim: whether `pid` receives `signal` (until the procfs reader lands).
-pub fn receives(_proc: &std::path::Path, _pid: i32, _signal: i32) -> std::io::Result<bool> {
-    Ok(true)
-}

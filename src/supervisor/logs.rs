@@ -20,11 +20,13 @@
 //!
 //! Lines go straight to the file, one `write` each, with no buffer in between: what the
 //! app printed before a power cut is in the page cache, not in berth's memory. When a
-//! line would take the file past `max_size`, the files are rotated first:
-//! `<app>.log.(N-1)` becomes `<app>.log.N`, ..., `<app>.log` becomes `<app>.log.1`, so
-//! that at most `max_files` files exist counting the current one, and writing goes on
-//! in a fresh `<app>.log`. A single line longer than `max_size` still goes whole into
-//! a file of its own.
+//! line would take the file past `max_size`, the file is rotated first: `<app>.log`
+//! becomes `<app>.log.NNNNNN`, the next number of a sequence (higher is newer), the
+//! oldest numbered file goes when more than `max_files - 1` are kept, and writing goes
+//! on in a fresh `<app>.log` ([`rotate`]: one rename, one removal, one open, however
+//! many files are kept). A single line longer than `max_size` still goes whole into a
+//! file of its own. [`AppLog::set_limits`] applies changed `logs:` settings to an open
+//! log.
 //!
 //! With the global `app_logs_to_console: true`, [`AppLog::echo_to`] also copies each
 //! line of the app's (not berth's `berth` lines, which berth logs itself) to the
@@ -34,6 +36,7 @@
 //! field.
 
 mod escape;
+mod rotate;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -46,6 +49,7 @@ use std::time::SystemTime;
 use crate::hostfs::Dir;
 pub use crate::timefmt::format_time;
 use crate::timefmt::push_time;
+use rotate::Numbered;
 
 /// The longest line kept whole, in bytes of the app's output (without the newline).
 pub const MAX_LINE: usize = 4096;
@@ -96,7 +100,7 @@ impl fmt::Debug for AppLog {
             .field("path", &self.sink.path)
             .field("size", &self.sink.size)
             .field("max_size", &self.sink.max_size)
-            .field("max_files", &self.sink.max_files)
+            .field("files", &self.sink.files)
             .finish_non_exhaustive()
     }
 }
@@ -104,7 +108,9 @@ impl fmt::Debug for AppLog {
 impl AppLog {
     /// Opens `dir/<app>.log` for appending (creating `dir` and the file if missing), and
     /// takes its current size as the start for rotation. `max_files` counts the current
-    /// file; 0 is taken as 1.
+    /// file; 0 is taken as 1. The numbered files of the log found in `dir` go on in
+    /// sequence; those of berth's older naming are renamed into it, and the oldest beyond
+    /// `max_files` are removed ([`rotate`]).
     pub fn open(dir: &Path, app: &str, max_size: u64, max_files: u32) -> io::Result<AppLog> {
         if app.is_empty() || app.contains('/') || app == "." || app == ".." {
             return Err(io::Error::new(
@@ -118,6 +124,7 @@ impl AppLog {
         let dir = Dir::open(dir)?;
         let name = format!("{app}.log");
         let (file, size) = dir.open_append(&name, FILE_MODE)?;
+        let files = Numbered::scan(&dir, &name, max_files)?;
         Ok(AppLog {
             sink: Sink {
                 path: dir.join(&name),
@@ -126,7 +133,7 @@ impl AppLog {
                 file,
                 size,
                 max_size,
-                max_files: max_files.max(1),
+                files,
                 ring: VecDeque::new(),
                 line: String::new(),
                 echo: None,
@@ -149,6 +156,21 @@ impl AppLog {
     /// The current file, `<dir>/<app>.log`.
     pub fn path(&self) -> &Path {
         &self.sink.path
+    }
+
+    /// Applies changed `logs:` settings (at a reload): the next line rotates if the
+    /// current file is past the new `max_size`, and the oldest numbered files beyond
+    /// the new `max_files` are removed at once (a larger `max_files` keeps more from
+    /// the next rotation on). `max_files` counts the current file; 0 is taken as 1.
+    pub fn set_limits(&mut self, max_size: u64, max_files: u32) -> io::Result<()> {
+        self.sink.max_size = max_size;
+        self.sink.files.set_max_files(&self.sink.dir, max_files)
+    }
+
+    /// The numbered files kept, oldest first (`<app>.log.NNNNNN`).
+    pub fn rotated(&self) -> Vec<PathBuf> {
+        let sink = &self.sink;
+        sink.files.kept().map(|name| sink.dir.join(&name)).collect()
     }
 
     /// Takes bytes read from one of the app's pipes: writes every line they complete,
@@ -300,8 +322,8 @@ struct Sink {
     file: File,
     size: u64,
     max_size: u64,
-    /// At least 1.
-    max_files: u32,
+    /// The numbered files, and how many are kept.
+    files: Numbered,
     /// At most [`RING_LINES`] entries; it grows with the lines an app prints (most
     /// print a few), so an idle app holds a few hundred bytes, not the whole ring.
     ring: VecDeque<heapless::String<RING_LINE_BYTES>>,
@@ -399,48 +421,19 @@ impl Sink {
         self.ring.push_back(entry);
     }
 
-    /// `<app>.log.N`.
-    fn numbered(&self, n: u32) -> String {
-        format!("{}.{n}", self.name)
-    }
-
-    /// Shifts the files up by one, drops those past `max_files`, and opens a fresh
-    /// `<app>.log`. On an error the file that was open stays open (whatever its name
-    /// now), so the line being written is not lost to a half-done rotation, and the
-    /// next line tries again.
+    /// Numbers the current file (or, with `max_files: 1`, removes it) and opens a
+    /// fresh `<app>.log`. When the rename fails, the file that was open stays open, so
+    /// the line being written is not lost, and the next line tries again; a failed
+    /// removal of the oldest file is tried again at the next rotation.
     fn rotate(&mut self) -> io::Result<()> {
-        let keep = self.max_files - 1; // numbered files after the rotation
-        // Files past the limit, left from a time when max_files was larger (the
-        // oldest kept one is replaced by the rename onto it below).
-        // Links in the directory are removed or replaced, never followed (`hostfs`).
-        let dir = &self.dir;
-        let mut n = keep + 1;
-        while dir.exists(&self.numbered(n)) {
-            dir.remove(&self.numbered(n))?;
-            match n.checked_add(1) {
-                Some(next) => n = next,
-                None => break,
-            }
+        let rotated = self.files.rotate(&self.dir);
+        if rotated.is_err() && self.dir.exists(&self.name) {
+            return rotated; // nothing was renamed
         }
-        if keep == 0 {
-            dir.remove(&self.name)?;
-        } else {
-            // Only the files that are there are shifted (they are numbered from 1 up,
-            // without a gap unless someone removed one), so a large max_files costs
-            // nothing.
-            let mut top = 0;
-            while top < keep - 1 && dir.exists(&self.numbered(top + 1)) {
-                top += 1;
-            }
-            for k in (1..=top).rev() {
-                dir.rename(&self.numbered(k), &self.numbered(k + 1))?;
-            }
-            dir.rename(&self.name, &self.numbered(1))?;
-        }
-        let (file, size) = dir.open_append(&self.name, FILE_MODE)?;
+        let (file, size) = self.dir.open_append(&self.name, FILE_MODE)?;
         self.file = file;
         self.size = size;
-        Ok(())
+        rotated
     }
 }
 

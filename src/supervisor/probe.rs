@@ -2,14 +2,14 @@
 //! of them waits; each gives the loop a descriptor to watch or a child to reap, and the
 //! loop owns the timeout.
 //!
-//! - **tcp** (`healthcheck.tcp: PORT`): [`tcp_connect_in`] starts a connection to
-//!   `127.0.0.1:PORT` from inside the app's network namespace; when the socket is
-//!   writable, [`tcp_result`] says whether it connected.
-//! - **http** (`healthcheck.http: URL`): [`http_target`] gives the address, `Host` and
-//!   path of the URL; connect with [`tcp_connect_addr_in`] as for tcp, send
-//!   [`HttpTarget::request`] when connected, then [`HttpResponse::feed`] every chunk
-//!   read until it gives the status ([`HttpResponse::finish`] at end-of-file);
-//!   [`verdict`]: 2xx and 3xx are healthy.
+//! - **tcp and http** (`healthcheck.tcp: PORT`, `healthcheck.http: URL`):
+//!   [`SocketTarget::of`] says where to connect (`127.0.0.1:PORT`; the URL's own host
+//!   and port), [`SocketProbe::start`] starts the connection from inside the app's
+//!   network namespace, and [`SocketProbe::on_ready`], called each time its socket is
+//!   ready, connects, sends the http request and reads the status line, until it gives
+//!   the outcome. The pieces: [`tcp_connect_addr_in`] and [`tcp_result`] for the
+//!   connection, [`http_target`] for the address, `Host` and path of a URL,
+//!   [`HttpResponse`] for the answer, [`verdict`]: 2xx and 3xx are healthy.
 //! - **exec** (`healthcheck.exec: [CMD...]`): [`spawn_exec`] runs the command inside
 //!   the app's whole sandbox (namespaces, root, cgroup, ids, capabilities,
 //!   `no_new_privs`, seccomp), as the app's own process is, and returns one pid whose exit status is the
@@ -29,7 +29,10 @@ pub use http::{
     HttpError, HttpResponse, HttpTarget, MAX_STATUS_LINE, http_request, http_target, verdict,
 };
 pub use runner::runner_main;
-pub use tcp::{tcp_connect_addr_in, tcp_connect_in, tcp_result};
+pub use tcp::{
+    SocketError, SocketOutcome, SocketProbe, SocketTarget, Wait, tcp_connect_addr_in,
+    tcp_connect_in, tcp_result,
+};
 
 /// A failed call's errno as an I/O error (the caller's context names the call).
 fn from(e: crate::sys::Error) -> io::Error {

@@ -103,7 +103,7 @@ mod tests {
             epoll.add(r.as_fd(), 7, false).unwrap_err(),
             Error::new("epoll_ctl add", libc::EEXIST)
         );
-        fd::write(w.as_fd(), b"x").unwrap();
+        fd::write_all(std::os::fd::AsRawFd::as_raw_fd(&w), b"x").unwrap();
         let mut tokens = Vec::new();
         epoll.wait(&mut tokens).unwrap();
         assert_eq!(tokens, [7]);

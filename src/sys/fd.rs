@@ -28,13 +28,6 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::last("read"))
 }
 
-/// `write(2)` of `bytes`: how many were written.
-pub(crate) fn write(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<usize> {
-    // SAFETY: `bytes` is readable for its length for the call.
-    let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-    usize::try_from(n).map_err(|_| Error::last("write"))
-}
-
 /// Writes all of `bytes` (a handful: a pid for a cgroup's `cgroup.procs` or `tasks`)
 /// to the descriptor number `fd`, retrying on EINTR. For the launched child, which
 /// holds its parent's descriptors as numbers.
@@ -205,7 +198,7 @@ mod tests {
     #[test]
     fn a_pipe_carries_bytes_and_says_end_of_file() {
         let (r, w) = pipe().unwrap();
-        assert_eq!(write(w.as_fd(), b"abc").unwrap(), 3);
+        write_all(w.as_raw_fd(), b"abc").unwrap();
         drop(w);
         let mut buf = [0u8; 8];
         assert_eq!(read(r.as_fd(), &mut buf).unwrap(), 3);

@@ -277,14 +277,21 @@ fn rotates_at_the_size() {
     feed_lines(&mut log, 1..=2);
     assert_eq!(numbered_files(&tmp), ["app.log"]);
     feed_lines(&mut log, 3..=3);
-    assert_eq!(numbered_files(&tmp), ["app.log", "app.log.1"]);
-    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(1..=2));
+    assert_eq!(numbered_files(&tmp), ["app.log", "app.log.000001"]);
+    assert_eq!(content(&tmp, "app.log.000001"), stdout_lines(1..=2));
     assert_eq!(content(&tmp, "app.log"), stdout_lines(3..=3));
     feed_lines(&mut log, 4..=5);
-    assert_eq!(numbered_files(&tmp), ["app.log", "app.log.1", "app.log.2"]);
-    assert_eq!(content(&tmp, "app.log.2"), stdout_lines(1..=2));
-    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(3..=4));
+    assert_eq!(
+        numbered_files(&tmp),
+        ["app.log", "app.log.000001", "app.log.000002"]
+    );
+    assert_eq!(content(&tmp, "app.log.000001"), stdout_lines(1..=2));
+    assert_eq!(content(&tmp, "app.log.000002"), stdout_lines(3..=4));
     assert_eq!(content(&tmp, "app.log"), stdout_lines(5..=5));
+    assert_eq!(
+        log.rotated(),
+        [tmp.0.join("app.log.000001"), tmp.0.join("app.log.000002")]
+    );
 }
 
 #[test]
@@ -292,29 +299,98 @@ fn keeps_at_most_max_files() {
     let tmp = TempDir::new("logs", "max-files");
     let mut log = open(&tmp, 76, 3);
     feed_lines(&mut log, 1..=9);
-    assert_eq!(numbered_files(&tmp), ["app.log", "app.log.1", "app.log.2"]);
-    assert_eq!(content(&tmp, "app.log.2"), stdout_lines(5..=6));
-    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(7..=8));
+    // Rotations 1 to 4; the two newest numbered files are kept.
+    assert_eq!(
+        numbered_files(&tmp),
+        ["app.log", "app.log.000003", "app.log.000004"]
+    );
+    assert_eq!(content(&tmp, "app.log.000003"), stdout_lines(5..=6));
+    assert_eq!(content(&tmp, "app.log.000004"), stdout_lines(7..=8));
     assert_eq!(content(&tmp, "app.log"), stdout_lines(9..=9));
+    // Read in name order, the files are the end of the output in order.
+    let all: String = numbered_files(&tmp)
+        .iter()
+        .skip(1)
+        .chain(["app.log".to_owned()].iter())
+        .map(|name| content(&tmp, name))
+        .collect();
+    assert_eq!(all, stdout_lines(5..=9));
     // The ring still has them all.
     assert_eq!(log.tail(9).len(), 9);
 }
 
 #[test]
+fn a_hundred_files_rotate_in_one_rename_and_one_removal() {
+    let tmp = TempDir::new("logs", "hundred");
+    // Each line rotates: a full set of 99 numbered files, then more rotations. Were
+    // every kept file renamed at each rotation, the inode of the oldest would change.
+    let mut log = open(&tmp, 38, 100);
+    feed_lines(&mut log, 1..=100);
+    assert_eq!(numbered_files(&tmp).len(), 100);
+    let ino = |name: &str| {
+        use std::os::unix::fs::MetadataExt as _;
+        fs::metadata(tmp.0.join(name)).unwrap().ino()
+    };
+    let kept_ino = ino("app.log.000050");
+    feed_lines(&mut log, 101..=140);
+    let names = numbered_files(&tmp);
+    assert_eq!(names.len(), 100);
+    assert_eq!(names[1], "app.log.000041");
+    assert_eq!(names[99], "app.log.000139");
+    assert_eq!(ino("app.log.000050"), kept_ino, "a kept file was not moved");
+    assert_eq!(content(&tmp, "app.log.000050"), stdout_lines(50..=50));
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(140..=140));
+}
+
+#[test]
+fn new_limits_apply_to_an_open_log() {
+    let tmp = TempDir::new("logs", "set-limits");
+    let mut log = open(&tmp, 76, 4);
+    feed_lines(&mut log, 1..=7);
+    assert_eq!(
+        numbered_files(&tmp),
+        [
+            "app.log",
+            "app.log.000001",
+            "app.log.000002",
+            "app.log.000003"
+        ]
+    );
+    // Fewer files: the oldest go at once. A smaller size: the next line rotates.
+    log.set_limits(38, 2).unwrap();
+    assert_eq!(numbered_files(&tmp), ["app.log", "app.log.000003"]);
+    feed_lines(&mut log, 8..=8);
+    assert_eq!(numbered_files(&tmp), ["app.log", "app.log.000004"]);
+    assert_eq!(content(&tmp, "app.log.000004"), stdout_lines(7..=7));
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(8..=8));
+    // More files and a larger size: kept from the next rotation on.
+    log.set_limits(76, 3).unwrap();
+    feed_lines(&mut log, 9..=10);
+    assert_eq!(
+        numbered_files(&tmp),
+        ["app.log", "app.log.000004", "app.log.000005"]
+    );
+    assert_eq!(content(&tmp, "app.log.000005"), stdout_lines(8..=9));
+    assert_eq!(content(&tmp, "app.log"), stdout_lines(10..=10));
+}
+
+#[test]
 fn one_file_starts_over() {
     let tmp = TempDir::new("logs", "one-file");
-    fs::write(tmp.0.join("app.log.1"), "left from max_files: 2").unwrap();
+    fs::write(tmp.0.join("app.log.000001"), "left from max_files: 2").unwrap();
     let mut log = open(&tmp, 76, 1);
+    assert_eq!(numbered_files(&tmp), ["app.log"]);
     feed_lines(&mut log, 1..=5);
     assert_eq!(numbered_files(&tmp), ["app.log"]);
     assert_eq!(content(&tmp, "app.log"), stdout_lines(5..=5));
 }
 
 #[test]
-fn rotation_counts_the_size_found_at_open_and_removes_leftovers() {
+fn rotation_counts_the_size_found_at_open_and_renames_the_old_naming() {
     let tmp = TempDir::new("logs", "reopen");
     fs::write(tmp.0.join("app.log"), "x".repeat(50)).unwrap();
-    // From a time when max_files was 5; and another app's file, left alone.
+    // The old naming (.1 newest), from a time when max_files was 5; and another
+    // app's file, left alone.
     for name in [
         "app.log.1",
         "app.log.2",
@@ -325,13 +401,18 @@ fn rotation_counts_the_size_found_at_open_and_removes_leftovers() {
         fs::write(tmp.0.join(name), name).unwrap();
     }
     let mut log = open(&tmp, 76, 3);
+    assert_eq!(
+        numbered_files(&tmp),
+        ["app.log", "app.log.000001", "app.log.000002", "other.log.1"]
+    );
+    assert_eq!(content(&tmp, "app.log.000001"), "app.log.2");
+    assert_eq!(content(&tmp, "app.log.000002"), "app.log.1");
     feed_lines(&mut log, 1..=1); // 50 + 38 > 76
     assert_eq!(
         numbered_files(&tmp),
-        ["app.log", "app.log.1", "app.log.2", "other.log.1"]
+        ["app.log", "app.log.000002", "app.log.000003", "other.log.1"]
     );
-    assert_eq!(content(&tmp, "app.log.2"), "app.log.1");
-    assert_eq!(content(&tmp, "app.log.1"), "x".repeat(50));
+    assert_eq!(content(&tmp, "app.log.000003"), "x".repeat(50));
     assert_eq!(content(&tmp, "app.log"), stdout_lines(1..=1));
     assert_eq!(content(&tmp, "other.log.1"), "other.log.1");
 }
@@ -339,9 +420,9 @@ fn rotation_counts_the_size_found_at_open_and_removes_leftovers() {
 #[test]
 fn a_failed_rotation_loses_no_line() {
     let tmp = TempDir::new("logs", "rotate-fails");
-    // A non-empty directory where app.log.1 should go: the rename fails.
-    fs::create_dir_all(tmp.0.join("app.log.1/x")).unwrap();
-    let mut log = open(&tmp, 76, 2);
+    let mut log = open(&tmp, 76, 3);
+    // A non-empty directory where app.log.000001 should go: the rename fails.
+    fs::create_dir_all(tmp.0.join("app.log.000001/x")).unwrap();
     feed_lines(&mut log, 1..=2);
     let err = log
         .feed(Stream::Stdout, format!("{}\n", line_n(3)).as_bytes(), t0())
@@ -349,9 +430,9 @@ fn a_failed_rotation_loses_no_line() {
     assert!(err.to_string().starts_with("rename "), "{err}");
     assert_eq!(content(&tmp, "app.log"), stdout_lines(1..=3));
     // Once the way is clear, the next line rotates.
-    fs::remove_dir_all(tmp.0.join("app.log.1")).unwrap();
+    fs::remove_dir_all(tmp.0.join("app.log.000001")).unwrap();
     feed_lines(&mut log, 4..=4);
-    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(1..=3));
+    assert_eq!(content(&tmp, "app.log.000001"), stdout_lines(1..=3));
     assert_eq!(content(&tmp, "app.log"), stdout_lines(4..=4));
 }
 
@@ -360,7 +441,7 @@ fn a_line_larger_than_max_size_gets_a_file_of_its_own() {
     let tmp = TempDir::new("logs", "huge-line");
     let mut log = open(&tmp, 10, 2);
     feed_lines(&mut log, 1..=2);
-    assert_eq!(content(&tmp, "app.log.1"), stdout_lines(1..=1));
+    assert_eq!(content(&tmp, "app.log.000001"), stdout_lines(1..=1));
     assert_eq!(content(&tmp, "app.log"), stdout_lines(2..=2));
 }
 
