@@ -9,6 +9,7 @@
 pub mod app;
 pub mod appstate;
 pub mod core;
+pub mod error;
 pub mod health;
 pub mod install;
 pub mod lifecycle;
@@ -38,16 +39,13 @@ pub(crate) const SIGNALS: [i32; 7] = [
 /// it first does the boot duties, and never returns: once every app is down it
 /// reboots, powers off or halts (as the signal asked; after a fatal error, as
 /// `on_panic` says).
-pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), String> {
+pub fn run(config: Config, apps_dir: PathBuf) -> Result<(), error::SupervisorError> {
     if !crate::pid1::is_init() {
         kmsg(&config, false);
         // As init, a missing directory may appear later (SIGHUP); as a service it is a
         // mistake in the command line or the config.
         if !apps_dir.is_dir() {
-            return Err(format!(
-                "the apps directory {} does not exist",
-                apps_dir.display()
-            ));
+            return Err(error::SupervisorError::NoAppsDir(apps_dir));
         }
         return core::Supervisor::new(config, apps_dir)?.run().map(drop);
     }

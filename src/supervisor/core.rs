@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::app::{self, App, AppId, Source};
+use super::error::{SupervisorError, sys_err};
 use super::lifecycle::{self, Context, Due, Effect, Event, Phase, Then};
 use super::policy::{self, Seen};
 use crate::cgroup::{self, Manager};
@@ -55,8 +56,10 @@ pub struct Supervisor {
     /// PID 1: what to do once every app is down (set by the signal that asked).
     init: bool,
     action: Option<crate::pid1::Action>,
-    /// App cgroups that could not be removed yet (processes still exiting).
-    pub(super) to_remove: Vec<Box<dyn cgroup::Group>>,
+    /// App cgroups that could not be removed yet (their processes are still
+    /// exiting), by app name: the app starts again only once it is gone, so that making
+    /// its new cgroup never waits.
+    pub(super) to_remove: Vec<(String, Box<dyn cgroup::Group>)>,
     /// pidfds of processes in leftover cgroups, by token: when one is readable its
     /// process is gone, and the removals are retried.
     leftovers: HashMap<u64, OwnedFd>,
@@ -71,29 +74,30 @@ pub struct Supervisor {
 impl Supervisor {
     /// Sets up the loop: signals blocked and on a signalfd, the timer, cgroups (with
     /// leftovers of an earlier berth killed), the image store.
-    pub fn new(config: Config, apps_dir: PathBuf) -> Result<Supervisor, String> {
-        let epoll = Epoll::new().map_err(|e| format!("epoll_create1: {e}"))?;
+    pub fn new(config: Config, apps_dir: PathBuf) -> Result<Supervisor, SupervisorError> {
+        let epoll = Epoll::new().map_err(sys_err("create the epoll set"))?;
         let signals = sys::signal::signalfd(&sys::signal::SigSet::of(&super::SIGNALS))
-            .map_err(|e| format!("signalfd: {e}"))?;
-        let timer = Timer::new().map_err(|e| format!("timerfd_create: {e}"))?;
+            .map_err(sys_err("create the signalfd"))?;
+        let timer = Timer::new().map_err(sys_err("create the timerfd"))?;
         epoll
             .add(signals.as_fd(), SIGNALS_TOKEN, false)
-            .map_err(|e| format!("epoll add the signalfd: {e}"))?;
+            .map_err(sys_err("add the signalfd to epoll"))?;
         epoll
             .add(timer.as_fd(), TIMER_TOKEN, false)
-            .map_err(|e| format!("epoll add the timerfd: {e}"))?;
+            .map_err(sys_err("add the timerfd to epoll"))?;
         if std::process::id() != 1 {
-            sys::caps::become_subreaper().map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
+            sys::caps::become_subreaper().map_err(sys_err("become a child subreaper"))?;
         }
         // Before cgroup::system, which may move berth into a cgroup below its own.
-        let own = super::sender::read_own(Path::new("/proc")).map_err(|e| e.to_string())?;
+        let own =
+            super::sender::read_own(Path::new("/proc")).map_err(SupervisorError::OwnCgroup)?;
         let cgroups = cgroup::system_with(config.cgroup_root.as_str(), config.cgroup)
-            .map_err(|e| format!("cgroups: {e}"))?;
+            .map_err(SupervisorError::Cgroups)?;
         let v2 = cgroups.version() == cgroup::Version::V2;
         let root = config.cgroup_root.as_str();
         let guard = super::sender::SignalGuard::new(Path::new("/proc"), &own, root, v2);
-        super::appstate::prepare(&config)?;
-        let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
+        super::appstate::prepare(&config).map_err(SupervisorError::State)?;
+        let store = Store::open(&config.state_dir).map_err(SupervisorError::Store)?;
         let launcher = Launcher::new(&config.state_dir, &config.run_dir)
             .with_reserved(config.reserved(&apps_dir));
         let mut s = Supervisor {
@@ -124,11 +128,8 @@ impl Supervisor {
     /// The cgroups an earlier berth left: everything in them is killed now, and each
     /// is removed once its processes are gone (their pidfds are in the loop; they are
     /// not berth's children, so no SIGCHLD tells).
-    fn kill_leftovers(&mut self) -> Result<(), String> {
-        let existing = self
-            .cgroups
-            .existing()
-            .map_err(|e| format!("cgroups: {e}"))?;
+    fn kill_leftovers(&mut self) -> Result<(), SupervisorError> {
+        let existing = self.cgroups.existing().map_err(SupervisorError::Cgroups)?;
         for (name, group) in existing {
             log::warn!("removing the leftover cgroup of {name} (an earlier berth did not stop it)");
             if let Err(e) = group.kill_all() {
@@ -146,7 +147,7 @@ impl Supervisor {
                 self.leftovers.insert(token, fd);
             }
             if group.remove().is_err() {
-                self.to_remove.push(group);
+                self.to_remove.push((name, group));
             }
         }
         Ok(())
@@ -154,7 +155,7 @@ impl Supervisor {
 
     /// Loads the apps and runs until shut down; as PID 1, returns what the device
     /// should do next.
-    pub fn run(mut self) -> Result<Option<crate::pid1::Action>, String> {
+    pub fn run(mut self) -> Result<Option<crate::pid1::Action>, SupervisorError> {
         log::info!(
             "berth {}: supervising {} (cgroup {:?}{})",
             env!("CARGO_PKG_VERSION"),
@@ -176,7 +177,7 @@ impl Supervisor {
                 self.advance_shutdown();
                 if self.apps.values().all(|a| !a.life.is_up()) {
                     log::info!("all apps stopped; exiting");
-                    self.retry_removals();
+                    self.to_remove.retain(|(_, g)| g.remove().is_err());
                     for root in self.cgroups.roots() {
                         if let Err(e) = std::fs::remove_dir(&root) {
                             log::debug!("remove {}: {e}", root.display());
@@ -188,7 +189,7 @@ impl Supervisor {
             self.arm_timer();
             self.epoll
                 .wait(&mut tokens)
-                .map_err(|e| format!("epoll_wait: {e}"))?;
+                .map_err(sys_err("wait for events (epoll_wait)"))?;
             for &token in &tokens {
                 match token {
                     SIGNALS_TOKEN => {
@@ -407,7 +408,11 @@ impl Supervisor {
             })
         };
         let deps = dependencies(m);
-        let blocked = policy::blocked_by(&deps, &lookup);
+        let blocked = if self.to_remove.iter().any(|(n, _)| n == app.name()) {
+            Some("waiting for the processes left in its cgroup to end".to_owned())
+        } else {
+            policy::blocked_by(&deps, &lookup)
+        };
         let installed = self.store.is_installed(&m.image.sha256);
         Some(Event::Start { blocked, installed })
     }
@@ -427,7 +432,10 @@ impl Supervisor {
             Effect::Launch => {
                 let event = match self.launch(id) {
                     Ok(run) => Event::Launched(run),
-                    Err(e) => Event::LaunchFailed(e),
+                    Err(e) => {
+                        let name = self.apps.get(&id).map_or("", |a| a.name());
+                        Event::LaunchFailed(super::run::strip_name(name, &e.to_string()))
+                    }
                 };
                 queue.push_front(Todo::Event(id, event));
             }
@@ -563,8 +571,22 @@ impl Supervisor {
         }
     }
 
+    /// Retries removing the cgroups whose processes were still exiting; an app that
+    /// waited for its old cgroup to go may start now.
     fn retry_removals(&mut self) {
-        self.to_remove.retain(|g| g.remove().is_err());
+        let before = self.to_remove.len();
+        self.to_remove.retain(|(_, g)| g.remove().is_err());
+        if self.to_remove.len() < before {
+            let waiting: Vec<AppId> = self
+                .apps
+                .values()
+                .filter(|a| matches!(a.life.phase, Phase::Waiting { .. }))
+                .map(|a| a.id)
+                .collect();
+            for id in waiting {
+                self.dispatch(Todo::Start(id));
+            }
+        }
     }
 
     /// Re-reads the apps directory: starts new apps, stops removed ones, restarts

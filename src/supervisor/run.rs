@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use super::app::{self, App, AppId, Pipe, Run, Source};
 use super::core::{Supervisor, unwatch, watch};
+use super::error::StartError;
 use super::lifecycle::Event;
 use super::logs::{AppLog, Stream};
 use crate::cgroup;
@@ -17,12 +18,12 @@ use crate::sys;
 impl Supervisor {
     /// Prepares and launches app `id`; the outcome arrives on its launch channel. The
     /// error is said without the app's name (the table's line has it).
-    pub(super) fn launch(&mut self, id: AppId) -> Result<Run, String> {
+    pub(super) fn launch(&mut self, id: AppId) -> Result<Run, StartError> {
         let join_net = self.network_of(id)?;
         let defaults = self.image_defaults(id)?;
         let reserved = self.config.reserved(&self.apps_dir);
         let Some(app) = self.apps.get_mut(&id) else {
-            return Err("it is gone".into());
+            return Err(StartError::Gone);
         };
         let name = app.life.name().to_owned();
         let m = &app.life.manifest;
@@ -31,13 +32,16 @@ impl Supervisor {
         let refused = reserved.problems(m);
         if !refused.is_empty() {
             let problems: Vec<String> = refused.iter().map(ToString::to_string).collect();
-            return Err(problems.join("; "));
+            return Err(StartError::Reserved(problems));
         }
         // Held from before the launch to the end of the run: `berth gc` leaves it.
         let hold = self
             .store
             .hold(&m.image.sha256)
-            .map_err(|e| format!("image {}: {e}", m.image.resolved.display()))?;
+            .map_err(|source| StartError::Image {
+                path: m.image.resolved.clone(),
+                source,
+            })?;
         app.image_root = self.store.rootfs(&m.image.sha256);
         if app.log.is_none() {
             let mut log = AppLog::open(
@@ -46,7 +50,10 @@ impl Supervisor {
                 m.logs.max_size.bytes(),
                 m.logs.max_files.get(),
             )
-            .map_err(|e| format!("log in {}: {e}", self.config.log_dir.display()))?;
+            .map_err(|source| StartError::Log {
+                dir: self.config.log_dir.clone(),
+                source,
+            })?;
             if self.config.app_logs_to_console {
                 log.echo_to(&name, Box::new(std::io::stderr()));
             }
@@ -54,14 +61,15 @@ impl Supervisor {
         }
         // The manifest's devices as the host has them now; the launch resolves them
         // again for the app's /dev, and a node that changed meanwhile finds no rule.
-        let nodes = crate::launch::devices::resolve(&name, &m.devices)?;
+        let nodes =
+            crate::launch::devices::resolve(&name, &m.devices).map_err(StartError::Devices)?;
         let confinement = cgroup::Confinement {
             resources: &m.resources,
             devices: &crate::launch::devices::rules(&nodes),
             default_pids: Some(self.config.default_pids),
         };
         let mut group = cgroup::create_confined(&*self.cgroups, &name, &confinement)
-            .map_err(|e| e.to_string())?;
+            .map_err(StartError::Cgroup)?;
         let oom = match group.oom_watch() {
             Ok(w) => Some(w),
             Err(e) => {
@@ -85,7 +93,7 @@ impl Supervisor {
                 if let Err(r) = group.remove() {
                     log::debug!("{name}: {r}");
                 }
-                strip_name(&name, &e.to_string())
+                StartError::Launch(e)
             })?;
         let oom_before = group.usage().oom_kills;
         if app.hold.is_none() {
@@ -101,7 +109,7 @@ impl Supervisor {
             app::token(id, Source::Channel),
             false,
         )
-        .map_err(|e| format!("epoll add its launch channel: {e}"))?;
+        .map_err(StartError::Watch)?;
         let oom =
             oom.and_then(
                 |w| match self.epoll.add(w.fd(), app::token(id, Source::Oom), false) {
@@ -125,21 +133,27 @@ impl Supervisor {
     }
 
     /// What the store recorded about the app's image, read once per image.
-    fn image_defaults(&mut self, id: AppId) -> Result<ImageDefaults, String> {
+    fn image_defaults(&mut self, id: AppId) -> Result<ImageDefaults, StartError> {
         let Some(app) = self.apps.get(&id) else {
-            return Err("it is gone".into());
+            return Err(StartError::Gone);
         };
         let digest = &app.manifest().image.sha256;
         if let Some(d) = self.images.get(digest) {
             return Ok(d.clone());
         }
-        let info = self.store.info(digest).map_err(|e| e.to_string())?;
+        let info = self
+            .store
+            .info(digest)
+            .map_err(|source| StartError::Image {
+                path: app.manifest().image.resolved.clone(),
+                source,
+            })?;
         self.images.insert(digest.clone(), info.defaults.clone());
         Ok(info.defaults)
     }
 
     /// `container:<app>`: that app's network namespace (it runs: a dependency).
-    fn network_of(&self, id: AppId) -> Result<Option<OwnedFd>, String> {
+    fn network_of(&self, id: AppId) -> Result<Option<OwnedFd>, StartError> {
         let Some(app) = self.apps.get(&id) else {
             return Ok(None);
         };
@@ -149,11 +163,11 @@ impl Supervisor {
         let pid = self
             .by_name(other.as_str())
             .and_then(App::pid)
-            .ok_or_else(|| format!("{other} is not running, and it uses {other}'s network"))?;
+            .ok_or_else(|| StartError::NetworkOwner(other.as_str().to_owned()))?;
         let path = format!("/proc/{pid}/ns/net");
         std::fs::File::open(&path)
             .map(|f| Some(f.into()))
-            .map_err(|e| format!("open {path}: {e}"))
+            .map_err(|source| StartError::OwnerNamespace { path, source })
     }
 
     /// The launch channel is readable (or the process ended first): exec'd, or failed.
@@ -271,13 +285,13 @@ impl Supervisor {
             log::warn!("{name}: {e}");
         }
         if run.group.remove().is_err() {
-            self.to_remove.push(run.group);
+            self.to_remove.push((name, run.group));
         }
     }
 }
 
 /// A launch error says which app it is about; the table's line says it already.
-fn strip_name(name: &str, text: &str) -> String {
+pub(super) fn strip_name(name: &str, text: &str) -> String {
     text.strip_prefix(name)
         .and_then(|t| t.strip_prefix(": "))
         .unwrap_or(text)
