@@ -44,16 +44,7 @@ fn failed(action: &str, path: &Path, e: impl Into<io::Error>) -> io::Error {
 }
 
 fn kind_of(stat: &FileStat) -> &'static str {
-    match SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) {
-        SFlag::S_IFREG => "a regular file",
-        SFlag::S_IFDIR => "a directory",
-        SFlag::S_IFLNK => "a symbolic link",
-        SFlag::S_IFIFO => "a FIFO",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR => "a character device",
-        SFlag::S_IFBLK => "a block device",
-        _ => "of an unknown type",
-    }
+    crate::input::kind_of(stat.st_mode)
 }
 
 fn is(stat: &FileStat, kind: SFlag) -> bool {

@@ -9,9 +9,9 @@
 //! `fstat` found: a file that grows while it is read is not followed.
 
 use std::fmt;
-use std::fs::{File, FileType, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -96,25 +96,19 @@ pub const KINDS: [&str; 8] = [
     "of an unknown type",
 ];
 
-/// What a file type is, for messages: "a FIFO", "a character device".
-pub fn kind_of(t: FileType) -> &'static str {
+/// What a file is, for messages, from its `st_mode` (the `S_IFMT` bits): "a FIFO", "a
+/// character device".
+pub fn kind_of(mode: u32) -> &'static str {
     let [file, dir, link, fifo, socket, chr, blk, unknown] = KINDS;
-    if t.is_file() {
-        file
-    } else if t.is_dir() {
-        dir
-    } else if t.is_symlink() {
-        link
-    } else if t.is_fifo() {
-        fifo
-    } else if t.is_socket() {
-        socket
-    } else if t.is_char_device() {
-        chr
-    } else if t.is_block_device() {
-        blk
-    } else {
-        unknown
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => file,
+        libc::S_IFDIR => dir,
+        libc::S_IFLNK => link,
+        libc::S_IFIFO => fifo,
+        libc::S_IFSOCK => socket,
+        libc::S_IFCHR => chr,
+        libc::S_IFBLK => blk,
+        _ => unknown,
     }
 }
 
@@ -125,22 +119,22 @@ pub fn open(path: &Path) -> Result<Input, InputError> {
         path: path.to_owned(),
         source,
     };
-    let regular = |t: FileType| match t.is_file() {
+    let regular = |meta: &std::fs::Metadata| match meta.file_type().is_file() {
         true => Ok(()),
         false => Err(InputError::NotRegular {
             path: path.to_owned(),
-            kind: kind_of(t),
+            kind: kind_of(meta.mode()),
         }),
     };
     // Before opening: a device is never opened (opening one can act on it).
-    regular(std::fs::metadata(path).map_err(io)?.file_type())?;
+    regular(&std::fs::metadata(path).map_err(io)?)?;
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(io)?;
     let meta = file.metadata().map_err(io)?;
-    regular(meta.file_type())?;
+    regular(&meta)?;
     let flags = fcntl(&file, FcntlArg::F_GETFL).map_err(|e| io(e.into()))?;
     let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
     fcntl(&file, FcntlArg::F_SETFL(flags)).map_err(|e| io(e.into()))?;

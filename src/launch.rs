@@ -371,35 +371,25 @@ impl Launching {
     /// Waits for the outcome. A child that failed is reaped here, and its exit status
     /// is in the error.
     pub fn finish(self) -> Result<Running, LaunchError> {
-        let report = channel::read_report(&self.channel);
-        let report = match report {
-            Ok(None) => {
-                return Ok(Running {
-                    pid: self.pid,
-                    stdout: self.stdout,
-                    stderr: self.stderr,
-                    sandbox: self.sandbox,
-                    env: self.env,
-                });
+        let pid = self.pid;
+        match self.settle() {
+            Ok(running) => Ok(running),
+            Err(LaunchError::Child {
+                app,
+                step,
+                source,
+                status,
+            }) => Err(LaunchError::Child {
+                status: reap(pid).unwrap_or(status),
+                app,
+                step,
+                source,
+            }),
+            Err(e) => {
+                reap(pid);
+                Err(e)
             }
-            Ok(Some(report)) => report,
-            Err(source) => {
-                kill_and_reap(self.pid);
-                return Err(LaunchError::Host {
-                    app: self.app,
-                    what: "read the launch report".into(),
-                    source,
-                });
-            }
-        };
-        let status =
-            reap(self.pid).unwrap_or_else(|| child::exit_status(report.step, report.errno));
-        Err(LaunchError::Child {
-            step: self.describe(report),
-            app: self.app,
-            source: io::Error::from_raw_os_error(report.errno),
-            status,
-        })
+        }
     }
 
     /// The outcome, for an event loop, once the channel is readable: like
@@ -419,8 +409,9 @@ impl Launching {
             }
             Ok(Some(report)) => report,
             Err(source) => {
-                // SAFETY: plain integer arguments; `pid` is our own child, not reaped.
-                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                if let Err(e) = sys::process::kill(self.pid, libc::SIGKILL) {
+                    log::debug!("kill launch child {}: {e}", self.pid);
+                }
                 return Err(LaunchError::Host {
                     app: self.app,
                     what: "read the launch report".into(),

@@ -312,7 +312,10 @@ fn a_link_out_of_dev_is_refused_at_launch() {
             &app(&["open", "/dev/null"], "devices: [/dev/fd]\n"),
         )],
     );
-    let line = b.expect("linker: device /dev/fd resolves to /proc/", 30);
+    let line = b.expect(
+        "linker could not start: device /dev/fd resolves to /proc/",
+        30,
+    );
     assert!(line.contains(", which is not under /dev"), "{line}");
     assert_eq!(printed(&b, "linker"), Vec::<String>::new(), "linker ran");
     assert_eq!(b.stop(20), 0);

@@ -209,7 +209,7 @@ fn a_link_planted_in_the_run_directory_is_not_written_through() {
     b.spawn(&[]);
     b.expect(
         &format!(
-            "web: launch failed: write the app's /etc files: write {}/hosts: it is a symbolic link, not a regular file",
+            "web could not start: launch failed: write the app's /etc files: write {}/hosts: it is a symbolic link, not a regular file",
             etc.display()
         ),
         20,

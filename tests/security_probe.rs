@@ -152,7 +152,8 @@ fn a_probe_program_the_app_replaced_cannot_reach_the_hosts_disk() {
         &[("evil", &format!("command: [probe, sleep]\n{hc}"))],
     );
     b.expect("evil: running", 20);
-    b.expect("evil: unhealthy", 20);
+    // Restarted for it (on_unhealthy: restart), said once it is down.
+    b.expect("evil unhealthy: exec ", 20);
     let result = fs::read_to_string(upper(&b, "evil").join("tmp/mknod-result")).unwrap();
     assert_eq!(result, "mknod EPERM", "the probe has no CAP_MKNOD");
     assert_eq!(b.stop(20), 0);

@@ -383,26 +383,9 @@ pub fn install_main(args: Vec<OsString>) -> ! {
 
 /// Closes every descriptor above stderr.
 fn close_inherited() {
-    // SAFETY: plain integer arguments; nothing in this process uses a descriptor
-    // above 2 yet (Rust's std opens none of its own before main).
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    if ret == 0 {
-        return;
-    }
-    // Before Linux 5.9: one by one, as /proc lists them.
-    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|dir| {
-            dir.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .filter(|&fd| fd > 2)
-                .collect()
-        })
-        .unwrap_or_default();
-    for fd in fds {
-        // SAFETY: as above; the directory's own descriptor is closed already, so
-        // closing a number that no longer names anything fails harmlessly.
-        unsafe { libc::close(fd) };
-    }
+    // Nothing in this process uses a descriptor above 2 yet (Rust's std opens none of
+    // its own before main).
+    crate::sys::fd::close_except(&mut [0, 1, 2]);
 }
 
 /// The install process's arguments.

@@ -328,8 +328,12 @@ pub fn step<R: Resources>(
             fx.push(Effect::Launch);
             Phase::Preparing
         }
-        (Phase::Preparing, Event::InstallDone(Err(why)) | Event::LaunchFailed(why)) => {
+        (Phase::Preparing, Event::InstallDone(Err(why))) => {
             ended(app, &mut fx, ExitKind::Failure, why, now, ctx)
+        }
+        (Phase::Preparing, Event::LaunchFailed(why)) => {
+            let reason = format!("could not start: {why}");
+            ended(app, &mut fx, ExitKind::Failure, reason, now, ctx)
         }
         (Phase::Preparing, Event::Launched(run)) => Phase::Starting { run },
         (Phase::Starting { run }, Event::Execd { pid }) => {

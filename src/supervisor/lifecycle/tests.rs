@@ -470,7 +470,7 @@ fn a_launch_that_fails_before_spawn_counts_from_its_own_attempt() {
                 .unwrap_or_default()
                 .split("; ")
                 .next(),
-            Some("WARN web no /dev/ttyX after 0ms")
+            Some("WARN web could not start: no /dev/ttyX after 0ms")
         );
         let Phase::Backoff { until, .. } = app.phase else {
             panic!("{}", app.phase.name());
