@@ -408,9 +408,9 @@ fn gc_removes_only_unreferenced_images_that_nothing_mounts() {
 // The install job: berth's own unpack in a child process, reporting on a pipe.
 
 use berth::image::Limits;
-use berth::image::install::{InstallJob, Progress, Report};
+use berth::image::install::{Done, InstallJob, Progress, Report};
 use berth::image::layout::Platform;
-use berth::image::store::{Installed, Store};
+use berth::image::store::Store;
 use berth::manifest::types::Digest;
 
 /// Starts a job installing `file` into the store under `state`, by `exe`.
@@ -430,7 +430,7 @@ fn spawn_job(exe: &Path, state: &Path, file: &str, sha: &str) -> InstallJob {
 
 /// Reads reports until the child closes the pipe (waiting in poll, as the loop does
 /// in epoll), then reaps it as the supervisor would: the reports and the result.
-fn run_job(mut job: InstallJob) -> (Vec<Report>, Result<Installed, berth::image::ImageError>) {
+fn run_job(mut job: InstallJob) -> (Vec<Report>, Result<Done, berth::image::ImageError>) {
     use std::os::fd::AsRawFd as _;
     let mut reports = Vec::new();
     while !job.at_eof() {
@@ -490,14 +490,12 @@ fn a_job_installs_and_reports_its_progress() {
     assert_eq!(reports.last(), Some(&Report::Finished));
     let store = Store::open(&state).unwrap();
     let digest: Digest = sha.parse().unwrap();
-    match result.unwrap() {
-        Installed::Fresh(rootfs, unpacked) => {
-            assert_eq!(rootfs, store.rootfs(&digest));
-            assert_eq!(unpacked.report.entries, 201);
-            assert_eq!(unpacked.file_size, total);
+    assert_eq!(
+        result.unwrap(),
+        Done::Installed {
+            format: "rootfs tar".into()
         }
-        other => panic!("{other:?}"),
-    }
+    );
     assert!(store.is_installed(&digest));
     assert_eq!(store.info(&digest).unwrap().format, "rootfs tar");
     assert_eq!(

@@ -46,6 +46,7 @@ fn a_launch_that_fails_before_its_process_backs_off_doubling_from_zero_uptime() 
             line.contains("ghost could not install its image: cannot open image "),
             "{line}"
         );
+        assert!(!line.contains("ghost ghost"), "{line}");
     }
     assert_eq!(b.stop(20), 0);
 }
@@ -190,4 +191,54 @@ fn an_init_that_cannot_get_its_stop_signal_is_killed_at_once() {
         20,
     );
     assert_eq!(b.wait_exit(5).code(), Some(0));
+}
+
+#[test]
+fn a_fifo_manifest_and_a_device_image_never_stop_the_loop() {
+    let mut b = Berth::prepare("badpaths", &[("good", "command: [probe, sleep]\n")], "");
+    // A FIFO among the manifests: opening it would wait for a writer forever.
+    let fifo = b.tmp.join("apps/fifo.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a plain mkfifo of a path in the test's own directory.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    // An image that is /dev/zero: read, it never ends.
+    fs::write(
+        b.tmp.join("apps/zero.yaml"),
+        format!(
+            "name: zero\nimage: {{ path: /dev/zero, sha256: {} }}\nrestart: {{ policy: never }}\n",
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        ),
+    )
+    .unwrap();
+    b.spawn(&[]);
+    let line = b.expect("fifo.yaml", 20);
+    assert!(line.contains("not a regular file (a FIFO)"), "{line}");
+    let zero = b.expect("zero could not install its image: ", 20);
+    assert!(
+        zero.contains("/dev/zero is not a regular file (a character device)"),
+        "{zero}"
+    );
+    b.expect("good: running", 20);
+    // And it still answers SIGTERM.
+    assert_eq!(b.stop(20), 0);
+}
+
+#[test]
+fn exit_lines_name_the_app_once_and_a_clean_never_exit_is_information() {
+    let mut b = Berth::start(
+        "wording",
+        &[(
+            "once",
+            "command: [probe, exit, \"0\"]\nrestart: { policy: never }\n",
+        )],
+    );
+    let line = b.expect("once exited with status 0", 20);
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.ends_with("; not restarted (restart: never)"), "{line}");
+    assert!(
+        !b.seen.iter().any(|l| l.contains("once once")),
+        "{:#?}",
+        b.seen
+    );
+    assert_eq!(b.stop(20), 0);
 }

@@ -140,7 +140,7 @@ fn a_link_planted_in_the_log_directory_is_not_written_through() {
     b.spawn(&[]);
     b.expect(
         &format!(
-            "web: log in {l}: open {l}/web.log: it is a symbolic link, and berth does not follow links here",
+            "web could not start: log in {l}: open {l}/web.log: it is a symbolic link, and berth does not follow links here",
             l = logs.display()
         ),
         20,
@@ -436,7 +436,9 @@ fn an_images_passwd_must_be_a_small_regular_file_inside_it() {
             format!("name: {tag}\nimage: {{ path: {file}, sha256: {sha} }}\nrestart: {{ policy: never }}\n"),
         )
         .unwrap();
-        expected.push(format!("{tag}: image user \"app\": {error}"));
+        expected.push(format!(
+            "{tag} could not start: image user \"app\": {error}"
+        ));
     }
     b.spawn(&[]);
     let needles: Vec<&str> = expected.iter().map(String::as_str).collect();

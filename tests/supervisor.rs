@@ -219,7 +219,9 @@ fn an_app_ignoring_its_stop_signal_is_killed_after_the_timeout() {
         "stop-timeout",
         &[(
             "deaf",
-            "command: [probe, stubborn]\nstop: { timeout: 300ms }\n",
+            // Not a pid namespace's init (which would not get the signal at all, and
+            // is killed at once): it ignores SIGTERM itself.
+            "command: [probe, stubborn]\nnamespaces: [mount, uts, ipc, net]\nstop: { timeout: 300ms }\n",
         )],
     );
     b.expect("deaf: running", 20);

@@ -8,40 +8,39 @@
 //! nothing of the supervisor's state, and it is the same in tests (whose harness is
 //! multi-threaded, where a forked child could only make async-signal-safe calls).
 //!
-//! - **Descriptors**: the child gets the pipe as its stdout, `/dev/null` as stdin and
-//!   the supervisor's stderr (where a panic message goes); it closes every other
-//!   descriptor it might have inherited before it does anything (berth opens its
+//! - **Descriptors**: the child gets the pipe as descriptor 3, an empty environment
+//!   and berth's stdin, stdout and stderr (where a panic message goes); it closes every
+//!   other descriptor it might have inherited before it does anything (berth opens its
 //!   own close-on-exec, but one opened without would reach an image's unpacker).
 //! - **Parent death**: the child gets SIGKILL when the thread that spawned it dies
 //!   (`PR_SET_PDEATHSIG`, checked against the parent's pid passed in, for a parent
 //!   that died before the call). It then leaves only its locked temporary directory,
 //!   which the next [`Store::open`] deletes.
-//! - **Reports**: frames of a 4-byte little-endian length and a YAML [`Message`]:
-//!   progress (bytes read of the image file, and its size) at most once a second and
-//!   once at the end, then the result: the [`Unpacked`] report, or the error, whose
-//!   text is that of the same error in-process. The exit status is 0 once the result
-//!   is written.
+//! - **Reports**: lines of text. `progress READ TOTAL` (bytes read of the image file,
+//!   and its size) at most once a second and once at the end, then the result:
+//!   `already`, `installed FORMAT`, or `failed MESSAGE` with the text of the error
+//!   (which reads as the same error met in-process). The exit status is 0 once the
+//!   result is written. Lines, not a serialised structure: the parent needs no more
+//!   than this (the image's defaults are in the store's record), and a format for
+//!   structures would cost the board's binary tens of kilobytes.
 //! - **Reaping**: the job never waits; the caller reaps the pid (with its other
 //!   children) and hands the wait status to [`InstallJob::finish`].
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::process::CommandExt as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use serde::{Deserialize, Serialize};
 
 use super::layout::Platform;
 use super::store::{Installed, Store};
-use super::{ImageError, Limits, Unpacked};
+use super::{ImageError, Limits};
 use crate::manifest::types::Digest;
 use crate::manifest::units::Size;
+use crate::sys;
 
 /// `argv[0]` of berth's executable started as an install process.
 pub const ARGV0: &str = "berth-install";
@@ -53,11 +52,14 @@ pub const SELF_EXE: &str = "/proc/self/exe";
 /// Least time between two progress reports.
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-/// The largest frame a job accepts (a result with a long error text is far smaller).
-const MAX_FRAME: usize = 1 << 20;
+/// The longest report line a job accepts (an error's text is far shorter).
+const MAX_LINE: usize = 64 * 1024;
+
+/// The descriptor the child writes its reports to.
+const REPORT_FD: i32 = 3;
 
 /// Bytes of the image file read so far, of its size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     pub read: u64,
     pub total: u64,
@@ -94,15 +96,13 @@ pub enum Report {
     Finished,
 }
 
-/// One frame on the pipe. (Tagged inside: serde_yaml writes no enum in an enum.)
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "message")]
-enum Message {
-    Progress(Progress),
+/// What an install did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
     /// Installed by another process meanwhile: nothing was unpacked.
     Already,
-    Installed(Box<Unpacked>),
-    Failed(WireError),
+    /// Unpacked now; the image's format as `berth unpack` names it.
+    Installed { format: String },
 }
 
 /// An install running in a child process.
@@ -110,11 +110,10 @@ enum Message {
 pub struct InstallJob {
     pid: i32,
     pipe: File,
-    /// Bytes of a frame not complete yet.
+    /// Bytes of a line not complete yet.
     partial: Vec<u8>,
     eof: bool,
-    result: Option<Result<Installed, ImageError>>,
-    rootfs: PathBuf,
+    result: Option<Result<Done, ImageError>>,
 }
 
 impl InstallJob {
@@ -129,53 +128,59 @@ impl InstallJob {
         limits: &Limits,
         platform: &Platform,
     ) -> Result<InstallJob, ImageError> {
-        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ImageError::Io {
-            action: "make a pipe for the install of".into(),
+        let io = |action: &'static str| {
+            move |e: sys::Error| ImageError::Io {
+                action: action.into(),
+                path: file.to_owned(),
+                source: e.into(),
+            }
+        };
+        let (read, write) = sys::fd::pipe().map_err(io("make a pipe for the install of"))?;
+        sys::fd::nonblocking(read.as_fd()).map_err(io("make a pipe for the install of"))?;
+        let flag = |on: bool| if on { "1" } else { "0" };
+        let text = |s: &str| CString::new(s).unwrap_or_default();
+        let path = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
+        let args: Vec<CString> = vec![
+            text(ARGV0),
+            text(&std::process::id().to_string()),
+            path(store.dir()),
+            path(file),
+            text(digest.as_str()),
+            text(&limits.max_size.bytes().to_string()),
+            text(&limits.max_entries.to_string()),
+            text(flag(limits.allow_devices)),
+            text(flag(limits.allow_setuid)),
+            text(&platform.os),
+            text(&platform.architecture),
+            text(platform.variant.as_deref().unwrap_or_default()),
+        ];
+        let argv: Vec<*const libc::c_char> = args
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        let pid = sys::process::spawn(
+            &path(exe),
+            &argv,
+            &envp,
+            Some(write.as_fd()),
+            &sys::signal::SigSet::of(&[]),
+        )
+        .map_err(|e| ImageError::Io {
+            action: format!("start {} to install", exe.display()).into(),
             path: file.to_owned(),
             source: e.into(),
         })?;
-        set_nonblocking(read.as_fd()).map_err(|source| ImageError::Io {
-            action: "make a pipe for the install of".into(),
-            path: file.to_owned(),
-            source,
-        })?;
-        let flag = |on: bool| if on { "1" } else { "0" };
-        let args: Vec<OsString> = vec![
-            std::process::id().to_string().into(),
-            store.dir().into(),
-            file.into(),
-            digest.as_str().into(),
-            limits.max_size.bytes().to_string().into(),
-            limits.max_entries.to_string().into(),
-            flag(limits.allow_devices).into(),
-            flag(limits.allow_setuid).into(),
-            platform.os.clone().into(),
-            platform.architecture.clone().into(),
-            platform.variant.clone().unwrap_or_default().into(),
-        ];
-        let child = Command::new(exe)
-            .arg0(ARGV0)
-            .args(args)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(write))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|source| ImageError::Io {
-                action: format!("start {} to install", exe.display()).into(),
-                path: file.to_owned(),
-                source,
-            })?;
-        // The Command (and with it the write end) is gone: end of file on the pipe
-        // means the child and only it has closed it. The child is not waited for here.
-        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        // The write end is closed here: end of file on the pipe means the child and
+        // only it has closed it. The child is not waited for here.
+        drop(write);
         Ok(InstallJob {
             pid,
             pipe: File::from(read),
             partial: Vec::new(),
             eof: false,
             result: None,
-            rootfs: store.rootfs(digest),
         })
     }
 
@@ -194,7 +199,7 @@ impl InstallJob {
     }
 
     /// Reads what the pipe holds now, without blocking: the whole reports in it, in
-    /// order. A report cut short stays buffered for the next call.
+    /// order. A line cut short stays buffered for the next call.
     pub fn read_reports(&mut self) -> Vec<Report> {
         let mut buf = [0u8; 4096];
         while !self.eof {
@@ -212,33 +217,31 @@ impl InstallJob {
             }
         }
         let mut reports = Vec::new();
-        loop {
-            match take_frame(&mut self.partial) {
-                Ok(None) => break,
-                Ok(Some(Message::Progress(p))) => reports.push(Report::Progress(p)),
-                Ok(Some(message)) => {
-                    let result = match message {
-                        Message::Already => Ok(Installed::Already(self.rootfs.clone())),
-                        Message::Installed(unpacked) => {
-                            Ok(Installed::Fresh(self.rootfs.clone(), unpacked))
-                        }
-                        Message::Failed(e) => Err(e.into()),
-                        Message::Progress(_) => continue,
-                    };
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let line = String::from_utf8_lossy(line.get(..end).unwrap_or_default());
+            match parse(&line) {
+                Some(Line::Progress(p)) => reports.push(Report::Progress(p)),
+                Some(Line::Result(result)) => {
                     if self.result.is_none() {
                         self.result = Some(result);
                         reports.push(Report::Finished);
                     }
                 }
-                Err(why) => {
+                None => {
                     if self.result.is_none() {
                         reports.push(Report::Finished);
                     }
-                    self.fail(why);
-                    self.partial.clear();
-                    break;
+                    self.fail(format!("an unreadable report: {line:?}"));
                 }
             }
+        }
+        if self.partial.len() > MAX_LINE {
+            if self.result.is_none() {
+                reports.push(Report::Finished);
+            }
+            self.fail(format!("a report longer than {MAX_LINE} bytes"));
+            self.partial.clear();
         }
         reports
     }
@@ -251,7 +254,7 @@ impl InstallJob {
 
     /// The install's result, once the caller has reaped [`pid`](Self::pid) with
     /// `wait_status` (as `waitpid` gives it). Reads what is left on the pipe first.
-    pub fn finish(mut self, wait_status: i32) -> Result<Installed, ImageError> {
+    pub fn finish(mut self, wait_status: i32) -> Result<Done, ImageError> {
         self.read_reports();
         if let Some(result) = self.result.take() {
             return result;
@@ -272,40 +275,45 @@ impl InstallJob {
     }
 }
 
-fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
+/// One report line, read.
+enum Line {
+    Progress(Progress),
+    Result(Result<Done, ImageError>),
 }
 
-/// The first whole frame of `buf`, removed from it.
-fn take_frame(buf: &mut Vec<u8>) -> Result<Option<Message>, String> {
-    let Some(head) = buf.first_chunk::<4>() else {
-        return Ok(None);
-    };
-    let len = u32::from_le_bytes(*head) as usize;
-    if len > MAX_FRAME {
-        return Err(format!("a report of {len} bytes, more than {MAX_FRAME}"));
+fn parse(line: &str) -> Option<Line> {
+    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+    Some(match word {
+        "progress" => {
+            let (read, total) = rest.split_once(' ')?;
+            Line::Progress(Progress {
+                read: read.parse().ok()?,
+                total: total.parse().ok()?,
+            })
+        }
+        "already" if rest.is_empty() => Line::Result(Ok(Done::Already)),
+        "installed" if !rest.is_empty() => Line::Result(Ok(Done::Installed {
+            format: rest.to_owned(),
+        })),
+        "failed" => Line::Result(Err(ImageError::Reported {
+            message: rest.to_owned(),
+        })),
+        _ => return None,
+    })
+}
+
+/// The report line of `progress`.
+fn progress_line(p: Progress) -> String {
+    format!("progress {} {}\n", p.read, p.total)
+}
+
+/// The report line of a result (an error's text on one line).
+fn result_line(result: &Result<Installed, ImageError>) -> String {
+    match result {
+        Ok(Installed::Already(_)) => "already\n".to_owned(),
+        Ok(Installed::Fresh(_, unpacked)) => format!("installed {}\n", unpacked.format),
+        Err(e) => format!("failed {}\n", e.to_string().replace('\n', " ")),
     }
-    let Some(body) = buf.get(4..4 + len) else {
-        return Ok(None);
-    };
-    let message = std::str::from_utf8(body)
-        .map_err(|e| e.to_string())
-        .and_then(|text| serde_yaml::from_str(text).map_err(|e| e.to_string()))
-        .map_err(|e| format!("an unreadable report: {e}"));
-    buf.drain(..4 + len);
-    message.map(Some)
-}
-
-fn frame(message: &Message) -> Vec<u8> {
-    // Serialising these plain types cannot fail; an empty frame would be refused by
-    // the reader as unreadable, and the job reports that.
-    let text = serde_yaml::to_string(message).unwrap_or_default();
-    let mut out = Vec::with_capacity(4 + text.len());
-    out.extend_from_slice(&u32::try_from(text.len()).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-    out
 }
 
 /// Whether a progress report is due at `now`: at most one per [`REPORT_EVERY`].
@@ -330,20 +338,21 @@ pub const EXIT_SETUP: i32 = 125;
 
 /// The install process's whole life, from `main` when started as [`ARGV0`] with
 /// `args` (those after `argv[0]`): `PARENT STORE_DIR FILE DIGEST MAX_SIZE MAX_ENTRIES
-/// DEVICES SETUID OS ARCH VARIANT`.
+/// DEVICES SETUID OS ARCH VARIANT`, and its report pipe as descriptor 3.
 pub fn install_main(args: Vec<OsString>) -> ! {
     let Some(job) = ChildArgs::parse(&args) else {
         std::process::exit(EXIT_SETUP);
     };
     // Dies with the supervisor; if it died already, this process is an orphan.
-    if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err()
-        || nix::unistd::getppid().as_raw() != job.parent
+    if sys::caps::set_parent_death_signal(libc::SIGKILL).is_err()
+        || sys::process::getppid() != job.parent
     {
         std::process::exit(EXIT_SETUP);
     }
-    close_inherited();
+    // Nothing in this process uses a descriptor above 3 yet (Rust's std opens none of
+    // its own before main).
+    sys::fd::close_except(&mut [0, 1, 2, REPORT_FD]);
     let store = Store::at(job.store);
-    let mut out = io::stdout().lock();
     let mut throttle = Throttle {
         last: Instant::now(),
     };
@@ -353,8 +362,7 @@ pub fn install_main(args: Vec<OsString>) -> ! {
         if throttle.due(Instant::now()) {
             // A report that cannot be written (the parent gone) ends this process
             // with the pipe's SIGPIPE; an error here changes nothing.
-            let _ = out.write_all(&frame(&Message::Progress(last)));
-            let _ = out.flush();
+            let _ = sys::fd::write_all(REPORT_FD, progress_line(last).as_bytes());
         }
     };
     let result = store.install_with(
@@ -364,28 +372,15 @@ pub fn install_main(args: Vec<OsString>) -> ! {
         &job.platform,
         &mut report,
     );
-    let message = match result {
-        Ok(Installed::Already(_)) => Message::Already,
-        Ok(Installed::Fresh(_, unpacked)) => Message::Installed(unpacked),
-        Err(e) => Message::Failed(WireError::from(&e)),
-    };
-    let mut bytes = Vec::new();
+    let mut text = String::new();
     if last.total > 0 || last.read > 0 {
-        bytes = frame(&Message::Progress(last));
+        text = progress_line(last);
     }
-    bytes.extend(frame(&message));
-    let mut out = io::stdout().lock();
-    match out.write_all(&bytes).and_then(|()| out.flush()) {
+    text.push_str(&result_line(&result));
+    match sys::fd::write_all(REPORT_FD, text.as_bytes()) {
         Ok(()) => std::process::exit(0),
         Err(_) => std::process::exit(EXIT_SETUP),
     }
-}
-
-/// Closes every descriptor above stderr.
-fn close_inherited() {
-    // Nothing in this process uses a descriptor above 2 yet (Rust's std opens none of
-    // its own before main).
-    crate::sys::fd::close_except(&mut [0, 1, 2]);
 }
 
 /// The install process's arguments.
@@ -440,218 +435,6 @@ impl ChildArgs {
                 variant: (!variant.is_empty()).then_some(variant),
             },
         })
-    }
-}
-
-/// An [`ImageError`] on the pipe: every field that its message shows, so the error
-/// made again in the parent reads exactly as in the child.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "error")]
-enum WireError {
-    Io {
-        action: String,
-        path: PathBuf,
-        source: WireIo,
-    },
-    Entry {
-        path: String,
-        offset: u64,
-        why: String,
-    },
-    Corrupt {
-        last: Option<String>,
-        offset: u64,
-        source: WireIo,
-    },
-    TooLarge {
-        limit: u64,
-    },
-    TooManyEntries {
-        limit: u64,
-    },
-    DigestMismatch {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
-    BlobMismatch {
-        what: String,
-        expected: String,
-        actual: String,
-    },
-    Format {
-        why: String,
-    },
-    NoPlatform {
-        wanted: String,
-        available: Vec<String>,
-    },
-    NotRegular {
-        path: PathBuf,
-        kind: String,
-    },
-    Held {
-        digest: String,
-    },
-    InstallKilled {
-        signal: i32,
-    },
-    InstallFailed {
-        why: String,
-    },
-}
-
-/// An `io::Error`: its errno if it has one (made again, it reads the same), else its
-/// message.
-#[derive(Debug, Serialize, Deserialize)]
-struct WireIo {
-    errno: Option<i32>,
-    message: String,
-}
-
-impl From<&io::Error> for WireIo {
-    fn from(e: &io::Error) -> Self {
-        WireIo {
-            errno: e.raw_os_error(),
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<WireIo> for io::Error {
-    fn from(e: WireIo) -> Self {
-        match e.errno {
-            Some(errno) => io::Error::from_raw_os_error(errno),
-            None => io::Error::other(e.message),
-        }
-    }
-}
-
-impl From<&ImageError> for WireError {
-    fn from(e: &ImageError) -> Self {
-        match e {
-            ImageError::Io {
-                action,
-                path,
-                source,
-            } => WireError::Io {
-                action: action.to_string(),
-                path: path.clone(),
-                source: source.into(),
-            },
-            ImageError::Entry { path, offset, why } => WireError::Entry {
-                path: path.clone(),
-                offset: *offset,
-                why: why.clone(),
-            },
-            ImageError::Corrupt {
-                last,
-                offset,
-                source,
-            } => WireError::Corrupt {
-                last: last.clone(),
-                offset: *offset,
-                source: source.into(),
-            },
-            ImageError::TooLarge { limit } => WireError::TooLarge {
-                limit: limit.bytes(),
-            },
-            ImageError::TooManyEntries { limit } => WireError::TooManyEntries { limit: *limit },
-            ImageError::DigestMismatch {
-                path,
-                expected,
-                actual,
-            } => WireError::DigestMismatch {
-                path: path.clone(),
-                expected: expected.clone(),
-                actual: actual.clone(),
-            },
-            ImageError::BlobMismatch {
-                what,
-                expected,
-                actual,
-            } => WireError::BlobMismatch {
-                what: what.clone(),
-                expected: expected.clone(),
-                actual: actual.clone(),
-            },
-            ImageError::Format(why) => WireError::Format { why: why.clone() },
-            ImageError::NoPlatform { wanted, available } => WireError::NoPlatform {
-                wanted: wanted.clone(),
-                available: available.clone(),
-            },
-            ImageError::NotRegular { path, kind } => WireError::NotRegular {
-                path: path.clone(),
-                kind: (*kind).to_owned(),
-            },
-            ImageError::Held { digest } => WireError::Held {
-                digest: digest.clone(),
-            },
-            ImageError::InstallKilled { signal } => WireError::InstallKilled { signal: *signal },
-            ImageError::InstallFailed { why } => WireError::InstallFailed { why: why.clone() },
-        }
-    }
-}
-
-impl From<WireError> for ImageError {
-    fn from(e: WireError) -> Self {
-        match e {
-            WireError::Io {
-                action,
-                path,
-                source,
-            } => ImageError::Io {
-                action: action.into(),
-                path,
-                source: source.into(),
-            },
-            WireError::Entry { path, offset, why } => ImageError::Entry { path, offset, why },
-            WireError::Corrupt {
-                last,
-                offset,
-                source,
-            } => ImageError::Corrupt {
-                last,
-                offset,
-                source: source.into(),
-            },
-            WireError::TooLarge { limit } => ImageError::TooLarge {
-                limit: Size::from_bytes(limit),
-            },
-            WireError::TooManyEntries { limit } => ImageError::TooManyEntries { limit },
-            WireError::DigestMismatch {
-                path,
-                expected,
-                actual,
-            } => ImageError::DigestMismatch {
-                path,
-                expected,
-                actual,
-            },
-            WireError::BlobMismatch {
-                what,
-                expected,
-                actual,
-            } => ImageError::BlobMismatch {
-                what,
-                expected,
-                actual,
-            },
-            WireError::Format { why } => ImageError::Format(why),
-            WireError::NoPlatform { wanted, available } => {
-                ImageError::NoPlatform { wanted, available }
-            }
-            WireError::NotRegular { path, kind } => ImageError::NotRegular {
-                path,
-                kind: crate::input::KINDS
-                    .into_iter()
-                    .find(|k| *k == kind)
-                    .unwrap_or("of an unknown type"),
-            },
-            WireError::Held { digest } => ImageError::Held { digest },
-            WireError::InstallKilled { signal } => ImageError::InstallKilled { signal },
-            WireError::InstallFailed { why } => ImageError::InstallFailed { why },
-        }
     }
 }
 

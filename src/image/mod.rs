@@ -100,6 +100,11 @@ pub enum ImageError {
     InstallFailed {
         why: String,
     },
+    /// The install process's own error, as its text: the error it met, reported on
+    /// its pipe (it reads as the same error met in-process).
+    Reported {
+        message: String,
+    },
     /// One archive entry is refused or could not be written.
     Entry {
         path: String,
@@ -178,6 +183,7 @@ impl fmt::Display for Raw<'_> {
                 write!(f, "the install process was killed by signal {signal}")
             }
             ImageError::InstallFailed { why } => write!(f, "the install process failed: {why}"),
+            ImageError::Reported { message } => f.write_str(message),
             ImageError::Entry { path, offset, why } => {
                 write!(f, "entry {path:?} at offset {offset}: {why}")
             }

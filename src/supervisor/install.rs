@@ -7,9 +7,8 @@ use std::path::Path;
 use super::app::{self, AppId, Source};
 use super::core::{Supervisor, unwatch, watch};
 use super::lifecycle::Event;
-use crate::image::install::{InstallJob, Report, SELF_EXE};
+use crate::image::install::{Done, InstallJob, Report, SELF_EXE};
 use crate::image::layout::Platform;
-use crate::image::store::Installed;
 
 impl Supervisor {
     /// Starts installing the app's image: the answer to `Effect::Install`.
@@ -82,18 +81,15 @@ impl Supervisor {
         };
         let m = app.manifest();
         match job.finish(status) {
-            Ok(Installed::Fresh(_, unpacked)) => {
-                self.images
-                    .insert(m.image.sha256.clone(), unpacked.defaults.clone());
+            Ok(Done::Installed { format }) => {
                 log::info!(
-                    "{}: installed {} ({})",
+                    "{}: installed {} ({format})",
                     app.name(),
                     m.image.resolved.display(),
-                    unpacked.format
                 );
                 Event::InstallDone(Ok(()))
             }
-            Ok(Installed::Already(_)) => Event::InstallDone(Ok(())),
+            Ok(Done::Already) => Event::InstallDone(Ok(())),
             Err(e) => Event::InstallDone(Err(format!("could not install its image: {e}"))),
         }
     }

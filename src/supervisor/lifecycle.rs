@@ -593,9 +593,11 @@ fn ended<R: Resources>(
         &reason,
     );
     let line = policy::restart_message(app.name(), &reason, uptime, &decision);
+    // A clean exit that stays down is information; every other exit a warning (a
+    // crash loop too: the line says it failed, and a device's log watcher keys on
+    // that, not on the level).
     let level = match (&decision, kind) {
         (Decision::Stay { .. }, ExitKind::Success) => log::Level::Info,
-        (Decision::Fail { .. }, _) => log::Level::Error,
         _ => log::Level::Warn,
     };
     fx.push(Effect::Note(line.clone()));

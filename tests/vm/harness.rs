@@ -107,7 +107,9 @@ impl Guest {
             .arg(&out)
             .env("ARCH", self.arch)
             .env("PROFILE", self.profile)
-            .env("BERTH", env!("CARGO_BIN_EXE_berth"))
+            // No BERTH: the build packs and checks with a static berth for this
+            // machine, as a firmware build would (a dynamically linked berth refuses
+            // the guest's `init: true` apps).
             .env("CARGO", option_env!("CARGO").unwrap_or("cargo"))
             .stdin(Stdio::null())
             .output()

@@ -1,6 +1,6 @@
-//! The job's side of the pipe (frames cut anywhere, end of file, the wait status),
-//! the errors made again from the wire, and the report throttle. No root, no child:
-//! the real child is tested in tests/image_store.rs.
+//! The job's side of the pipe (lines cut anywhere, end of file, the wait status), the
+//! errors made again from their text, and the report throttle. No root, no child: the
+//! real child is tested in tests/image_store.rs.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,140 +9,91 @@
     reason = "test code"
 )]
 
+use std::io::Write as _;
+
 use super::*;
-use crate::image::extract::Report as ExtractReport;
-use crate::image::{Format, ImageDefaults};
 
 /// A job reading a pipe this test writes into, for a child that does not exist.
 fn new_job() -> (InstallJob, File) {
-    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
-    set_nonblocking(read.as_fd()).unwrap();
+    let (read, write) = sys::fd::pipe().unwrap();
+    sys::fd::nonblocking(read.as_fd()).unwrap();
     let job = InstallJob {
         pid: 0,
         pipe: File::from(read),
         partial: Vec::new(),
         eof: false,
         result: None,
-        rootfs: PathBuf::from("/store/abc/rootfs"),
     };
     (job, File::from(write))
-}
-
-fn unpacked() -> Unpacked {
-    Unpacked {
-        format: Format::OciLayout,
-        defaults: ImageDefaults {
-            cmd: vec!["/bin/sh".into()],
-            ..ImageDefaults::default()
-        },
-        report: ExtractReport {
-            entries: 3,
-            bytes: 10,
-            skipped_devices: 1,
-            cleared_setuid: 0,
-        },
-        file_size: 4096,
-    }
 }
 
 const EXITED_0: i32 = 0;
 
 #[test]
 fn reports_arrive_whole_however_the_bytes_are_cut() {
-    let (mut job, mut w) = new_job();
-    let mut bytes = frame(&Message::Progress(Progress {
-        read: 1,
-        total: 4096,
-    }));
-    bytes.extend(frame(&Message::Progress(Progress {
-        read: 4096,
-        total: 4096,
-    })));
-    bytes.extend(frame(&Message::Installed(Box::new(unpacked()))));
-    let mut seen = Vec::new();
-    // One byte at a time: nothing is reported until a frame is complete.
-    for b in &bytes {
-        w.write_all(std::slice::from_ref(b)).unwrap();
-        seen.extend(job.read_reports());
-    }
-    assert_eq!(
-        seen,
-        [
-            Report::Progress(Progress {
-                read: 1,
-                total: 4096
-            }),
-            Report::Progress(Progress {
-                read: 4096,
-                total: 4096
-            }),
-            Report::Finished
-        ]
-    );
-    assert!(!job.at_eof());
-    drop(w);
-    assert_eq!(job.read_reports(), []);
-    assert!(job.at_eof());
-    match job.finish(EXITED_0).unwrap() {
-        Installed::Fresh(rootfs, got) => {
-            assert_eq!(rootfs, Path::new("/store/abc/rootfs"));
-            assert_eq!(*got, unpacked());
-        }
-        other => panic!("{other:?}"),
+    let text = b"progress 1 4096\nprogress 4096 4096\ninstalled oci-layout\n";
+    for cut in 1..text.len() {
+        let (mut job, mut w) = new_job();
+        let (a, b) = text.split_at(cut);
+        w.write_all(a).unwrap();
+        let mut reports = job.read_reports();
+        w.write_all(b).unwrap();
+        drop(w);
+        reports.extend(job.read_reports());
+        assert_eq!(
+            reports,
+            [
+                Report::Progress(Progress {
+                    read: 1,
+                    total: 4096
+                }),
+                Report::Progress(Progress {
+                    read: 4096,
+                    total: 4096
+                }),
+                Report::Finished
+            ],
+            "cut at {cut}"
+        );
+        assert!(job.at_eof());
+        assert_eq!(
+            job.finish(EXITED_0).unwrap(),
+            Done::Installed {
+                format: "oci-layout".into()
+            }
+        );
     }
 }
 
 #[test]
 fn an_error_reads_as_it_did_in_the_child() {
-    let errors = [
-        ImageError::DigestMismatch {
-            path: "/img/a.tar".into(),
-            expected: "aa".into(),
-            actual: "bb".into(),
-        },
-        ImageError::Io {
-            action: "open image".into(),
-            path: "/img/gone.tar".into(),
-            source: io::Error::from_raw_os_error(libc::ENOENT),
-        },
-        ImageError::Corrupt {
-            last: Some("etc/passwd".into()),
-            offset: 1536,
-            source: io::Error::new(io::ErrorKind::InvalidData, "bad\nheader"),
-        },
-        ImageError::TooLarge {
-            limit: Size::from_bytes(1 << 20),
-        },
-        ImageError::NotRegular {
-            path: "/dev/zero".into(),
-            kind: "a character device",
-        },
-        ImageError::NoPlatform {
-            wanted: "linux/arm64".into(),
-            available: vec!["linux/amd64".into()],
-        },
-    ];
-    for e in errors {
-        let (mut job, mut w) = new_job();
-        w.write_all(&frame(&Message::Failed(WireError::from(&e))))
-            .unwrap();
-        drop(w);
-        assert_eq!(job.read_reports(), [Report::Finished]);
-        let again = job.finish(EXITED_0).unwrap_err();
-        assert_eq!(again.to_string(), e.to_string());
-        assert_eq!(
-            std::mem::discriminant(&again),
-            std::mem::discriminant(&e),
-            "{e}"
-        );
-    }
+    let e = ImageError::DigestMismatch {
+        path: "/img/a.tar".into(),
+        expected: "aa".into(),
+        actual: "bb".into(),
+    };
+    let (mut job, mut w) = new_job();
+    w.write_all(result_line(&Err(e)).as_bytes()).unwrap();
+    drop(w);
+    assert_eq!(job.read_reports(), [Report::Finished]);
+    let again = job.finish(EXITED_0).unwrap_err();
+    let e = ImageError::DigestMismatch {
+        path: "/img/a.tar".into(),
+        expected: "aa".into(),
+        actual: "bb".into(),
+    };
+    assert_eq!(again.to_string(), e.to_string());
+    let (mut job, mut w) = new_job();
+    w.write_all(b"already\n").unwrap();
+    drop(w);
+    assert_eq!(job.read_reports(), [Report::Finished]);
+    assert_eq!(job.finish(EXITED_0).unwrap(), Done::Already);
 }
 
 #[test]
 fn no_result_says_how_the_child_ended() {
     let (job, w) = new_job();
     drop(w);
-    // As waitpid reports a SIGKILL, and an exit with status 125.
     assert_eq!(
         job.finish(libc::SIGKILL).unwrap_err().to_string(),
         "the install process was killed by signal 9"
@@ -154,22 +105,23 @@ fn no_result_says_how_the_child_ended() {
         "the install process failed: it exited with status 125 and no result"
     );
     let (mut job, mut w) = new_job();
-    w.write_all(&[5, 0, 0, 0, b'{', b'{', b'{', b'{', b'{'])
-        .unwrap();
-    drop(w);
-    assert_eq!(job.read_reports(), [Report::Finished]);
-    let e = job.finish(EXITED_0).unwrap_err().to_string();
-    assert!(
-        e.starts_with("the install process failed: an unreadable report: "),
-        "{e}"
-    );
-    let (mut job, mut w) = new_job();
-    w.write_all(&u32::MAX.to_le_bytes()).unwrap();
+    w.write_all(b"hello there\n").unwrap();
     drop(w);
     assert_eq!(job.read_reports(), [Report::Finished]);
     assert_eq!(
         job.finish(EXITED_0).unwrap_err().to_string(),
-        "the install process failed: a report of 4294967295 bytes, more than 1048576"
+        "the install process failed: an unreadable report: \"hello there\""
+    );
+    // A line that never ends (written in parts: a pipe holds 64 KiB).
+    let (mut job, mut w) = new_job();
+    w.write_all(&vec![b'x'; MAX_LINE / 2]).unwrap();
+    assert_eq!(job.read_reports(), []);
+    w.write_all(&vec![b'x'; MAX_LINE / 2 + 1]).unwrap();
+    drop(w);
+    assert_eq!(job.read_reports(), [Report::Finished]);
+    assert_eq!(
+        job.finish(EXITED_0).unwrap_err().to_string(),
+        format!("the install process failed: a report longer than {MAX_LINE} bytes")
     );
 }
 
