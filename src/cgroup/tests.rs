@@ -193,6 +193,7 @@ fn v1_creates_berths_root_in_each_hierarchy_and_writes_the_settings() {
             oom_kills: 2
         }
     );
+    assert_eq!(g.oom_kills(), 2);
     let names: Vec<_> = m.existing().unwrap().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["gw"]);
 }
@@ -294,6 +295,7 @@ fn v2_enables_controllers_along_the_path_and_writes_the_settings() {
             oom_kills: 1
         }
     );
+    assert_eq!(g.oom_kills(), 1);
     // The supervisor's leaf is not an app.
     fs::create_dir_all(f.0.join("berth/.supervisor")).unwrap();
     let names: Vec<_> = m.existing().unwrap().into_iter().map(|(n, _)| n).collect();

@@ -315,6 +315,12 @@ impl Group for V1Group {
         }
     }
 
+    fn oom_kills(&self) -> u64 {
+        self.dir("memory")
+            .and_then(|d| keyed(d, "memory.oom_control", "oom_kill"))
+            .unwrap_or(0)
+    }
+
     fn oom_watch(&self) -> Result<OomWatch> {
         let dir = self
             .dir("memory")
