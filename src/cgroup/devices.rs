@@ -199,7 +199,7 @@ pub fn apply_v1(app: &str, dir: &Path, rules: &[Rule]) -> Result<()> {
                 &mut open.insert((file, out)).1
             }
         };
-        out.write_all(line.as_bytes()).map_err(|e| refused(e))?;
+        out.write_all(line.as_bytes()).map_err(refused)?;
     }
     Ok(())
 }
