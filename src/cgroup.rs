@@ -186,6 +186,12 @@ pub trait Group: crate::launch::Cgroup {
     /// Removes it (it must be empty).
     fn remove(&self) -> Result<()>;
     fn usage(&self) -> Usage;
+    /// The OOM kills counted so far ([`Usage::oom_kills`]), reading that one file
+    /// only: what the supervisor needs right after a launch, where the whole
+    /// [`usage`](Group::usage) reads five.
+    fn oom_kills(&self) -> u64 {
+        self.usage().oom_kills
+    }
     fn oom_watch(&self) -> Result<OomWatch>;
 }
 

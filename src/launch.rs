@@ -5,7 +5,9 @@
 //! 1. work out the [`plan`] (everything the child needs, allocated now);
 //! 2. prepare the host side: the overlay's upper/work directories, volume
 //!    directories, the generated `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`;
-//! 3. `clone` with the namespace flags (from this, the single supervisor thread);
+//! 3. `clone` with only the pid and user namespace flags (from this, the single
+//!    supervisor thread): the child makes its other namespaces itself, on its own
+//!    core, once it is in its cgroup;
 //! 4. from outside: write the uid/gid maps, idmap the image (user namespace), move
 //!    the child into its cgroup ([`Cgroup`], the seam the cgroup module fills);
 //! 5. send "go" over the [`channel`]; the child runs [`child::run`], a linear setup
@@ -32,7 +34,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use crate::caps::{self, CapSet};
+use crate::caps;
 use crate::image::ImageDefaults;
 use crate::manifest::Manifest;
 use crate::sys;
@@ -141,7 +143,10 @@ impl std::error::Error for LaunchError {
 pub struct Launcher {
     state_dir: PathBuf,
     run_dir: PathBuf,
-    known_caps: CapSet,
+    /// What every plan takes from the host, looked up once.
+    host: plan::Host,
+    /// The host's `/etc/resolv.conf`, read again only when it changed.
+    resolv: host::Resolv,
     openat2: bool,
     move_root: bool,
     reaper_exe: PathBuf,
@@ -158,7 +163,8 @@ impl Launcher {
         Launcher {
             state_dir: state_dir.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
-            known_caps: caps::known(Path::new("/proc")),
+            host: plan::Host::of(caps::known(Path::new("/proc"))),
+            resolv: host::Resolv::default(),
             openat2: probe.is_ok(),
             move_root: false,
             reaper_exe: PathBuf::from("/proc/self/exe"),
@@ -210,7 +216,7 @@ impl Launcher {
             app.defaults,
             app.image_root,
             &dirs,
-            self.known_caps,
+            &self.host,
         )
         .map_err(|message| LaunchError::Plan {
             app: name.clone(),
@@ -222,7 +228,11 @@ impl Launcher {
                 message,
             }
         })?;
-        host::prepare_host(app, &dirs).map_err(|(what, e)| host(&what)(e))?;
+        let resolv = match app.manifest.network.mode {
+            crate::manifest::types::NetworkMode::None => "",
+            _ => self.resolv.current(Path::new("/etc/resolv.conf")),
+        };
+        host::prepare_host(app, &dirs, resolv).map_err(|(what, e)| host(&what)(e))?;
         if plan.init && self.reaper.is_none() {
             let copy = reaper::sealed_copy(&self.reaper_exe).map_err(host(&format!(
                 "copy {} for the init reaper",

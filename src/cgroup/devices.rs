@@ -23,7 +23,7 @@ pub mod bpf;
 use std::fmt;
 use std::path::Path;
 
-use super::{CgroupError, Result, write};
+use super::{CgroupError, Result};
 
 /// Block or character device; `All` matches both (only in v1's `a`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,15 +172,34 @@ pub fn v1_lines(rules: &[Rule]) -> Vec<(&'static str, String)> {
     out
 }
 
-/// Writes `rules` into the v1 devices cgroup `dir` (before any process joins it).
+/// Writes `rules` into the v1 devices cgroup `dir` (before any process joins it):
+/// each file opened once and each rule one `write` of its own (the kernel takes one
+/// rule per write), not one open per rule.
 pub fn apply_v1(app: &str, dir: &Path, rules: &[Rule]) -> Result<()> {
+    use std::io::Write;
+    let mut open: Option<(&str, std::fs::File)> = None;
     for (file, line) in v1_lines(rules) {
-        write(dir, file, &line).map_err(|e| {
+        let path = dir.join(file);
+        let refused = |e: std::io::Error| {
             CgroupError::Refused(format!(
-                "{app}: cannot set the device cgroup rule {line:?} in {}: {e}",
-                dir.display()
+                "{app}: cannot set the device cgroup rule {line:?} in {}: write {line:?} to {}: {e}",
+                dir.display(),
+                path.display()
             ))
-        })?;
+        };
+        let out = match &mut open {
+            Some((name, out)) if *name == file => out,
+            _ => {
+                let out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .map_err(refused)?;
+                &mut open.insert((file, out)).1
+            }
+        };
+        out.write_all(line.as_bytes()).map_err(refused)?;
     }
     Ok(())
 }
@@ -252,10 +271,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-devices-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         apply_v1("gw", &dir, &standard()).unwrap();
-        // A plain file keeps the last write: the last allow rule.
+        // One open per file, one write per rule: a plain file holds them all.
         assert_eq!(
             std::fs::read_to_string(dir.join("devices.allow")).unwrap(),
-            "c 136:* rwm"
+            "c 1:3 rwmc 1:5 rwmc 1:7 rwmc 1:8 rwmc 1:9 rwmc 5:0 rwmc 5:2 rwmc 136:* rwm"
         );
         assert_eq!(
             std::fs::read_to_string(dir.join("devices.deny")).unwrap(),

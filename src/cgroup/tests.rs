@@ -149,9 +149,13 @@ fn v1_creates_berths_root_in_each_hierarchy_and_writes_the_settings() {
     assert_eq!(f.read("pids/fw/berth/gw/pids.max"), "32");
     assert_eq!(f.read("cpuset/fw/berth/gw/cpuset.cpus"), "1");
     assert_eq!(f.read("cpuset/fw/berth/gw/cpuset.mems"), "0");
-    // Every device denied, then the standard set (a plain file keeps the last line).
+    // Every device denied, then the standard set, one write per rule through one
+    // open file (a plain file holds them all).
     assert_eq!(f.read("devices/fw/berth/gw/devices.deny"), "a");
-    assert_eq!(f.read("devices/fw/berth/gw/devices.allow"), "c 136:* rwm");
+    assert_eq!(
+        f.read("devices/fw/berth/gw/devices.allow"),
+        "c 1:3 rwmc 1:5 rwmc 1:7 rwmc 1:8 rwmc 1:9 rwmc 5:0 rwmc 5:2 rwmc 136:* rwm"
+    );
     let mut dirs = g.dirs();
     dirs.sort();
     let rel: Vec<_> = dirs
@@ -189,6 +193,7 @@ fn v1_creates_berths_root_in_each_hierarchy_and_writes_the_settings() {
             oom_kills: 2
         }
     );
+    assert_eq!(g.oom_kills(), 2);
     let names: Vec<_> = m.existing().unwrap().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["gw"]);
 }
@@ -290,6 +295,7 @@ fn v2_enables_controllers_along_the_path_and_writes_the_settings() {
             oom_kills: 1
         }
     );
+    assert_eq!(g.oom_kills(), 1);
     // The supervisor's leaf is not an app.
     fs::create_dir_all(f.0.join("berth/.supervisor")).unwrap();
     let names: Vec<_> = m.existing().unwrap().into_iter().map(|(n, _)| n).collect();

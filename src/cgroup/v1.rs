@@ -66,6 +66,19 @@ impl V1 {
     }
 }
 
+/// Creates each of `dirs` (their parent exists); false, after the first, if it is
+/// there already.
+fn make_new(dirs: &[PathBuf]) -> Result<bool> {
+    for dir in dirs {
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(io_err(format!("create cgroup {}", dir.display()))(e)),
+        }
+    }
+    Ok(true)
+}
+
 /// A new cpuset cgroup has no cpus and no mems, and no process can join it: copy the
 /// parent's (the cpus only when `keep_cpus` is false).
 fn inherit_cpuset(dir: &Path, keep_cpus: bool) -> Result<()> {
@@ -115,14 +128,16 @@ impl Manager for V1 {
                 controllers.push(s.controller);
             }
         }
-        // A leftover of a berth that died: empty it and start afresh.
-        let old = self.group(app, &USED);
-        if old.distinct().iter().any(|d| d.exists()) {
-            super::clean(&old, 1000)?;
-        }
         let mut group = self.group(app, &controllers);
-        for dir in group.distinct() {
-            mkdir(&dir)?;
+        // A leftover of a berth that died: empty it and start afresh. Found by a
+        // mkdir that meets it rather than by looking first, so that a fresh app pays
+        // no extra call per hierarchy (its processes are in every hierarchy of
+        // `ALWAYS`, so a leftover that holds any is met).
+        if !make_new(&group.distinct())? {
+            super::clean(&self.group(app, &USED), 1000)?;
+            for dir in group.distinct() {
+                mkdir(&dir)?;
+            }
         }
         if let Some(dir) = group.dir("cpuset") {
             inherit_cpuset(dir, false)?;
@@ -298,6 +313,12 @@ impl Group for V1Group {
                 .and_then(|d| keyed(d, "memory.oom_control", "oom_kill"))
                 .unwrap_or(0),
         }
+    }
+
+    fn oom_kills(&self) -> u64 {
+        self.dir("memory")
+            .and_then(|d| keyed(d, "memory.oom_control", "oom_kill"))
+            .unwrap_or(0)
     }
 
     fn oom_watch(&self) -> Result<OomWatch> {

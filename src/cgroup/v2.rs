@@ -205,6 +205,10 @@ impl Group for V2Group {
         usage(&self.dir)
     }
 
+    fn oom_kills(&self) -> u64 {
+        keyed(&self.dir, "memory.events", "oom_kill").unwrap_or(0)
+    }
+
     fn oom_watch(&self) -> Result<OomWatch> {
         oom_watch(&self.dir)
     }

@@ -44,8 +44,9 @@ pub enum Step {
     Fork,
     /// Joining the app's cgroup v1 hierarchies.
     Cgroup,
-    /// The app's own cgroup namespace, rooted at its cgroup.
-    CgroupNamespace,
+    /// The namespaces the child makes itself (mount, UTS, IPC, network, and its own
+    /// cgroup namespace rooted at its cgroup).
+    Namespaces,
 }
 
 impl Step {
@@ -74,7 +75,7 @@ impl Step {
             Step::Exec => 20,
             Step::Fork => 21,
             Step::Cgroup => 22,
-            Step::CgroupNamespace => 23,
+            Step::Namespaces => 23,
         };
         (code, 0)
     }
@@ -104,7 +105,7 @@ impl Step {
             20 => Step::Exec,
             21 => Step::Fork,
             22 => Step::Cgroup,
-            23 => Step::CgroupNamespace,
+            23 => Step::Namespaces,
             _ => return None,
         })
     }
@@ -136,7 +137,7 @@ impl fmt::Display for Step {
             Step::Exec => "exec",
             Step::Fork => "fork the app",
             Step::Cgroup => "join the cgroup",
-            Step::CgroupNamespace => "unshare the cgroup namespace",
+            Step::Namespaces => "unshare the namespaces",
         })
     }
 }

@@ -61,9 +61,10 @@ pub fn run(inputs: &Inputs) -> ! {
     sys::process::exit(exit_status(step, error.errno))
 }
 
-/// The setup, in the order of STYLE.md (habit 5). The namespaces already exist: clone
-/// made them, and the parent has written the id maps and, unless the child does it
-/// itself (cgroup v1), joined the cgroup before sending the go.
+/// The setup, in the order of STYLE.md (habit 5). The pid and user namespaces exist
+/// (clone made them), and the parent has written the id maps and, unless the child
+/// does it itself (cgroup v1), joined the cgroup before sending the go; the child
+/// makes its other namespaces itself.
 fn setup(i: &Inputs) -> Result<Infallible, (Step, Error)> {
     let plan = i.plan;
     // 1. Wait for the parent: until it has written the uid/gid maps, this process has
@@ -77,12 +78,18 @@ fn setup(i: &Inputs) -> Result<Infallible, (Step, Error)> {
     for &tasks in i.cgroup_tasks {
         sys::fd::write_all(tasks, b"0").at(Step::Cgroup)?;
     }
-    //    Its own cgroup namespace, rooted at the cgroup it is now in: the app sees
-    //    its cgroup as `/` and nothing of the host's tree (not its path, not its
-    //    siblings), and cannot move itself out through a cgroupfs it mounts. Only
-    //    now, after the join: a namespace made at clone time would be rooted at the
-    //    supervisor's cgroup instead.
-    sys::ns::unshare(libc::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
+    //    The namespaces clone did not make (clone made only the pid namespace, whose
+    //    first process this must be, and the user namespace, whose maps the parent
+    //    wrote): mount, UTS, IPC, network, in one call. Made here rather than by the
+    //    parent, so that their cost (a network namespace is most of it) is paid on
+    //    this core while the supervisor goes on with the next launch, and only now,
+    //    in the app's cgroup, so that their kernel memory is charged to the app.
+    //    In a user namespace they belong to it, as with clone. Its own cgroup
+    //    namespace comes in the same call, rooted at the cgroup it is now in: the
+    //    app sees its cgroup as `/` and nothing of the host's tree (not its path,
+    //    not its siblings), and cannot move itself out through a cgroupfs it mounts
+    //    (made at clone time it would be rooted at the supervisor's cgroup instead).
+    sys::ns::unshare(plan.unshare_flags).at(Step::Namespaces)?;
     // 2. Signals first, so nothing of the supervisor's signalfd setup leaks into the
     //    app; then the standard descriptors.
     sys::signal::reset_all().at(Step::Signals)?;

@@ -200,14 +200,21 @@ pub fn ops(app: &str, devices: &[AbsPath], user_ns: bool) -> Result<Vec<Op>, Str
 /// and the like, each allowed by [`crate::cgroup::devices::standard`]), by the same
 /// rules as the manifest's.
 pub fn standard_ops(app: &str, user_ns: bool) -> Result<Vec<Op>, String> {
+    node_ops(&standard_nodes(app)?, user_ns)
+}
+
+/// The nodes every app gets, resolved on this host (errors name `app`).
+pub fn standard_nodes(app: &str) -> Result<Vec<Node>, String> {
     let paths = super::plan::DEVICES
         .iter()
         .map(|name| format!("/dev/{name}").parse::<AbsPath>())
         .collect::<Result<Vec<_>, _>>()?;
-    resolve(app, &paths)?
-        .iter()
-        .map(|n| op(n, user_ns))
-        .collect()
+    resolve(app, &paths)
+}
+
+/// The operations that put `nodes` in an app's `/dev`.
+pub fn node_ops(nodes: &[Node], user_ns: bool) -> Result<Vec<Op>, String> {
+    nodes.iter().map(|n| op(n, user_ns)).collect()
 }
 
 #[cfg(test)]

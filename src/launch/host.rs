@@ -37,7 +37,7 @@ pub const ORIGIN_FILE: &str = "manifest";
 /// run directories is opened without following links, and every file written is a
 /// regular file reached the same way (`hostfs`): an app given a bind of one of them
 /// cannot make berth write through a link it planted.
-pub(super) fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
+pub(super) fn prepare_host(app: &App, dirs: &Dirs, host_resolv: &str) -> HostResult<()> {
     let m = app.manifest;
     let owner = m.user_namespace.as_ref().map(|u| {
         (
@@ -75,6 +75,7 @@ pub(super) fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
                 .trim_end()
         );
     }
+    let same_origin = recorded.as_deref() == Some(origin.as_bytes());
     if !same_image || recorded.is_some_and(|r| r != origin.as_bytes()) {
         for dir in [dirs.upper(), dirs.work()] {
             match fs::remove_dir_all(&dir) {
@@ -87,12 +88,17 @@ pub(super) fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
     for dir in ["upper", "work"] {
         state.make(dir, 0o755, owner).map_err(ctx(what))?;
     }
-    state
-        .write_if_changed("image", identity.as_bytes(), 0o600)
-        .map_err(ctx(what))?;
-    state
-        .write_if_changed(ORIGIN_FILE, origin.as_bytes(), 0o600)
-        .map_err(ctx(what))?;
+    // Each record was read above: written only when it differs.
+    if !same_image {
+        state
+            .write_if_changed("image", identity.as_bytes(), 0o600)
+            .map_err(ctx(what))?;
+    }
+    if !same_origin {
+        state
+            .write_if_changed(ORIGIN_FILE, origin.as_bytes(), 0o600)
+            .map_err(ctx(what))?;
+    }
     let volumes: Vec<&str> = m
         .mounts
         .iter()
@@ -121,16 +127,51 @@ pub(super) fn prepare_host(app: &App, dirs: &Dirs) -> HostResult<()> {
     }
     let etc = run.make("etc", 0o755, None).map_err(ctx(what))?;
     let hostname = m.hostname.as_str();
-    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     for (file, text) in [
         ("hostname", format!("{hostname}\n")),
         ("hosts", plan::hosts(hostname, app.hosts)),
-        ("resolv.conf", plan::resolv_conf(&m.network.mode, &resolv)),
+        (
+            "resolv.conf",
+            plan::resolv_conf(&m.network.mode, host_resolv),
+        ),
     ] {
         etc.write_if_changed(file, text.as_bytes(), 0o644)
             .map_err(ctx(|| "write the app's /etc files".to_owned()))?;
     }
     Ok(())
+}
+
+/// The host's `/etc/resolv.conf` as last read, and what identified that version of
+/// it: read again only when its device, inode, size, mtime or ctime changed (a new
+/// file moved into place, or one rewritten), so a launch usually costs one `stat`.
+#[derive(Debug, Default)]
+pub(super) struct Resolv {
+    seen: Option<[i64; 7]>,
+    text: String,
+}
+
+impl Resolv {
+    /// Its current text; empty when there is none (as before: an app then has no
+    /// name servers).
+    pub(super) fn current(&mut self, path: &Path) -> &str {
+        use std::os::unix::fs::MetadataExt;
+        let seen = fs::metadata(path).ok().map(|m| {
+            [
+                m.dev() as i64,
+                m.ino() as i64,
+                m.size() as i64,
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+            ]
+        });
+        if seen.is_none() || seen != self.seen {
+            self.text = fs::read_to_string(path).unwrap_or_default();
+            self.seen = seen;
+        }
+        &self.text
+    }
 }
 
 /// The manifest file as recorded in the app's state directory: absolute, its links

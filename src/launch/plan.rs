@@ -79,7 +79,15 @@ pub struct Exec {
 #[derive(Debug)]
 pub struct Plan {
     pub app: String,
+    /// What `clone` itself must make: the pid namespace (whose first process is the
+    /// child: `unshare` would only put the child's children in it) and the user
+    /// namespace (whose id maps the parent writes from outside).
     pub clone_flags: c_int,
+    /// What the child makes itself with one `unshare`, on its own core, once it is
+    /// in its cgroup (so their kernel memory is charged to the app): the mount, UTS,
+    /// IPC and network namespaces the manifest asks for, and always its own cgroup
+    /// namespace.
+    pub unshare_flags: c_int,
     pub user_ns: bool,
     pub net_ns: bool,
     pub uts_ns: bool,
@@ -118,29 +126,57 @@ pub struct BindSource {
     pub allow_system_path: bool,
 }
 
+/// What every plan takes from the host that is the same for every app, looked up
+/// once per [`Launcher`](super::Launcher) instead of at each launch.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The capabilities this kernel knows.
+    pub known_caps: CapSet,
+    /// The standard device nodes ([`DEVICES`]) as the host has them; `None` when one
+    /// could not be resolved, so that each launch resolves them again and says why
+    /// in its own name.
+    pub devices: Option<Vec<super::devices::Node>>,
+}
+
+impl Host {
+    /// This host, as seen now.
+    pub fn of(known_caps: CapSet) -> Host {
+        Host {
+            known_caps,
+            devices: super::devices::standard_nodes("berth").ok(),
+        }
+    }
+}
+
 /// Builds the plan of `manifest` over the image unpacked at `image_root`.
 pub fn build(
     manifest: &Manifest,
     defaults: &ImageDefaults,
     image_root: &Path,
     dirs: &Dirs,
-    known_caps: CapSet,
+    host: &Host,
 ) -> Result<Plan, String> {
     let app = manifest.name.as_str().to_owned();
     let process = process::resolve(manifest, defaults, image_root)?;
     system::check_mount_points(&app, image_root, &dirs.upper())?;
     let has = |ns: Namespace| manifest.namespaces.contains(&ns);
-    let flags = [
+    let flags = |table: &[(Namespace, c_int)]| {
+        table
+            .iter()
+            .filter(|(ns, _)| has(*ns))
+            .fold(0, |acc, (_, flag)| acc | flag)
+    };
+    let clone_flags = flags(&[
         (Namespace::Pid, libc::CLONE_NEWPID),
-        (Namespace::Mount, libc::CLONE_NEWNS),
-        (Namespace::Uts, libc::CLONE_NEWUTS),
-        (Namespace::Ipc, libc::CLONE_NEWIPC),
-        (Namespace::Net, libc::CLONE_NEWNET),
         (Namespace::User, libc::CLONE_NEWUSER),
-    ]
-    .iter()
-    .filter(|(ns, _)| has(*ns))
-    .fold(0, |acc, (_, flag)| acc | flag);
+    ]);
+    let unshare_flags = libc::CLONE_NEWCGROUP
+        | flags(&[
+            (Namespace::Mount, libc::CLONE_NEWNS),
+            (Namespace::Uts, libc::CLONE_NEWUTS),
+            (Namespace::Ipc, libc::CLONE_NEWIPC),
+            (Namespace::Net, libc::CLONE_NEWNET),
+        ]);
     if !has(Namespace::Mount) {
         return Err(format!(
             "{app}: the mount namespace is required to give the app its root"
@@ -169,10 +205,11 @@ pub fn build(
             dirs.app_state.display()
         ));
     }
-    let (ops, bind_sources) = ops(manifest, dirs, user_ns)?;
+    let (ops, bind_sources) = ops(manifest, dirs, user_ns, host)?;
     let exec = exec(&process)?;
     Ok(Plan {
-        clone_flags: flags,
+        clone_flags,
+        unshare_flags,
         user_ns,
         net_ns: has(Namespace::Net),
         uts_ns: has(Namespace::Uts),
@@ -183,7 +220,7 @@ pub fn build(
         ops,
         bind_sources,
         hostname: c(manifest.hostname.as_str())?,
-        sandbox: Sandbox::of(manifest, &process, known_caps)?,
+        sandbox: Sandbox::of(manifest, &process, host.known_caps)?,
         exec,
         init: manifest.init,
         process,
@@ -212,6 +249,7 @@ fn ops(
     manifest: &Manifest,
     dirs: &Dirs,
     user_ns: bool,
+    host: &Host,
 ) -> Result<(Vec<Op>, Vec<BindSource>), String> {
     let app = manifest.name.as_str();
     let nosuid_nodev_noexec = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -245,7 +283,11 @@ fn ops(
         fallback: None,
         system: true,
     });
-    ops.extend(super::devices::standard_ops(app, user_ns)?);
+    let standard = match &host.devices {
+        Some(nodes) => super::devices::node_ops(nodes, user_ns)?,
+        None => super::devices::standard_ops(app, user_ns)?,
+    };
+    ops.extend(standard);
     // devpts: its own instance; `gid=5` (tty) only outside a user namespace, where
     // gid 5 may not be mapped.
     let pts = if user_ns {

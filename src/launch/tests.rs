@@ -34,7 +34,7 @@ fn build(extra: &str) -> Plan {
         &ImageDefaults::default(),
         Path::new("/var/lib/berth/images/sha256/x/rootfs"),
         &dirs,
-        caps::CapSet::up_to(caps::LAST),
+        &plan::Host::of(caps::CapSet::up_to(caps::LAST)),
     )
     .unwrap()
 }
@@ -57,20 +57,27 @@ fn targets(plan: &Plan) -> Vec<String> {
 }
 
 #[test]
-fn default_namespaces_make_the_clone_flags() {
+fn clone_makes_the_pid_and_user_namespaces_and_the_child_unshares_the_rest() {
     let p = build("");
+    assert_eq!(p.clone_flags, libc::CLONE_NEWPID);
     assert_eq!(
-        p.clone_flags,
-        libc::CLONE_NEWPID
-            | libc::CLONE_NEWNS
+        p.unshare_flags,
+        libc::CLONE_NEWNS
             | libc::CLONE_NEWUTS
             | libc::CLONE_NEWIPC
             | libc::CLONE_NEWNET
+            | libc::CLONE_NEWCGROUP
     );
     assert!(p.net_ns && p.uts_ns && !p.user_ns && !p.init && !p.readonly_root);
     let p = build("network: { mode: host }\nnamespaces: [pid, mount]\n");
-    assert_eq!(p.clone_flags, libc::CLONE_NEWPID | libc::CLONE_NEWNS);
+    assert_eq!(p.clone_flags, libc::CLONE_NEWPID);
+    assert_eq!(p.unshare_flags, libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP);
     assert!(!p.net_ns && !p.uts_ns);
+    let p = build(
+        "network: { mode: host }\nnamespaces: [pid, mount, user]\nuser_namespace: { uid_map: \"0:100000:65536\", gid_map: \"0:100000:65536\" }\n",
+    );
+    assert_eq!(p.clone_flags, libc::CLONE_NEWPID | libc::CLONE_NEWUSER);
+    assert_eq!(p.unshare_flags, libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP);
 }
 
 #[test]
@@ -212,7 +219,7 @@ fn a_missing_bind_source_or_device_is_refused_before_clone() {
             &ImageDefaults::default(),
             Path::new("/nonexistent"),
             &dirs,
-            caps::CapSet::up_to(caps::LAST),
+            &plan::Host::of(caps::CapSet::up_to(caps::LAST)),
         )
         .err()
         .unwrap()
@@ -373,7 +380,7 @@ fn a_proc_symlink_in_the_image_is_refused_before_clone() {
         &ImageDefaults::default(),
         &image,
         &dirs,
-        caps::CapSet::up_to(caps::LAST),
+        &plan::Host::of(caps::CapSet::up_to(caps::LAST)),
     )
     .err();
     std::fs::remove_dir_all(&image).unwrap();
@@ -383,4 +390,28 @@ fn a_proc_symlink_in_the_image_is_refused_before_clone() {
             "gateway: the image's /proc is a symbolic link: berth mounts procfs only on a real directory"
         )
     );
+}
+
+#[test]
+fn the_hosts_resolv_conf_is_read_again_only_when_it_changed() {
+    let dir = crate::testdir::TempDir::new("launch", "resolv");
+    let path = dir.0.join("resolv.conf");
+    let mut resolv = super::host::Resolv::default();
+    // None yet: no name servers.
+    assert_eq!(resolv.current(&path), "");
+    std::fs::write(&path, "nameserver 10.0.0.1\n").unwrap();
+    assert_eq!(resolv.current(&path), "nameserver 10.0.0.1\n");
+    // A new file moved into place, as DHCP clients do: another inode, read again
+    // (the same length, so only the file's identity tells).
+    let next = dir.0.join("resolv.conf.new");
+    std::fs::write(&next, "nameserver 10.0.0.2\n").unwrap();
+    std::fs::rename(&next, &path).unwrap();
+    assert_eq!(resolv.current(&path), "nameserver 10.0.0.2\n");
+    // Rewritten in place with another length: read again.
+    std::fs::write(&path, "nameserver 192.168.1.1\n").unwrap();
+    assert_eq!(resolv.current(&path), "nameserver 192.168.1.1\n");
+    // Unchanged: the text kept is the file's.
+    assert_eq!(resolv.current(&path), "nameserver 192.168.1.1\n");
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(resolv.current(&path), "");
 }
