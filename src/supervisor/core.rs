@@ -69,6 +69,8 @@ pub struct Supervisor {
     pub(super) images: HashMap<Digest, ImageDefaults>,
     /// Pids of install jobs and launches given up on, reaped when they end.
     pub(super) abandoned: BTreeSet<i32>,
+    /// The host paths no bind source may reach, worked out at each (re)load.
+    pub(super) reserved: crate::manifest::Reserved,
 }
 
 impl Supervisor {
@@ -98,8 +100,9 @@ impl Supervisor {
         let guard = super::sender::SignalGuard::new(Path::new("/proc"), &own, root, v2);
         super::appstate::prepare(&config).map_err(SupervisorError::State)?;
         let store = Store::open(&config.state_dir).map_err(SupervisorError::Store)?;
+        let reserved = config.reserved(&apps_dir);
         let launcher = Launcher::new(&config.state_dir, &config.run_dir)
-            .with_reserved(config.reserved(&apps_dir));
+            .with_reserved(reserved.clone());
         let mut s = Supervisor {
             config,
             apps_dir,
@@ -120,6 +123,7 @@ impl Supervisor {
             guard,
             images: HashMap::new(),
             abandoned: BTreeSet::new(),
+            reserved,
         };
         s.kill_leftovers()?;
         Ok(s)
@@ -355,7 +359,7 @@ impl Supervisor {
         let Some(run) = app.life.run() else {
             return;
         };
-        let oom_now = run.group.usage().oom_kills;
+        let oom_now = run.group.oom_kills();
         let oom_before = run.oom.as_ref().map_or(oom_now, |(_, b)| *b);
         let reason = cgroup::exit_reason(
             status,
@@ -593,8 +597,8 @@ impl Supervisor {
     /// changed ones, gives a failed app whose manifest was touched a fresh start; a
     /// manifest that is broken now leaves its running app alone.
     fn reload(&mut self) {
-        let reserved = self.config.reserved(&self.apps_dir);
-        let loaded = manifest::load_with(std::slice::from_ref(&self.apps_dir), &reserved);
+        self.reserved = self.config.reserved(&self.apps_dir);
+        let loaded = manifest::load_with(std::slice::from_ref(&self.apps_dir), &self.reserved);
         for p in &loaded.problems {
             log::error!("{p}");
         }

@@ -21,7 +21,6 @@ impl Supervisor {
     pub(super) fn launch(&mut self, id: AppId) -> Result<Run, StartError> {
         let join_net = self.network_of(id)?;
         let defaults = self.image_defaults(id)?;
-        let reserved = self.config.reserved(&self.apps_dir);
         let Some(app) = self.apps.get_mut(&id) else {
             return Err(StartError::Gone);
         };
@@ -29,7 +28,7 @@ impl Supervisor {
         let m = &app.life.manifest;
         // Checked at load, and again now: a link on the way to a bind source may
         // have been changed since to lead into /proc or berth's own directories.
-        let refused = reserved.problems(m);
+        let refused = self.reserved.problems(m);
         if !refused.is_empty() {
             let problems: Vec<String> = refused.iter().map(ToString::to_string).collect();
             return Err(StartError::Reserved(problems));
@@ -95,7 +94,7 @@ impl Supervisor {
                 }
                 StartError::Launch(e)
             })?;
-        let oom_before = group.usage().oom_kills;
+        let oom_before = group.oom_kills();
         if app.hold.is_none() {
             match super::appstate::hold(&self.config.state_dir, &name) {
                 Ok(hold) => app.hold = Some(hold),
