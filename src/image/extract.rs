@@ -58,7 +58,7 @@ use super::{ImageError, Limits, io_error};
 const MAX_OCTAL_SIZE: u64 = 0o77777777777;
 
 /// What an extraction did, for logs and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// Entries written (all layers).
     pub entries: u64,

@@ -16,13 +16,14 @@ pub mod pack;
 pub mod process;
 pub mod store;
 pub mod unpack;
+mod yaml;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::manifest::units::Size;
 
@@ -55,7 +56,7 @@ impl Default for Limits {
 /// What an image says about how to run it, used where the manifest is silent:
 /// OCI/docker config `Entrypoint`, `Cmd`, `Env`, `WorkingDir`, `User`, or the
 /// `.berth-image.yaml` entry that `berth pack` writes into a plain tar.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageDefaults {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -201,9 +201,7 @@ impl<W: Write> Packer<'_, W> {
                 source,
             });
         }
-        let yaml = serde_yaml::to_string(defaults).map_err(|e| {
-            ImageError::Format(format!("cannot write the image defaults as YAML: {e}"))
-        })?;
+        let yaml = format!("{}\n", defaults.to_yaml());
         let mut header = Header::new_gnu();
         header.set_entry_type(EntryType::Regular);
         header.set_mode(0o644);

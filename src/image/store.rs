@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::layout::Platform;
 use super::unpack::unpack_with;
@@ -25,8 +25,19 @@ const TMP_PREFIX: &str = ".tmp-";
 /// The file beside `rootfs/` that records what was unpacked.
 const INFO_FILE: &str = "image.yaml";
 
+impl ImageInfo {
+    /// The record as `image.yaml` holds it.
+    fn to_yaml(&self) -> String {
+        format!(
+            "format: {}\ndefaults: {}\n",
+            super::yaml::quoted(&self.format),
+            self.defaults.to_yaml()
+        )
+    }
+}
+
 /// What the store keeps about an installed image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageInfo {
     /// The image file's format, as `berth unpack` detected it.
@@ -257,8 +268,7 @@ impl Store {
             format: unpacked.format.to_string(),
             defaults: unpacked.defaults.clone(),
         };
-        let text = serde_yaml::to_string(&info)
-            .map_err(|e| ImageError::Format(format!("cannot write {INFO_FILE}: {e}")))?;
+        let text = info.to_yaml();
         let info_path = tmp.join(INFO_FILE);
         let mut f = fs::File::create(&info_path).map_err(io_error("create", &info_path))?;
         f.write_all(text.as_bytes())

@@ -21,7 +21,7 @@ pub const DEFAULTS_ENTRY: &str = ".berth-image.yaml";
 /// Most bytes of the defaults entry.
 const MAX_DEFAULTS_BYTES: u64 = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A tar of a root filesystem (uncompressed, gzip or zstd).
     Rootfs,
@@ -42,7 +42,7 @@ impl fmt::Display for Format {
 }
 
 /// The result of a successful unpack.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpacked {
     pub format: Format,
     pub defaults: ImageDefaults,

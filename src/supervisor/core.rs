@@ -3,7 +3,7 @@
 //! [`lifecycle::step`], and carries out the [`Effect`]s it returns. Only here is app
 //! state changed, and only through the table.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -62,13 +62,13 @@ pub struct Supervisor {
     pub(super) to_remove: Vec<(String, Box<dyn cgroup::Group>)>,
     /// pidfds of processes in leftover cgroups, by token: when one is readable its
     /// process is gone, and the removals are retried.
-    leftovers: HashMap<u64, OwnedFd>,
+    leftovers: Vec<(u64, OwnedFd)>,
     /// Keeps apps' signals from the loop ([`super::sender`]).
     pub(super) guard: super::sender::SignalGuard,
     /// What the store recorded about each image used so far (read once).
-    pub(super) images: HashMap<Digest, ImageDefaults>,
+    pub(super) images: Vec<(Digest, ImageDefaults)>,
     /// Pids of install jobs and launches given up on, reaped when they end.
-    pub(super) abandoned: BTreeSet<i32>,
+    pub(super) abandoned: Vec<i32>,
     /// The host paths no bind source may reach, worked out at each (re)load.
     pub(super) reserved: crate::manifest::Reserved,
 }
@@ -119,10 +119,10 @@ impl Supervisor {
             init: crate::pid1::is_init(),
             action: None,
             to_remove: Vec::new(),
-            leftovers: HashMap::new(),
+            leftovers: Vec::new(),
             guard,
-            images: HashMap::new(),
-            abandoned: BTreeSet::new(),
+            images: Vec::new(),
+            abandoned: Vec::new(),
             reserved,
         };
         s.kill_leftovers()?;
@@ -148,7 +148,7 @@ impl Supervisor {
                     log::error!("leftover cgroup of {name}: epoll add pidfd of {pid}: {e}");
                     continue;
                 }
-                self.leftovers.insert(token, fd);
+                self.leftovers.push((token, fd));
             }
             if group.remove().is_err() {
                 self.to_remove.push((name, group));
@@ -209,7 +209,8 @@ impl Supervisor {
                         self.on_timer();
                     }
                     t if t & 0xff == LEFTOVER => {
-                        if let Some(fd) = self.leftovers.remove(&t) {
+                        if let Some(at) = self.leftovers.iter().position(|(k, _)| *k == t) {
+                            let (_, fd) = self.leftovers.swap_remove(at);
                             unwatch(&self.epoll, &fd);
                         }
                         self.retry_removals();
@@ -306,9 +307,20 @@ impl Supervisor {
         }
     }
 
+    /// Forgets `pid` as given up on: whether it was.
+    fn take_abandoned(&mut self, pid: i32) -> bool {
+        match self.abandoned.iter().position(|&p| p == pid) {
+            Some(at) => {
+                self.abandoned.swap_remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A child was reaped: an app's process, a probe, an install job, or an orphan.
     fn on_reaped(&mut self, pid: i32, status: i32) {
-        if self.abandoned.remove(&pid) {
+        if self.take_abandoned(pid) {
             return;
         }
         let owner = self.apps.values().find_map(|a| {
@@ -351,7 +363,7 @@ impl Supervisor {
         {
             self.on_channel(id);
             // Reaped already: a failed launch must not wait for it.
-            self.abandoned.remove(&pid);
+            self.take_abandoned(pid);
         }
         let Some(app) = self.apps.get(&id) else {
             return;
@@ -628,11 +640,12 @@ impl Supervisor {
             .map(|(n, m)| (n.clone(), app::fingerprint(m)))
             .collect();
         let change = policy::diff(&old, &new);
-        let ids: HashMap<String, AppId> = self
+        let names: Vec<(String, AppId)> = self
             .apps
             .values()
             .map(|a| (a.name().to_owned(), a.id))
             .collect();
+        let ids = Ids(names);
         for name in &change.stop {
             if let Some(&id) = ids.get(name) {
                 log::info!("{name}: its manifest is gone; stopping it");
@@ -758,6 +771,15 @@ impl Supervisor {
                 self.stop(id, Then::Stay);
             }
         }
+    }
+}
+
+/// Apps by name, as they were when a reload began.
+struct Ids(Vec<(String, AppId)>);
+
+impl Ids {
+    fn get(&self, name: &str) -> Option<&AppId> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, id)| id)
     }
 }
 

@@ -92,7 +92,7 @@ impl Supervisor {
                     log::debug!("kill probe {pid}: {e}");
                 }
                 // Killed: reaped when it ends, as nobody's.
-                self.abandoned.insert(pid);
+                self.abandoned.push(pid);
             }
             None => {}
         }

@@ -101,6 +101,6 @@ impl Supervisor {
         if let Err(e) = crate::sys::process::kill(job.pid(), libc::SIGKILL) {
             log::debug!("kill the install job {}: {e}", job.pid());
         }
-        self.abandoned.insert(job.pid());
+        self.abandoned.push(job.pid());
     }
 }

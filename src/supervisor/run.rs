@@ -137,7 +137,7 @@ impl Supervisor {
             return Err(StartError::Gone);
         };
         let digest = &app.manifest().image.sha256;
-        if let Some(d) = self.images.get(digest) {
+        if let Some((_, d)) = self.images.iter().find(|(known, _)| known == digest) {
             return Ok(d.clone());
         }
         let info = self
@@ -147,7 +147,7 @@ impl Supervisor {
                 path: app.manifest().image.resolved.clone(),
                 source,
             })?;
-        self.images.insert(digest.clone(), info.defaults.clone());
+        self.images.push((digest.clone(), info.defaults.clone()));
         Ok(info.defaults)
     }
 
@@ -215,7 +215,7 @@ impl Supervisor {
                 let why = name.map_or(text.clone(), |n| strip_name(&n, &text));
                 // The child exits with its status; it is reaped as any other.
                 if let Some(run) = self.apps.get(&id).and_then(|a| a.life.run()) {
-                    self.abandoned.insert(run.pid);
+                    self.abandoned.push(run.pid);
                 }
                 self.dispatch_event(id, Event::ExecFailed(why));
             }
@@ -274,7 +274,7 @@ impl Supervisor {
         let name = self.apps.get(&id).map_or("?", |a| a.name()).to_owned();
         if let Some(launching) = run.launching.take() {
             unwatch(&self.epoll, launching.channel());
-            self.abandoned.insert(run.pid);
+            self.abandoned.push(run.pid);
         }
         if let Some((watch, _)) = run.oom.take() {
             unwatch(&self.epoll, watch.fd());
