@@ -188,3 +188,69 @@ mod tests {
         assert_eq!(untoken(7 << 8), None);
     }
 }
+
+/// The apps, by id: a vector in id order (ids only grow, so a new app goes last), found
+/// by binary search. A few dozen apps on a board: no tree is needed, and a tree's code
+/// for this type would cost the board's binary kilobytes.
+#[derive(Default)]
+pub struct Apps(Vec<App>);
+
+impl Apps {
+    fn index(&self, id: &AppId) -> Result<usize, usize> {
+        self.0.binary_search_by_key(id, |a| a.id)
+    }
+
+    pub fn get(&self, id: &AppId) -> Option<&App> {
+        self.index(id).ok().and_then(|i| self.0.get(i))
+    }
+
+    pub fn get_mut(&mut self, id: &AppId) -> Option<&mut App> {
+        self.index(id).ok().and_then(|i| self.0.get_mut(i))
+    }
+
+    pub fn insert(&mut self, app: App) {
+        match self.index(&app.id) {
+            Ok(i) => {
+                if let Some(slot) = self.0.get_mut(i) {
+                    *slot = app;
+                }
+            }
+            Err(i) => self.0.insert(i, app),
+        }
+    }
+
+    pub fn remove(&mut self, id: &AppId) -> Option<App> {
+        self.index(id).ok().map(|i| self.0.remove(i))
+    }
+
+    /// In id order (the order they were loaded).
+    pub fn values(&self) -> std::slice::Iter<'_, App> {
+        self.0.iter()
+    }
+}
+
+/// The deadlines of the apps: when, whose, what for. A handful per app; the earliest
+/// is found by a scan.
+#[derive(Default)]
+pub struct Deadlines(Vec<(u64, AppId, super::lifecycle::Due)>);
+
+impl Deadlines {
+    /// The earliest (ties: the first armed).
+    pub fn first(&self) -> Option<&(u64, AppId, super::lifecycle::Due)> {
+        self.0.iter().min_by_key(|(at, _, _)| *at)
+    }
+
+    pub fn insert(&mut self, deadline: (u64, AppId, super::lifecycle::Due)) {
+        self.0.push(deadline);
+    }
+
+    pub fn remove(&mut self, deadline: &(u64, AppId, super::lifecycle::Due)) {
+        if let Some(i) = self.0.iter().position(|d| d == deadline) {
+            self.0.swap_remove(i);
+        }
+    }
+
+    pub fn retain(&mut self, keep: impl FnMut(&(u64, AppId, super::lifecycle::Due)) -> bool) {
+        self.0.retain(keep);
+    }
+}

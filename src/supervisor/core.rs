@@ -3,7 +3,7 @@
 //! [`lifecycle::step`], and carries out the [`Effect`]s it returns. Only here is app
 //! state changed, and only through the table.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -49,9 +49,9 @@ pub struct Supervisor {
     pub(super) launcher: Launcher,
     pub(super) cgroups: Box<dyn Manager>,
     pub(super) store: Store,
-    pub(super) apps: BTreeMap<AppId, App>,
+    pub(super) apps: app::Apps,
     next_id: u32,
-    deadlines: BTreeSet<(u64, AppId, Due)>,
+    deadlines: app::Deadlines,
     shutting_down: bool,
     /// PID 1: what to do once every app is down (set by the signal that asked).
     init: bool,
@@ -112,9 +112,9 @@ impl Supervisor {
             launcher,
             cgroups,
             store,
-            apps: BTreeMap::new(),
+            apps: app::Apps::default(),
             next_id: 1,
-            deadlines: BTreeSet::new(),
+            deadlines: app::Deadlines::default(),
             shutting_down: false,
             init: crate::pid1::is_init(),
             action: None,
@@ -704,7 +704,7 @@ impl Supervisor {
                 super::sender::warn_if_sharing(&m);
                 let id = AppId(self.next_id);
                 self.next_id += 1;
-                self.apps.insert(id, App::new(id, m));
+                self.apps.insert(App::new(id, m));
                 started.push(id);
             }
         }
