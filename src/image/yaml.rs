@@ -111,7 +111,10 @@ mod tests {
             user: Some("app".into()),
             ..ImageDefaults::default()
         };
-        assert_eq!(d.to_yaml(), r#"{entrypoint: ["/app", "--serve"], user: "app"}"#);
+        assert_eq!(
+            d.to_yaml(),
+            r#"{entrypoint: ["/app", "--serve"], user: "app"}"#
+        );
         round_trip(&d);
     }
 }

@@ -101,8 +101,8 @@ impl Supervisor {
         super::appstate::prepare(&config).map_err(SupervisorError::State)?;
         let store = Store::open(&config.state_dir).map_err(SupervisorError::Store)?;
         let reserved = config.reserved(&apps_dir);
-        let launcher = Launcher::new(&config.state_dir, &config.run_dir)
-            .with_reserved(reserved.clone());
+        let launcher =
+            Launcher::new(&config.state_dir, &config.run_dir).with_reserved(reserved.clone());
         let mut s = Supervisor {
             config,
             apps_dir,

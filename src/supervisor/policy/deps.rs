@@ -1,7 +1,5 @@
 //! Dependencies between apps: when one may start, and the order in which they stop.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use super::Health;
 use crate::manifest::model::{Condition, Dependency};
 
@@ -55,55 +53,51 @@ pub fn blocked_by(deps: &[Dependency], state_of: &dyn Fn(&str) -> Option<Seen>) 
 /// graph is acyclic once validated; should a cycle slip through anyway, the apps on it
 /// come last, by name, rather than being left out.
 pub fn stop_order(apps: &[(String, Vec<String>)]) -> Vec<String> {
-    // Each app's dependencies, deduplicated and limited to the apps given.
-    let mut deps: BTreeMap<&str, BTreeSet<&str>> = apps
-        .iter()
-        .map(|(name, _)| (name.as_str(), BTreeSet::new()))
-        .collect();
+    // The names in order (the order among apps that may stop at the same point).
+    let mut names: Vec<&str> = apps.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let index = |n: &str| names.binary_search(&n).ok();
+    // Each app's dependencies, by index: deduplicated, limited to the apps given.
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
     for (name, on) in apps {
-        let known: Vec<&str> = on
-            .iter()
-            .map(String::as_str)
-            .filter(|d| *d != name && deps.contains_key(d))
-            .collect();
-        if let Some(set) = deps.get_mut(name.as_str()) {
-            set.extend(known);
-        }
-    }
-    // How many not-yet-stopped apps depend on each app.
-    let mut dependants: BTreeMap<&str, usize> = deps.keys().map(|&n| (n, 0)).collect();
-    for set in deps.values() {
-        for d in set {
-            if let Some(n) = dependants.get_mut(d) {
-                *n += 1;
-            }
-        }
-    }
-    let mut ready: BTreeSet<&str> = dependants
-        .iter()
-        .filter(|&(_, &n)| n == 0)
-        .map(|(&name, _)| name)
-        .collect();
-    let mut order: Vec<String> = Vec::with_capacity(deps.len());
-    while let Some(name) = ready.pop_first() {
-        order.push(name.to_owned());
-        for d in deps.get(name).into_iter().flatten() {
-            if let Some(n) = dependants.get_mut(d) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    ready.insert(d);
+        let Some(i) = index(name) else { continue };
+        for j in on.iter().filter_map(|d| index(d)) {
+            if let Some(list) = deps.get_mut(i) {
+                if j != i && !list.contains(&j) {
+                    list.push(j);
                 }
             }
         }
     }
-    if order.len() < deps.len() {
-        let done: BTreeSet<String> = order.iter().cloned().collect();
-        let rest: Vec<String> = deps
-            .keys()
-            .filter(|n| !done.contains(**n))
-            .map(|&n| n.to_owned())
-            .collect();
-        order.extend(rest);
+    // How many not-yet-stopped apps depend on each app.
+    let mut dependants = vec![0usize; names.len()];
+    for &j in deps.iter().flatten() {
+        if let Some(n) = dependants.get_mut(j) {
+            *n += 1;
+        }
+    }
+    let mut stopped = vec![false; names.len()];
+    let mut order: Vec<String> = Vec::with_capacity(names.len());
+    let free = |i: usize, stopped: &[bool], dependants: &[usize]| {
+        stopped.get(i) == Some(&false) && dependants.get(i) == Some(&0)
+    };
+    while let Some(i) = (0..names.len()).find(|&i| free(i, &stopped, &dependants)) {
+        if let Some(s) = stopped.get_mut(i) {
+            *s = true;
+        }
+        order.extend(names.get(i).map(|n| (*n).to_owned()));
+        for &j in deps.get(i).into_iter().flatten() {
+            if let Some(n) = dependants.get_mut(j) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+    // A cycle (validation refuses them): what is left, by name.
+    for (i, name) in names.iter().enumerate() {
+        if stopped.get(i) == Some(&false) {
+            order.push((*name).to_owned());
+        }
     }
     order
 }
