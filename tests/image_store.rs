@@ -95,7 +95,7 @@ fn unpack_installs_once_and_prints_the_rootfs() {
     assert_eq!(fs::read(rootfs.join("data/f00002")).unwrap().len(), 1000);
     let info =
         fs::read_to_string(d.join(&format!("state/images/sha256/{sha}/image.yaml"))).unwrap();
-    assert!(info.starts_with("format: rootfs tar\n"), "{info}");
+    assert!(info.starts_with("format: \"rootfs tar\"\n"), "{info}");
     // Installed: no work at all, so not even the file is needed any more.
     fs::remove_file(&image).unwrap();
     let o = run(&[
@@ -593,8 +593,9 @@ fn a_killed_job_leaves_the_store_as_before_and_inherits_no_descriptor() {
         .map(|e| fs::read_link(e.unwrap().path()).unwrap())
         .collect();
     assert!(!fds.contains(&marker), "{fds:?}");
-    let stdout = fs::read_link(format!("/proc/{}/fd/1", job.pid())).unwrap();
-    assert!(stdout.to_string_lossy().starts_with("pipe:"), "{stdout:?}");
+    // Its reports go to descriptor 3, the pipe.
+    let reports = fs::read_link(format!("/proc/{}/fd/3", job.pid())).unwrap();
+    assert!(reports.to_string_lossy().starts_with("pipe:"), "{reports:?}");
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(job.pid()),
