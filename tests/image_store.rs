@@ -595,7 +595,10 @@ fn a_killed_job_leaves_the_store_as_before_and_inherits_no_descriptor() {
     assert!(!fds.contains(&marker), "{fds:?}");
     // Its reports go to descriptor 3, the pipe.
     let reports = fs::read_link(format!("/proc/{}/fd/3", job.pid())).unwrap();
-    assert!(reports.to_string_lossy().starts_with("pipe:"), "{reports:?}");
+    assert!(
+        reports.to_string_lossy().starts_with("pipe:"),
+        "{reports:?}"
+    );
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(job.pid()),
