@@ -215,7 +215,8 @@ fn sigterm_stops_dependants_first_and_berth_exits_0() {
 
 #[test]
 fn an_app_ignoring_its_stop_signal_is_killed_after_the_timeout() {
-    let mut b = Berth::start(
+    // Its output on berth's console: it ignores SIGTERM once it says "ready".
+    let mut b = Berth::start_in(
         "stop-timeout",
         &[(
             "deaf",
@@ -223,8 +224,10 @@ fn an_app_ignoring_its_stop_signal_is_killed_after_the_timeout() {
             // is killed at once): it ignores SIGTERM itself.
             "command: [probe, stubborn]\nnamespaces: [mount, uts, ipc, net]\nstop: { timeout: 300ms }\n",
         )],
+        &[],
+        "app_logs_to_console: true\n",
     );
-    b.expect("deaf: running", 20);
+    b.expect(" deaf stdout ready ", 20);
     assert_eq!(b.stop(20), 0);
     assert!(
         b.seen
