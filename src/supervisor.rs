@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod install;
 pub mod lifecycle;
+mod load;
 pub mod logs;
 pub mod policy;
 pub mod probe;

@@ -5,7 +5,6 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 
 use super::lifecycle::{Life, Resources};
 use super::logs::{AppLog, Stream};
@@ -118,8 +117,6 @@ pub struct App {
     pub pipes: Vec<Pipe>,
     /// Keeps `berth gc` from its state and run directories (taken at its first launch).
     pub hold: Option<super::appstate::AppHold>,
-    /// The unpacked image of the current definition, once installed.
-    pub image_root: PathBuf,
 }
 
 impl App {
@@ -132,7 +129,6 @@ impl App {
             log: None,
             pipes: Vec::new(),
             hold: None,
-            image_root: PathBuf::new(),
         }
     }
 

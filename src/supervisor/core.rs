@@ -3,7 +3,7 @@
 //! [`lifecycle::step`], and carries out the [`Effect`]s it returns. Only here is app
 //! state changed, and only through the table.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -16,9 +16,7 @@ use crate::config::Config;
 use crate::image::ImageDefaults;
 use crate::image::store::Store;
 use crate::launch::Launcher;
-use crate::manifest::model::{Condition, Dependency};
 use crate::manifest::types::{Digest, NetworkMode};
-use crate::manifest::{self, Manifest};
 use crate::sys;
 use crate::sys::epoll::Epoll;
 use crate::sys::timer::{Timer, now_ms};
@@ -35,7 +33,7 @@ const LEFTOVER: u64 = 0xff;
     clippy::large_enum_variant,
     reason = "a few at a time, short-lived: a box each would cost more"
 )]
-enum Todo {
+pub(super) enum Todo {
     Start(AppId),
     Event(AppId, Event<app::Real>),
 }
@@ -50,9 +48,9 @@ pub struct Supervisor {
     pub(super) cgroups: Box<dyn Manager>,
     pub(super) store: Store,
     pub(super) apps: app::Apps,
-    next_id: u32,
+    pub(super) next_id: u32,
     deadlines: app::Deadlines,
-    shutting_down: bool,
+    pub(super) shutting_down: bool,
     /// PID 1: what to do once every app is down (set by the signal that asked).
     init: bool,
     action: Option<crate::pid1::Action>,
@@ -388,7 +386,7 @@ impl Supervisor {
     }
 
     /// Runs `first` and everything it leads to through the table, in order.
-    fn dispatch(&mut self, first: Todo) {
+    pub(super) fn dispatch(&mut self, first: Todo) {
         let mut queue = VecDeque::from([first]);
         while let Some(todo) = queue.pop_front() {
             let (id, event) = match todo {
@@ -423,7 +421,7 @@ impl Supervisor {
                 None => Seen::Down(other.life.phase.name()),
             })
         };
-        let deps = dependencies(m);
+        let deps = super::load::dependencies(m);
         let blocked = if self.to_remove.iter().any(|(n, _)| n == app.name()) {
             Some("waiting for the processes left in its cgroup to end".to_owned())
         } else {
@@ -538,7 +536,7 @@ impl Supervisor {
     /// Whether the app's process gets its stop signal: a process that is not a pid
     /// namespace's init always does (the default action applies), an init only when it
     /// catches it; SIGKILL from outside its namespace always reaches it.
-    fn receivable(&self, id: AppId) -> bool {
+    pub(super) fn receivable(&self, id: AppId) -> bool {
         let Some(app) = self.apps.get(&id) else {
             return true;
         };
@@ -604,198 +602,6 @@ impl Supervisor {
             }
         }
     }
-
-    /// Re-reads the apps directory: starts new apps, stops removed ones, restarts
-    /// changed ones, gives a failed app whose manifest was touched a fresh start; a
-    /// manifest that is broken now leaves its running app alone.
-    fn reload(&mut self) {
-        self.reserved = self.config.reserved(&self.apps_dir);
-        let loaded = manifest::load_with(std::slice::from_ref(&self.apps_dir), &self.reserved);
-        for p in &loaded.problems {
-            log::error!("{p}");
-        }
-        let broken: Vec<PathBuf> = loaded.problems.iter().map(|p| p.file.clone()).collect();
-        let mut next: BTreeMap<String, Manifest> = loaded
-            .apps
-            .into_iter()
-            .map(|m| (m.name.as_str().to_owned(), m))
-            .collect();
-        // Apps whose file is broken now keep their running definition.
-        for app in self.apps.values() {
-            if !next.contains_key(app.name()) && broken.contains(&app.manifest().file) {
-                log::warn!(
-                    "{}: its manifest is invalid now; the running version stays",
-                    app.name()
-                );
-                next.insert(app.name().to_owned(), app.manifest().clone());
-            }
-        }
-        let old: Vec<(String, u64)> = self
-            .apps
-            .values()
-            .map(|a| (a.name().to_owned(), a.fingerprint))
-            .collect();
-        let new: Vec<(String, u64)> = next
-            .iter()
-            .map(|(n, m)| (n.clone(), app::fingerprint(m)))
-            .collect();
-        let change = policy::diff(&old, &new);
-        let names: Vec<(String, AppId)> = self
-            .apps
-            .values()
-            .map(|a| (a.name().to_owned(), a.id))
-            .collect();
-        let ids = Ids(names);
-        for name in &change.stop {
-            if let Some(&id) = ids.get(name) {
-                log::info!("{name}: its manifest is gone; stopping it");
-                self.stop(id, Then::Remove);
-            }
-        }
-        for name in &change.restart {
-            let (Some(&id), Some(m)) = (ids.get(name), next.get(name)) else {
-                continue;
-            };
-            if let Some(app) = self.apps.get_mut(&id) {
-                log::info!("{name}: its definition changed; restarting");
-                super::sender::warn_if_sharing(m);
-                app.fingerprint = app::fingerprint(m);
-                app.mtime = app::mtime(m);
-                app.life.manifest = m.clone();
-                // A new definition starts with a clean slate.
-                app.life.history.clear();
-                if let Some(log) = &mut app.log {
-                    if let Err(e) = log.set_limits(m.logs.max_size.bytes(), m.logs.max_files.get())
-                    {
-                        log::warn!("{name}: its new logs: settings: {e}");
-                    }
-                }
-            }
-            self.stop(id, Then::Restart);
-        }
-        for name in &change.keep {
-            let (Some(&id), Some(m)) = (ids.get(name), next.get(name)) else {
-                continue;
-            };
-            let Some(app) = self.apps.get_mut(&id) else {
-                continue;
-            };
-            let touched = app::mtime(m) != app.mtime;
-            app.mtime = app::mtime(m);
-            match &app.life.phase {
-                // Its manifest came back while it was being removed: it stays.
-                Phase::Stopping {
-                    then: Then::Remove, ..
-                } => {
-                    log::info!("{name}: its manifest is back; starting it again once stopped");
-                    self.stop(id, Then::Restart);
-                }
-                Phase::Failed { .. } if touched => {
-                    log::info!("{name}: its manifest changed; starting it afresh");
-                    app.life.history.clear();
-                    self.dispatch(Todo::Start(id));
-                }
-                _ => {}
-            }
-        }
-        let mut started = Vec::new();
-        for name in &change.start {
-            if let Some(m) = next.remove(name) {
-                super::sender::warn_if_sharing(&m);
-                let id = AppId(self.next_id);
-                self.next_id += 1;
-                self.apps.insert(App::new(id, m));
-                started.push(id);
-            }
-        }
-        // Dependencies first, so that an app finds what it waits for already on its way.
-        let graph: Vec<(String, Vec<String>)> = started
-            .iter()
-            .filter_map(|id| self.apps.get(id))
-            .map(|a| {
-                let deps = dependencies(a.manifest());
-                let deps = deps.iter().map(|d| d.app.as_str().to_owned()).collect();
-                (a.name().to_owned(), deps)
-            })
-            .collect();
-        for name in policy::stop_order(&graph).iter().rev() {
-            if let Some(id) = self.by_name(name).map(|a| a.id) {
-                self.dispatch(Todo::Start(id));
-            }
-        }
-    }
-
-    /// Asks the table to stop an app, then do `then`.
-    pub(super) fn stop(&mut self, id: AppId, then: Then) {
-        let receivable = self.receivable(id);
-        self.dispatch(Todo::Event(
-            id,
-            Event::Stop {
-                then,
-                why: None,
-                receivable,
-            },
-        ));
-    }
-
-    /// Shutdown: stop every app whose dependants are all down.
-    fn advance_shutdown(&mut self) {
-        let graph: Vec<(String, Vec<String>)> = self
-            .apps
-            .values()
-            .map(|a| {
-                let deps = dependencies(a.manifest())
-                    .iter()
-                    .map(|d| d.app.as_str().to_owned())
-                    .collect();
-                (a.name().to_owned(), deps)
-            })
-            .collect();
-        for name in policy::stop_order(&graph) {
-            let Some(app) = self.by_name(&name) else {
-                continue;
-            };
-            let id = app.id;
-            match &app.life.phase {
-                Phase::Stopping { .. } | Phase::Stopped => continue,
-                phase if !app.life.is_up() || matches!(phase, Phase::Installing { .. }) => {
-                    self.stop(id, Then::Stay);
-                    continue;
-                }
-                _ => {}
-            }
-            let dependants_up = graph.iter().any(|(other, deps)| {
-                deps.contains(&name) && self.by_name(other).is_some_and(|a| a.life.is_up())
-            });
-            if !dependants_up {
-                self.stop(id, Then::Stay);
-            }
-        }
-    }
-}
-
-/// Apps by name, as they were when a reload began.
-struct Ids(Vec<(String, AppId)>);
-
-impl Ids {
-    fn get(&self, name: &str) -> Option<&AppId> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, id)| id)
-    }
-}
-
-/// What an app waits for before it starts: its `depends_on`, and the app whose network
-/// namespace it joins (`container:`), which must be running.
-fn dependencies(m: &Manifest) -> Vec<Dependency> {
-    let mut deps = m.depends_on.clone();
-    if let NetworkMode::Container(owner) = &m.network.mode {
-        if !deps.iter().any(|d| d.app == *owner) {
-            deps.push(Dependency {
-                app: owner.clone(),
-                condition: Condition::Started,
-            });
-        }
-    }
-    deps
 }
 
 /// Adds `fd` to the loop's epoll set with its token.

@@ -41,7 +41,7 @@ impl Supervisor {
                 path: m.image.resolved.clone(),
                 source,
             })?;
-        app.image_root = self.store.rootfs(&m.image.sha256);
+        let image_root = self.store.rootfs(&m.image.sha256);
         if app.log.is_none() {
             let mut log = AppLog::open(
                 &self.config.log_dir,
@@ -81,7 +81,7 @@ impl Supervisor {
             .spawn(
                 &LaunchApp {
                     manifest: m,
-                    image_root: &app.image_root,
+                    image_root: &image_root,
                     defaults: &defaults,
                     join_net: join_net.as_ref().map(AsFd::as_fd),
                     hosts: &[],

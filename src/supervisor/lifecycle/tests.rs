@@ -31,6 +31,32 @@ fn life(extra: &str, phase: Phase<Fake>) -> Life<Fake> {
     l
 }
 
+/// A stop asking for `then`; `receivable`: the process gets its stop signal.
+fn stop(then: Then, receivable: bool) -> Event<Fake> {
+    Event::Stop {
+        then,
+        why: None,
+        receivable,
+    }
+}
+
+/// The process ended for `reason`; `success` for exit status 0.
+fn exited(reason: &str, success: bool) -> Event<Fake> {
+    Event::Exited {
+        reason: reason.to_owned(),
+        success,
+    }
+}
+
+/// Running as run 7 since `since`.
+fn running(since: u64, health: Health) -> Phase<Fake> {
+    Phase::Running {
+        run: 7,
+        since,
+        health,
+    }
+}
+
 /// Every phase once, each holding what it holds (run 7, job 9).
 fn phases() -> Vec<Phase<Fake>> {
     vec![
@@ -41,11 +67,7 @@ fn phases() -> Vec<Phase<Fake>> {
         Phase::Preparing,
         Phase::Installing { job: 9 },
         Phase::Starting { run: 7 },
-        Phase::Running {
-            run: 7,
-            since: NOW - 1_000,
-            health: Health::None,
-        },
+        running(NOW - 1_000, Health::None),
         Phase::Stopping {
             run: 7,
             deadline: NOW + 5_000,
@@ -103,44 +125,11 @@ fn events() -> Vec<(&'static str, Event<Fake>)> {
         ),
         ("execd", Event::Execd { pid: 42 }),
         ("exec-failed", Event::ExecFailed("exec failed".into())),
-        (
-            "exited-0",
-            Event::Exited {
-                reason: "exited with status 0".into(),
-                success: true,
-            },
-        ),
-        (
-            "exited-1",
-            Event::Exited {
-                reason: "exited with status 1".into(),
-                success: false,
-            },
-        ),
-        (
-            "stop",
-            Event::Stop {
-                then: Then::Stay,
-                why: None,
-                receivable: true,
-            },
-        ),
-        (
-            "restart",
-            Event::Stop {
-                then: Then::Restart,
-                why: None,
-                receivable: true,
-            },
-        ),
-        (
-            "remove",
-            Event::Stop {
-                then: Then::Remove,
-                why: None,
-                receivable: true,
-            },
-        ),
+        ("exited-0", exited("exited with status 0", true)),
+        ("exited-1", exited("exited with status 1", false)),
+        ("stop", stop(Then::Stay, true)),
+        ("restart", stop(Then::Restart, true)),
+        ("remove", stop(Then::Remove, true)),
         ("stop-timeout", Event::StopTimeout),
         (
             "probed-ok",
@@ -356,18 +345,11 @@ fn waiting_is_said_once_per_reason() {
 fn a_clean_exit_of_a_never_app_is_information() {
     let mut app = life(
         "restart: { policy: never }\n",
-        Phase::Running {
-            run: 7,
-            since: NOW - 1_000,
-            health: Health::None,
-        },
+        running(NOW - 1_000, Health::None),
     );
     let fx = step(
         &mut app,
-        Event::Exited {
-            reason: "exited with status 0".into(),
-            success: true,
-        },
+        exited("exited with status 0", true),
         NOW,
         Context::default(),
     );
@@ -382,14 +364,7 @@ fn a_clean_exit_of_a_never_app_is_information() {
 fn unhealthy_restarts_in_one_line() {
     let hc = "healthcheck: { exec: [check], interval: 1s, timeout: 500ms, retries: 2 }\n\
               restart: { policy: always, backoff: { initial: 100ms, max: 1s } }\n";
-    let mut app = life(
-        hc,
-        Phase::Running {
-            run: 7,
-            since: NOW - 60_000,
-            health: Health::Healthy,
-        },
-    );
+    let mut app = life(hc, running(NOW - 60_000, Health::Healthy));
     let failed = || Event::Probed {
         ok: false,
         why: "exited with status 1".into(),
@@ -421,10 +396,7 @@ fn unhealthy_restarts_in_one_line() {
     assert!(logs(&fx).is_empty());
     let fx = step(
         &mut app,
-        Event::Exited {
-            reason: "killed by SIGTERM".into(),
-            success: false,
-        },
+        exited("killed by SIGTERM", false),
         NOW + 1_200,
         Context::default(),
     );
@@ -440,24 +412,8 @@ fn unhealthy_restarts_in_one_line() {
 
 #[test]
 fn an_init_that_cannot_get_its_stop_signal_is_killed_at_once() {
-    let mut app = life(
-        "",
-        Phase::Running {
-            run: 7,
-            since: NOW,
-            health: Health::None,
-        },
-    );
-    let fx = step(
-        &mut app,
-        Event::Stop {
-            then: Then::Stay,
-            why: None,
-            receivable: false,
-        },
-        NOW,
-        Context::default(),
-    );
+    let mut app = life("", running(NOW, Health::None));
+    let fx = step(&mut app, stop(Then::Stay, false), NOW, Context::default());
     assert!(fx.iter().any(|e| matches!(e, Effect::KillAll)));
     assert!(!fx.iter().any(|e| matches!(e, Effect::Signal(_))));
     assert_eq!(
@@ -480,23 +436,11 @@ fn a_manifest_back_while_stopping_turns_the_removal_into_a_restart() {
             why: None,
         },
     );
-    let fx = step(
-        &mut app,
-        Event::Stop {
-            then: Then::Restart,
-            why: None,
-            receivable: true,
-        },
-        NOW,
-        Context::default(),
-    );
+    let fx = step(&mut app, stop(Then::Restart, true), NOW, Context::default());
     assert!(fx.is_empty());
     let fx = step(
         &mut app,
-        Event::Exited {
-            reason: "killed by SIGTERM".into(),
-            success: false,
-        },
+        exited("killed by SIGTERM", false),
         NOW + 50,
         Context::default(),
     );
@@ -512,16 +456,7 @@ fn a_manifest_back_while_stopping_turns_the_removal_into_a_restart() {
             why: None,
         },
     );
-    step(
-        &mut app,
-        Event::Stop {
-            then: Then::Stay,
-            why: None,
-            receivable: true,
-        },
-        NOW,
-        Context::default(),
-    );
+    step(&mut app, stop(Then::Stay, true), NOW, Context::default());
     assert!(matches!(
         app.phase,
         Phase::Stopping {
@@ -554,23 +489,8 @@ fn nothing_starts_or_restarts_while_shutting_down() {
     );
     assert!(fx.is_empty());
     assert_eq!(app.phase.name(), "backoff");
-    let mut app = life(
-        "",
-        Phase::Running {
-            run: 7,
-            since: NOW,
-            health: Health::None,
-        },
-    );
-    let fx = step(
-        &mut app,
-        Event::Exited {
-            reason: "exited with status 1".into(),
-            success: false,
-        },
-        NOW,
-        ctx,
-    );
+    let mut app = life("", running(NOW, Health::None));
+    let fx = step(&mut app, exited("exited with status 1", false), NOW, ctx);
     assert_eq!(app.phase.name(), "stopped");
     assert_eq!(
         logs(&fx),
