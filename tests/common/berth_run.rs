@@ -164,6 +164,16 @@ impl Berth {
         }
     }
 
+    /// Waits until a line with each of `needles` has been seen (in any order) among
+    /// the lines after the first `mark` seen ones.
+    pub fn expect_all_after(&mut self, mark: usize, needles: &[&str], secs: u64) {
+        for needle in needles {
+            if !self.seen.iter().skip(mark).any(|l| l.contains(needle)) {
+                self.expect(needle, secs);
+            }
+        }
+    }
+
     /// Sends `signal` to berth.
     pub fn signal(&self, signal: i32) {
         // SAFETY: plain integer arguments.
