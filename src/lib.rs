@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod digest;
 pub mod hostfs;
 pub mod image;

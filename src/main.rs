@@ -67,10 +67,14 @@ fn main() -> ExitCode {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::NotBuilt(name) => {
-            eprintln!("berth {name}: not built yet in this version; see README.md, \"Status\"");
-            ExitCode::from(EXIT_USAGE)
-        }
+        Command::Control {
+            config,
+            args,
+            command,
+        } => match load_config(config) {
+            Ok(config) => ExitCode::from(cli::client::run(&config.run_dir, &args, &command)),
+            Err(status) => status,
+        },
         Command::Check {
             config,
             images,

@@ -40,6 +40,25 @@ impl Epoll {
         .map(drop)
     }
 
+    /// Watches `fd`, added already, for reading and also for writing when `write`.
+    pub(crate) fn modify(&self, fd: BorrowedFd<'_>, token: u64, write: bool) -> Result<()> {
+        let events = libc::EPOLLIN | libc::EPOLLRDHUP | if write { libc::EPOLLOUT } else { 0 };
+        let mut ev = libc::epoll_event {
+            events: u32::try_from(events).unwrap_or(0),
+            u64: token,
+        };
+        // SAFETY: `ev` is a valid event borrowed for the call.
+        check("epoll_ctl mod", unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_MOD,
+                fd.as_raw_fd(),
+                &raw mut ev,
+            )
+        })
+        .map(drop)
+    }
+
     /// Stops watching `fd` (closing it does too; this is for descriptors kept open).
     pub(crate) fn remove(&self, fd: BorrowedFd<'_>) -> Result<()> {
         // SAFETY: a null event is allowed for EPOLL_CTL_DEL since Linux 2.6.9.

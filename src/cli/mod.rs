@@ -1,6 +1,10 @@
 //! The command line: `berth COMMAND [ARGS]`, parsed by hand (no parser crate: bytes
 //! matter on a board).
 
+pub mod client;
+pub mod control;
+mod exec;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
@@ -52,12 +56,6 @@ commands:
 --config FILE   global settings (default /etc/berth/berth.yaml)
 exit status: 0 ok, 1 failed or invalid, 2 usage error";
 
-/// The planned commands that this build does not have yet (docs/design.md, section 7,
-/// "Command line").
-const NOT_BUILT: [&str; 9] = [
-    "status", "logs", "exec", "start", "stop", "restart", "reload", "metrics", "shutdown",
-];
-
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Check {
@@ -85,10 +83,15 @@ pub enum Command {
         config: Option<PathBuf>,
         apps: Option<PathBuf>,
     },
+    /// A command the running supervisor serves: its settings file (for `run_dir`), the
+    /// command line to send (without `--config`), and what it says.
+    Control {
+        config: Option<PathBuf>,
+        args: Vec<String>,
+        command: control::Control,
+    },
     Help,
     Version,
-    /// A command of the design that this build does not have yet.
-    NotBuilt(&'static str),
 }
 
 /// A command line that cannot be understood; exit status 2.
@@ -116,11 +119,35 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         "run" => parse_run(args),
         "help" | "--help" | "-h" => Ok(Command::Help),
         "version" | "--version" | "-V" => Ok(Command::Version),
-        other => match NOT_BUILT.iter().find(|&&c| c == other) {
-            Some(c) => Ok(Command::NotBuilt(c)),
-            None => Err(UsageError(format!("unknown command {other:?}"))),
-        },
+        other if control::is_control(other) => parse_control(other, args),
+        other => Err(UsageError(format!("unknown command {other:?}"))),
     }
+}
+
+/// A command for the supervisor: `--config FILE` is taken out (it tells the client
+/// where the socket is), the rest is parsed here and sent as typed.
+fn parse_control(
+    command: &str,
+    mut args: impl Iterator<Item = OsString>,
+) -> Result<Command, UsageError> {
+    let mut config = None;
+    let mut sent = vec![command.to_owned()];
+    while let Some(arg) = args.next() {
+        // After `exec APP`, `--config` belongs to the command run in the app.
+        let in_command = command == "exec" && sent.iter().skip(1).any(|a| !a.starts_with('-'));
+        match arg.to_str() {
+            Some(flag @ "--config") if !in_command => {
+                config = Some(PathBuf::from(value(flag, &mut args)?));
+            }
+            _ => sent.push(text(command, arg)?),
+        }
+    }
+    let parsed = control::parse(command, sent.get(1..).unwrap_or_default())?;
+    Ok(Command::Control {
+        config,
+        args: sent,
+        command: parsed,
+    })
 }
 
 fn parse_check(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
@@ -380,21 +407,30 @@ mod tests {
                 apps: Some("a".into())
             })
         );
-        assert_eq!(p(&["status"]), Ok(Command::NotBuilt("status")));
         assert_eq!(
-            p(&["gc"]),
-            Ok(Command::Gc {
-                config: None,
-                state_dir: None,
-                dry_run: false
+            p(&["status", "--config", "c", "web"]),
+            Ok(Command::Control {
+                config: Some("c".into()),
+                args: vec!["status".into(), "web".into()],
+                command: control::Control::Status {
+                    app: Some("web".into()),
+                    json: false
+                }
             })
         );
         assert_eq!(
-            p(&["gc", "--dry-run", "--state-dir", "/data", "--config", "c"]),
-            Ok(Command::Gc {
-                config: Some("c".into()),
-                state_dir: Some("/data".into()),
-                dry_run: true
+            p(&["exec", "web", "prog", "--config", "x"]),
+            Ok(Command::Control {
+                config: None,
+                args: ["exec", "web", "prog", "--config", "x"]
+                    .map(String::from)
+                    .to_vec(),
+                command: control::Control::Exec {
+                    app: "web".into(),
+                    tty: false,
+                    user: None,
+                    argv: ["prog", "--config", "x"].map(String::from).to_vec(),
+                }
             })
         );
         assert_eq!(

@@ -1,0 +1,316 @@
+//! The control socket as the supervisor's loop serves it: accepting, reading request
+//! lines, writing answers, all without waiting for a client. A client that is slow,
+//! silent or gone costs the loop nothing: requests are bounded ([`MAX_REQUEST`]), so
+//! are clients ([`MAX_CLIENTS`]) and what waits to be written to each
+//! ([`MAX_PENDING`]); one that has not sent its request within [`REQUEST_TIMEOUT_MS`]
+//! is dropped, and so is one that does not read what it asked for.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::protocol::{self, Frame, MAX_REQUEST};
+use crate::sys::{self, epoll::Epoll};
+
+/// Clients served at once; one more is told to try again and closed.
+pub const MAX_CLIENTS: usize = 64;
+/// Bytes of answer waiting for one client; past this it is dropped (a `logs -f` or
+/// `events` reader that stopped reading).
+pub const MAX_PENDING: usize = 256 * 1024;
+/// Time a client has to send its request after connecting.
+pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// The low byte of a client's epoll token: `(serial << 8) | CLIENT`.
+pub const CLIENT: u64 = 0xfe;
+
+/// The words a client that is not root gets.
+pub const ROOT_ONLY: &str = "permission denied: berth's control socket is root-only";
+
+/// One connected client.
+struct Client {
+    token: u64,
+    fd: OwnedFd,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    /// Until its request arrived: when it is dropped.
+    deadline: Option<u64>,
+    /// Close once `output` is written (its answer is complete).
+    closing: bool,
+    /// Watched for writing too (output is waiting).
+    writing: bool,
+}
+
+/// What a client did.
+pub enum Happening {
+    /// A whole request: its command line and the descriptors sent with it.
+    Request {
+        token: u64,
+        args: Vec<String>,
+        fds: Vec<OwnedFd>,
+    },
+    /// It hung up (or was dropped): whatever it was waiting for or following ends.
+    Gone(u64),
+}
+
+/// The listening socket and its clients.
+pub struct Server {
+    listener: OwnedFd,
+    path: PathBuf,
+    clients: Vec<Client>,
+    serial: u64,
+}
+
+impl Server {
+    /// Listens at `path` (mode 0600) and adds the socket to `epoll` with `token`. A
+    /// socket file left by an earlier berth is replaced; one a running berth answers
+    /// on is not (`AddrInUse`).
+    pub fn bind(path: &Path, epoll: &Epoll, token: u64) -> io::Result<Server> {
+        let bytes = path.as_os_str().as_bytes();
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if sys::net::unix_connect(bytes).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another berth answers on {}", path.display()),
+                ));
+            }
+            if !meta.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket", path.display()),
+                ));
+            }
+            std::fs::remove_file(path).map_err(|e| {
+                io::Error::new(e.kind(), format!("remove the old {}: {e}", path.display()))
+            })?;
+        }
+        let listener = sys::net::unix_listen(bytes, 64).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("listen on {}: {e}", path.display()),
+            )
+        })?;
+        epoll.add(listener.as_fd(), token, false).map_err(|e| {
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("watch {}: {e}", path.display()),
+            )
+        })?;
+        Ok(Server {
+            listener,
+            path: path.to_owned(),
+            clients: Vec::new(),
+            serial: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Accepts every waiting client. One that is not root, or one too many, gets its
+    /// refusal (as far as its socket takes it at once) and is closed.
+    pub fn accept(&mut self, epoll: &Epoll, now: u64) {
+        loop {
+            let fd = match sys::net::accept(self.listener.as_fd()) {
+                Ok(fd) => fd,
+                Err(e) if e.errno == libc::EAGAIN => return,
+                // A client that gave up while queued, or no descriptor left: the next
+                // one may succeed; the loop is not stopped for it.
+                Err(e) => {
+                    log::warn!("control socket {}: {e}", self.path.display());
+                    return;
+                }
+            };
+            let refusal = match sys::net::peer_uid(fd.as_fd()) {
+                Ok(0) => None,
+                Ok(_) => Some(ROOT_ONLY.to_owned()),
+                Err(e) => Some(format!("berth cannot tell who is asking: {e}")),
+            };
+            let refusal = refusal.or_else(|| {
+                (self.clients.len() >= MAX_CLIENTS)
+                    .then(|| format!("berth serves {MAX_CLIENTS} clients at once; try again"))
+            });
+            if let Some(why) = refusal {
+                let answer = Frame::Err(why).encode() + &Frame::Exit(1).encode();
+                let _ = sys::net::send(fd.as_raw_fd(), answer.as_bytes());
+                continue;
+            }
+            self.serial += 1;
+            let token = (self.serial << 8) | CLIENT;
+            if let Err(e) = epoll.add(fd.as_fd(), token, false) {
+                log::warn!("control socket: watch a client: {e}");
+                continue;
+            }
+            self.clients.push(Client {
+                token,
+                fd,
+                input: Vec::new(),
+                output: Vec::new(),
+                deadline: Some(now + REQUEST_TIMEOUT_MS),
+                closing: false,
+                writing: false,
+            });
+        }
+    }
+
+    fn find(&self, token: u64) -> Option<usize> {
+        self.clients.iter().position(|c| c.token == token)
+    }
+
+    /// The client of `token` is ready: writes what waits for it, reads its request
+    /// (once) or notices that it hung up.
+    pub fn on_ready(&mut self, epoll: &Epoll, token: u64) -> Option<Happening> {
+        let at = self.find(token)?;
+        if !self.flush(epoll, at) {
+            self.drop_at(epoll, at);
+            return Some(Happening::Gone(token));
+        }
+        let client = self.clients.get_mut(at)?;
+        let mut buf = [0u8; 4096];
+        let mut fds = Vec::new();
+        match sys::net::recv_with_fds(client.fd.as_raw_fd(), &mut buf, &mut fds) {
+            Ok(0) => {
+                self.drop_at(epoll, at);
+                return Some(Happening::Gone(token));
+            }
+            Ok(n) if client.deadline.is_some() => {
+                client
+                    .input
+                    .extend_from_slice(buf.get(..n).unwrap_or_default());
+            }
+            // After its request a client has nothing more to say: ignored.
+            Ok(_) => return None,
+            Err(e) if e.errno == libc::EAGAIN => return None,
+            Err(_) => {
+                self.drop_at(epoll, at);
+                return Some(Happening::Gone(token));
+            }
+        }
+        let Some(end) = client.input.iter().position(|&b| b == b'\n') else {
+            if client.input.len() >= MAX_REQUEST {
+                self.refuse(epoll, token, &protocol::RequestError::TooLong.to_string());
+            }
+            return None;
+        };
+        client.deadline = None;
+        let line = client.input.get(..end).unwrap_or_default().to_vec();
+        client.input = Vec::new();
+        match protocol::decode_request(&line) {
+            Ok(args) => Some(Happening::Request { token, args, fds }),
+            Err(e) => {
+                self.refuse(epoll, token, &e.to_string());
+                None
+            }
+        }
+    }
+
+    fn refuse(&mut self, epoll: &Epoll, token: u64, why: &str) {
+        self.send(epoll, token, &Frame::Err(format!("berth: {why}")));
+        self.finish(epoll, token, 2);
+    }
+
+    /// Queues `frame` for the client and writes what it takes now. `false` when the
+    /// client is gone or dropped for not reading (the caller forgets it).
+    pub fn send(&mut self, epoll: &Epoll, token: u64, frame: &Frame) -> bool {
+        let Some(at) = self.find(token) else {
+            return false;
+        };
+        let Some(client) = self.clients.get_mut(at) else {
+            return false;
+        };
+        client.output.extend_from_slice(frame.encode().as_bytes());
+        if client.output.len() > MAX_PENDING || !self.flush(epoll, at) {
+            self.drop_at(epoll, at);
+            return false;
+        }
+        true
+    }
+
+    /// Ends the answer with the exit status `code`; the client is closed once it
+    /// has all of it.
+    pub fn finish(&mut self, epoll: &Epoll, token: u64, code: i32) {
+        if self.send(epoll, token, &Frame::Exit(code)) {
+            if let Some(at) = self.find(token) {
+                if let Some(c) = self.clients.get_mut(at) {
+                    c.closing = true;
+                }
+                if self.clients.get(at).is_some_and(|c| c.output.is_empty()) {
+                    self.drop_at(epoll, at);
+                }
+            }
+        }
+    }
+
+    /// Writes what the client at `at` takes; watches for writability while some is
+    /// left. `false` when its socket failed (it hung up).
+    fn flush(&mut self, epoll: &Epoll, at: usize) -> bool {
+        let Some(c) = self.clients.get_mut(at) else {
+            return false;
+        };
+        while !c.output.is_empty() {
+            match sys::net::send(c.fd.as_raw_fd(), &c.output) {
+                Ok(n) => {
+                    c.output.drain(..n.min(c.output.len()));
+                }
+                Err(e) if e.errno == libc::EAGAIN => break,
+                Err(e) if e.errno == libc::EINTR => {}
+                Err(_) => return false,
+            }
+        }
+        let want = !c.output.is_empty();
+        if want != c.writing {
+            if epoll.modify(c.fd.as_fd(), c.token, want).is_err() {
+                return false;
+            }
+            c.writing = want;
+        }
+        if c.closing && c.output.is_empty() {
+            self.drop_at(epoll, at);
+        }
+        true
+    }
+
+    fn drop_at(&mut self, epoll: &Epoll, at: usize) {
+        if at < self.clients.len() {
+            let c = self.clients.swap_remove(at);
+            let _ = epoll.remove(c.fd.as_fd());
+        }
+    }
+
+    /// Closes the client of `token` without a word more.
+    pub fn close(&mut self, epoll: &Epoll, token: u64) {
+        if let Some(at) = self.find(token) {
+            self.drop_at(epoll, at);
+        }
+    }
+
+    /// The earliest time a client is due to have sent its request.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.clients.iter().filter_map(|c| c.deadline).min()
+    }
+
+    /// Drops the clients whose request is overdue.
+    pub fn expire(&mut self, epoll: &Epoll, now: u64) {
+        let late: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|c| c.deadline.is_some_and(|d| d <= now))
+            .map(|c| c.token)
+            .collect();
+        for token in late {
+            self.refuse(epoll, token, "no request within 5 s; closing");
+        }
+    }
+
+    /// How many clients are connected.
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
