@@ -118,10 +118,6 @@ impl Server {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Accepts every waiting client. One that is not root, or one too many, gets its
     /// refusal (as far as its socket takes it at once) and is closed.
     pub fn accept(&mut self, epoll: &Epoll, now: u64) {
@@ -336,13 +332,6 @@ impl Server {
         }
     }
 
-    /// Closes the client of `token` without a word more.
-    pub fn close(&mut self, epoll: &Epoll, token: u64) {
-        if let Some(at) = self.find(token) {
-            self.drop_at(epoll, at);
-        }
-    }
-
     /// The earliest time a client is due to have sent its request.
     pub fn next_deadline(&self) -> Option<u64> {
         self.clients.iter().filter_map(|c| c.deadline).min()
@@ -359,11 +348,6 @@ impl Server {
         for token in late {
             self.refuse(epoll, token, "no request within 5 s; closing");
         }
-    }
-
-    /// How many clients are connected.
-    pub fn clients(&self) -> usize {
-        self.clients.len()
     }
 }
 

@@ -88,7 +88,10 @@ impl AppStatus {
             or_none(self.uptime_ms.map(crate::supervisor::policy::format_ms)),
             self.restarts.to_string(),
             self.memory_text(),
-            or_none(self.cpu_ns.map(|ns| crate::supervisor::policy::format_ms(ns / 1_000_000))),
+            or_none(
+                self.cpu_ns
+                    .map(|ns| crate::supervisor::policy::format_ms(ns / 1_000_000)),
+            ),
             or_none(self.exits.last().map(|(_, why)| why.clone())),
         ]
     }
@@ -128,7 +131,15 @@ fn epoch_ms(ms: u64) -> std::time::SystemTime {
 /// `berth status`: an aligned table, a header and a line per app.
 pub fn table(apps: &[AppStatus]) -> Vec<String> {
     const HEADER: [&str; 9] = [
-        "NAME", "STATE", "HEALTH", "PID", "UPTIME", "RESTARTS", "MEMORY", "CPU", "LAST EXIT",
+        "NAME",
+        "STATE",
+        "HEALTH",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "MEMORY",
+        "CPU",
+        "LAST EXIT",
     ];
     let rows: Vec<[String; 9]> = apps.iter().map(AppStatus::cells).collect();
     let mut widths = HEADER.map(str::len);
@@ -184,7 +195,10 @@ pub fn detail(app: &AppStatus, more: &[(&str, String)]) -> Vec<String> {
     } else {
         out.push("last exits:".to_owned());
         for (at, why) in &app.exits {
-            out.push(format!("  {} {why}", crate::timefmt::format_time(epoch_ms(*at))));
+            out.push(format!(
+                "  {} {why}",
+                crate::timefmt::format_time(epoch_ms(*at))
+            ));
         }
     }
     out
@@ -256,6 +270,9 @@ mod tests {
         let d = detail(&web(), &[("image", "sha256:ab".into())]);
         assert_eq!(d.first().unwrap(), "name:      web");
         assert!(d.contains(&"image:     sha256:ab".to_owned()), "{d:?}");
-        assert_eq!(d.last().unwrap(), "  1970-01-01T00:00:00.000Z exited with status 3");
+        assert_eq!(
+            d.last().unwrap(),
+            "  1970-01-01T00:00:00.000Z exited with status 3"
+        );
     }
 }

@@ -173,7 +173,11 @@ impl AppLog {
     /// The lines written since the last call (formatted as in the file, without the
     /// newline), while tapped.
     pub fn take_tapped(&mut self) -> Vec<String> {
-        self.sink.tap.as_mut().map(std::mem::take).unwrap_or_default()
+        self.sink
+            .tap
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The current file, `<dir>/<app>.log`.

@@ -62,10 +62,18 @@ impl History {
         })
     }
 
+    /// Whether no line is left to send (no file, or the selection ends at the end).
+    pub fn is_empty(&self) -> bool {
+        self.files.iter().all(|(_, at, end)| at >= end)
+    }
+
     /// Appends `line` (without its newline) as a frame, if it is selected.
     fn push_line(&self, out: &mut Vec<u8>, line: &[u8]) {
         if let Some(since) = &self.since {
-            if line.get(..since.len()).is_some_and(|t| t < since.as_bytes()) {
+            if line
+                .get(..since.len())
+                .is_some_and(|t| t < since.as_bytes())
+            {
                 return;
             }
         }
@@ -95,7 +103,10 @@ impl Feed for History {
         self.partial.extend_from_slice(&buf);
         let mut rest = std::mem::take(&mut self.partial);
         let mut start = 0;
-        while let Some(nl) = rest.get(start..).and_then(|r| r.iter().position(|&b| b == b'\n')) {
+        while let Some(nl) = rest
+            .get(start..)
+            .and_then(|r| r.iter().position(|&b| b == b'\n'))
+        {
             self.push_line(out, rest.get(start..start + nl).unwrap_or_default());
             start += nl + 1;
         }
@@ -179,7 +190,10 @@ mod tests {
 
     #[test]
     fn every_line_of_every_file_oldest_first() {
-        assert_eq!(history(&["a\nb\n", "c\n"], Select::default()), "o a\no b\no c\n");
+        assert_eq!(
+            history(&["a\nb\n", "c\n"], Select::default()),
+            "o a\no b\no c\n"
+        );
         assert_eq!(history(&["a\n", "b"], Select::default()), "o a\no b\n");
         assert_eq!(history(&[], Select::default()), "");
     }
