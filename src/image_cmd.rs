@@ -75,6 +75,22 @@ pub fn pack(rootfs: &Path, file: &Path, args: &PackArgs, out: &mut impl Write) -
 /// or unreadable apps directory, or one manifest that does not load, would make
 /// what they name look unused.
 pub fn gc(config: &Config, dry_run: bool, out: &mut impl Write) -> u8 {
+    gc_keeping(config, dry_run, &Keep::default(), out)
+}
+
+/// What a running supervisor adds to what the manifests name: the images and apps of
+/// the definitions it runs (a running version kept while its manifest is broken or
+/// changed, an image being installed), and that leftovers of unpacks are its own.
+#[derive(Debug, Default)]
+pub struct Keep {
+    pub digests: BTreeSet<Digest>,
+    pub apps: BTreeSet<String>,
+    /// A supervisor runs: a partial unpack may be an install in progress.
+    pub supervised: bool,
+}
+
+/// `berth gc` keeping `extra` too.
+pub fn gc_keeping(config: &Config, dry_run: bool, extra: &Keep, out: &mut impl Write) -> u8 {
     // A machine that never ran berth: nothing to collect, and nothing is created.
     match config.state_dir.try_exists() {
         Ok(true) => {}
@@ -138,12 +154,14 @@ pub fn gc(config: &Config, dry_run: bool, out: &mut impl Write) -> u8 {
             ),
         );
     }
-    let keep: BTreeSet<Digest> = loaded.apps.iter().map(|m| m.image.sha256.clone()).collect();
-    let named: BTreeSet<String> = loaded
+    let mut keep: BTreeSet<Digest> = loaded.apps.iter().map(|m| m.image.sha256.clone()).collect();
+    keep.extend(extra.digests.iter().cloned());
+    let mut named: BTreeSet<String> = loaded
         .apps
         .iter()
         .map(|m| m.name.as_str().to_owned())
         .collect();
+    named.extend(extra.apps.iter().cloned());
     let (would, verb) = match dry_run {
         true => ("would ", "would remove"),
         false => ("", "removed"),
@@ -154,8 +172,12 @@ pub fn gc(config: &Config, dry_run: bool, out: &mut impl Write) -> u8 {
         let Some(store) = store else {
             return Ok(());
         };
-        for leftover in store.clean_leftovers(dry_run)? {
-            let _ = writeln!(out, "{verb} {} (an interrupted unpack)", leftover.display());
+        // With a supervisor running, a partial unpack may be its install in progress:
+        // it cleans up its own at its next start.
+        if !extra.supervised {
+            for leftover in store.clean_leftovers(dry_run)? {
+                let _ = writeln!(out, "{verb} {} (an interrupted unpack)", leftover.display());
+            }
         }
         let in_use = store.in_use(Path::new("/proc"));
         let collected = store.gc(&keep, &in_use, dry_run)?;

@@ -25,6 +25,10 @@ fn main() -> ExitCode {
     if argv0 == berth::image::install::ARGV0 {
         berth::image::install::install_main(args.collect());
     }
+    // `berth gc` run by the supervisor for a client.
+    if argv0 == berth::supervisor::gc::ARGV0 {
+        berth::supervisor::gc::gc_main(args.collect());
+    }
     // As /sbin/modprobe, which the kernel runs to load a missing filesystem module.
     if std::path::Path::new(&argv0)
         .file_name()
@@ -110,6 +114,16 @@ fn main() -> ExitCode {
             state_dir,
             dry_run,
         } => match load_config(config) {
+            // With the supervisor running (and its own state directory), through it: it
+            // knows exactly what is in use.
+            Ok(config) if state_dir.is_none() && cli::client::connect(&config.run_dir).is_ok() => {
+                let mut args = vec!["gc".to_owned()];
+                if dry_run {
+                    args.push("--dry-run".to_owned());
+                }
+                let command = cli::control::Control::Gc { dry_run };
+                ExitCode::from(cli::client::run(&config.run_dir, &args, &command))
+            }
             Ok(mut config) => {
                 if let Some(dir) = state_dir {
                     config.state_dir = dir;

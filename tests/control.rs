@@ -522,3 +522,52 @@ fn a_burst_of_clients_and_one_that_never_reads_do_not_hold_up_a_probe() {
     drop(deaf);
     assert_eq!(b.stop(20), 0);
 }
+
+#[test]
+fn gc_through_berth_keeps_the_image_of_what_it_runs() {
+    let mut b = Berth::prepare(
+        "ctl-gc",
+        &[(
+            "crashy",
+            "command: [probe, exit, \"3\"]\n\
+             restart: { policy: always, backoff: { initial: 1h, max: 1h }, max_restarts: 10 }\n",
+        )],
+        "",
+    );
+    // gc reads the manifests of the configured apps directory.
+    let config = b.tmp.join("berth.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("apps_dir: {}\n", b.tmp.join("apps").display()));
+    std::fs::write(&config, text).unwrap();
+    b.spawn(&[]);
+    b.expect("crashy exited with status 3", 20);
+    let running = b.image.digest.clone();
+    // Its manifest names another image now, not reloaded yet: berth still runs the
+    // old definition, with no process holding the old image while it backs off.
+    let other = common::probe::probe_image(&b.tmp, common::probe::Variant::NoBin);
+    std::fs::write(
+        b.tmp.join("apps/crashy.yaml"),
+        format!(
+            "name: crashy\nimage: {{ path: {}, sha256: {} }}\ncommand: [probe, exit, \"3\"]\n",
+            other.image_file.display(),
+            other.digest
+        ),
+    )
+    .unwrap();
+    // Without berth's knowledge (the store alone) the running image looks unused...
+    let state = b.image.state_dir.display().to_string();
+    let (code, alone, err) = b.client("gc", &["--dry-run", "--state-dir", &state]);
+    assert_eq!(code, 0, "{alone}{err}");
+    assert!(
+        alone.contains(&format!("would remove {running}")),
+        "{alone}"
+    );
+    // ...through berth it is kept, and the answer comes from berth's gc job.
+    let (code, through, err) = b.client("gc", &["--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!through.contains(&running), "{through}");
+    let (code, through, err) = b.client("gc", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!through.contains(&running), "{through}");
+    assert_eq!(b.stop(20), 0);
+}

@@ -332,6 +332,18 @@ impl Server {
         }
     }
 
+    /// Hands the client's socket over (to a job that answers it itself): it is no
+    /// longer watched or written by the server.
+    pub fn take(&mut self, epoll: &Epoll, token: u64) -> Option<OwnedFd> {
+        let at = self.find(token)?;
+        if at >= self.clients.len() {
+            return None;
+        }
+        let c = self.clients.swap_remove(at);
+        let _ = epoll.remove(c.fd.as_fd());
+        Some(c.fd)
+    }
+
     /// The earliest time a client is due to have sent its request.
     pub fn next_deadline(&self) -> Option<u64> {
         self.clients.iter().filter_map(|c| c.deadline).min()

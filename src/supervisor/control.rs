@@ -563,12 +563,18 @@ impl Supervisor {
         self.answer(token, &lines, 0);
     }
 
-    fn gc(&mut self, token: u64, _dry_run: bool) {
-        self.refuse(
-            token,
-            "berth gc: run it with --state-dir while berth runs is not built yet",
-            1,
-        );
+    /// `gc`: a job started with the client's socket answers it.
+    fn gc(&mut self, token: u64, dry_run: bool) {
+        let socket = match &mut self.control {
+            Some(c) => c.server.take(&self.epoll, token),
+            None => None,
+        };
+        let Some(socket) = socket else {
+            return;
+        };
+        if let Err(e) = self.gc_job(socket, dry_run) {
+            log::error!("berth gc: {e}");
+        }
     }
 
     /// Tells followers and waiters what the last dispatches changed: log lines to
