@@ -20,7 +20,11 @@ pub fn target() -> String {
     } else {
         "gnu"
     };
-    let abi = if cfg!(target_arch = "arm") { "eabihf" } else { "" };
+    let abi = if cfg!(target_arch = "arm") {
+        "eabihf"
+    } else {
+        ""
+    };
     format!("{}-unknown-linux-{env}{abi}", std::env::consts::ARCH)
 }
 
@@ -68,13 +72,14 @@ pub fn gather(config: &Config, settings: &Path) -> Info {
         .to_owned();
     let mountinfo = read(&root.join("proc/self/mountinfo"));
     let own = read(&root.join("proc/self/cgroup"));
-    let cgroup = detect::detect(&mountinfo, &own, &|p: &Path| std::fs::read_to_string(p)).map(
-        |h| match h.kind {
-            Kind::V1 => "v1",
-            Kind::Hybrid => "hybrid",
-            Kind::V2 => "v2",
-        },
-    );
+    let cgroup =
+        detect::detect(&mountinfo, &own, &|p: &Path| std::fs::read_to_string(p)).map(|h| {
+            match h.kind {
+                Kind::V1 => "v1",
+                Kind::Hybrid => "hybrid",
+                Kind::V2 => "v2",
+            }
+        });
     let [overlayfs, userns, seccomp, nf_tables] = file_features(root, &kernel);
     let pidfd = crate::sys::process::pidfd_open(crate::sys::process::getpid()).is_ok();
     let clone3 = crate::sys::process::clone3_exists();
@@ -83,7 +88,10 @@ pub fn gather(config: &Config, settings: &Path) -> Info {
         let dirs = std::slice::from_ref(&config.apps_dir);
         manifest::load_with(dirs, &config.reserved(&config.apps_dir))
     });
-    let apps = loaded.as_ref().map(|l| l.apps.as_slice()).unwrap_or_default();
+    let apps = loaded
+        .as_ref()
+        .map(|l| l.apps.as_slice())
+        .unwrap_or_default();
     let images = crate::cli::images::rows(&config.state_dir, apps)
         .map(|rows| (rows.len(), rows.iter().map(|r| r.size).sum()))
         .map_err(|e| e.to_string());
@@ -184,7 +192,11 @@ impl Info {
         line("features", &names(found));
         line("missing", &names(missing));
         let (file, exists) = &self.settings;
-        let note = if *exists { "" } else { " (not found: defaults)" };
+        let note = if *exists {
+            ""
+        } else {
+            " (not found: defaults)"
+        };
         line("settings", &format_args!("{}{note}", file.display()));
         for (name, path, exists) in &self.dirs {
             let note = if *exists { "" } else { " (missing)" };
@@ -195,7 +207,10 @@ impl Info {
             None => line("apps", &"none (no apps directory)"),
         }
         match &self.images {
-            Ok((n, bytes)) => line("images", &format_args!("{}, {}", count(*n, "image", "images"), Bytes(*bytes))),
+            Ok((n, bytes)) => line(
+                "images",
+                &format_args!("{}, {}", count(*n, "image", "images"), Bytes(*bytes)),
+            ),
             Err(why) => line("images", &format_args!("unknown ({why})")),
         }
         match &self.supervisor {

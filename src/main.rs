@@ -86,7 +86,9 @@ fn main() -> ExitCode {
             Err(status) => status,
         },
         Command::Info { config, json } => {
-            let settings = config.clone().unwrap_or_else(|| config::DEFAULT_PATH.into());
+            let settings = config
+                .clone()
+                .unwrap_or_else(|| config::DEFAULT_PATH.into());
             match load_config(config) {
                 Ok(config) => {
                     let stdout = &mut std::io::stdout().lock();

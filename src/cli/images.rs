@@ -127,10 +127,7 @@ pub fn to_json(rows: &[Row]) -> String {
             .str("format", &r.format)
             .num("size_bytes", r.size)
             .opt_str("created", r.created.map(format_time).as_deref())
-            .raw(
-                "apps",
-                &json::array(r.apps.iter().map(|a| json::string(a))),
-            )
+            .raw("apps", &json::array(r.apps.iter().map(|a| json::string(a))))
             .end()
     }))
 }

@@ -57,14 +57,26 @@ const COMMANDS: [(&str, &str, &str); 21] = [
          [--workdir DIR] [--user U] [--entrypoint CMD [ARG...]]",
         "make a reproducible image of a directory; prints its sha256",
     ),
-    ("status", "", "every app's state, or everything about APP (alias: ps)"),
-    ("ps", "", "every app's state, or everything about APP (as status)"),
+    (
+        "status",
+        "",
+        "every app's state, or everything about APP (alias: ps)",
+    ),
+    (
+        "ps",
+        "",
+        "every app's state, or everything about APP (as status)",
+    ),
     (
         "inspect",
         "",
         "the app's configuration as berth runs it (manifest over the image's defaults)",
     ),
-    ("logs", "", "an app's captured output, running or not; -f follows it"),
+    (
+        "logs",
+        "",
+        "an app's captured output, running or not; -f follows it",
+    ),
     (
         "exec",
         "",
@@ -85,7 +97,11 @@ const COMMANDS: [(&str, &str, &str); 21] = [
         "stop every app in reverse dependency order; as PID 1 then reboot (default), \
          power off or halt",
     ),
-    ("metrics", "", "every app's and berth's own metrics, Prometheus text format"),
+    (
+        "metrics",
+        "",
+        "every app's and berth's own metrics, Prometheus text format",
+    ),
     (
         "gc",
         "gc [--dry-run] [--state-dir DIR]",
@@ -104,7 +120,11 @@ const COMMANDS: [(&str, &str, &str); 21] = [
          directories, apps, images): paste it into a bug report",
     ),
     ("version", "version", "berth's version and build target"),
-    ("help", "help [COMMAND]", "this list, or one command's usage"),
+    (
+        "help",
+        "help [COMMAND]",
+        "this list, or one command's usage",
+    ),
 ];
 
 /// The first line of the help, and of a usage error that names no command.
@@ -156,7 +176,10 @@ fn usage_of(name: &str) -> &'static str {
 
 /// The command of the table named `name`.
 fn known(name: &str) -> Option<&'static str> {
-    COMMANDS.iter().find(|(c, _, _)| *c == name).map(|(c, _, _)| *c)
+    COMMANDS
+        .iter()
+        .find(|(c, _, _)| *c == name)
+        .map(|(c, _, _)| *c)
 }
 
 /// A usage error of `command`: the problem and the command's one usage line.
@@ -316,7 +339,9 @@ fn parse_check(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usag
             _ if options_done => paths.push(PathBuf::from(arg)),
             Some("--") => options_done = true,
             Some("--images") => images = true,
-            Some(flag @ "--config") => config = Some(PathBuf::from(value("check", flag, &mut args)?)),
+            Some(flag @ "--config") => {
+                config = Some(PathBuf::from(value("check", flag, &mut args)?))
+            }
             Some(flag) if flag.starts_with('-') => {
                 return Err(bad("check", format_args!("unknown option {flag:?}")));
             }
@@ -351,7 +376,9 @@ fn parse_unpack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usa
     let cmd = "unpack";
     while let Some(arg) = args.next() {
         match arg.to_str() {
-            Some(flag @ "--sha256") => sha256 = Some(text(cmd, flag, value(cmd, flag, &mut args)?)?),
+            Some(flag @ "--sha256") => {
+                sha256 = Some(text(cmd, flag, value(cmd, flag, &mut args)?)?)
+            }
             Some(flag @ "--state-dir") => {
                 state_dir = Some(PathBuf::from(value(cmd, flag, &mut args)?))
             }
@@ -610,10 +637,7 @@ mod tests {
         assert_eq!(options.defaults.env, ["A=1"]);
         assert_eq!(options.defaults.user.as_deref(), Some("1:1"));
         assert_eq!(options.defaults.entrypoint, ["/bin/app", "--port", "80"]);
-        assert_eq!(
-            p(&["pack", "root"]),
-            Err(bad("pack", "needs -o FILE"))
-        );
+        assert_eq!(p(&["pack", "root"]), Err(bad("pack", "needs -o FILE")));
         assert!(matches!(
             p(&["pack", "root", "--config", "/etc/b.yaml", "-o", "x"]),
             Ok(Command::Pack { .. })
@@ -750,7 +774,9 @@ mod tests {
             assert!(known(name).is_some(), "{name} has a summary");
         }
         assert!(!all.contains("not built yet"));
-        assert!(all.ends_with("exit status: 0 ok, 1 failed (an error, or an invalid manifest), 2 usage error"));
+        assert!(all.ends_with(
+            "exit status: 0 ok, 1 failed (an error, or an invalid manifest), 2 usage error"
+        ));
     }
 
     #[test]
@@ -771,7 +797,11 @@ mod tests {
             })
         );
         assert_eq!(
-            p(&["info", "--state-dir", "x"]).unwrap_err().0.lines().next(),
+            p(&["info", "--state-dir", "x"])
+                .unwrap_err()
+                .0
+                .lines()
+                .next(),
             Some("info: unknown option \"--state-dir\"")
         );
         assert_eq!(p(&["version"]), Ok(Command::Version));
