@@ -106,14 +106,10 @@ fn table(rows: &[Row], out: &mut impl Write) -> std::io::Result<()> {
         }
     }
     for row in std::iter::once(&head).chain(&cells) {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            match i {
-                4 => line.push_str(cell),
-                _ => line.push_str(&format!("{cell:<w$}  ")),
-            }
+        for (cell, w) in row.iter().zip(widths).take(4) {
+            write!(out, "{cell:<w$}  ")?;
         }
-        writeln!(out, "{line}")?;
+        writeln!(out, "{}", row.get(4).map_or("", String::as_str))?;
     }
     Ok(())
 }
