@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::cli::PackArgs;
+use crate::cli::human::{Bytes, count};
 use crate::config::Config;
 use crate::image::layout::Platform;
 use crate::image::store::{Installed, Store};
@@ -20,7 +21,9 @@ pub const USAGE: u8 = 2;
 
 /// Verifies and installs one image; prints its rootfs path.
 pub fn unpack(config: &Config, file: &Path, sha256: &str, out: &mut impl Write) -> u8 {
-    let digest: Digest = match sha256.parse() {
+    // Docker's form, `sha256:<hex>`, too.
+    let hex = sha256.strip_prefix("sha256:").unwrap_or(sha256);
+    let digest: Digest = match hex.parse() {
         Ok(d) => d,
         Err(e) => return report(out, USAGE, format_args!("berth unpack: --sha256: {e}")),
     };
@@ -29,13 +32,14 @@ pub fn unpack(config: &Config, file: &Path, sha256: &str, out: &mut impl Write) 
     match result {
         Ok(installed) => {
             if let Installed::Fresh(_, unpacked) = &installed {
+                // For people, on stderr: stdout is the rootfs alone, for scripts.
                 let r = &unpacked.report;
-                log::info!(
-                    "unpacked {} ({}): {} entries, {} bytes; skipped {} device nodes, cleared setuid/setgid on {}",
+                eprintln!(
+                    "unpacked {} ({}): {} entries, {}; skipped {} device nodes, cleared setuid/setgid on {}",
                     file.display(),
                     unpacked.format,
                     r.entries,
-                    r.bytes,
+                    Bytes(r.bytes),
                     r.skipped_devices,
                     r.cleared_setuid
                 );
@@ -183,7 +187,7 @@ pub fn gc_keeping(config: &Config, dry_run: bool, extra: &Keep, out: &mut impl W
         let collected = store.gc(&keep, &in_use, dry_run)?;
         for (digest, bytes) in &collected.removed {
             total += bytes;
-            let _ = writeln!(out, "{verb} {digest} ({bytes} bytes)");
+            let _ = writeln!(out, "{verb} {digest} ({})", Bytes(*bytes));
         }
         images = collected.removed.len();
         for digest in &collected.held {
@@ -220,12 +224,18 @@ pub fn gc_keeping(config: &Config, dry_run: bool, extra: &Keep, out: &mut impl W
             app_dirs += app.dirs.len();
         }
     }
+    let dirs = match app_dirs {
+        0 => String::new(),
+        n => format!(" and {}", count(n, "app directory", "app directories")),
+    };
     report(
         out,
         OK,
         format_args!(
-            "{would}{} {total} bytes in {images} images and {app_dirs} app directories",
-            if dry_run { "free" } else { "freed" }
+            "{would}{} {} in {}{dirs}",
+            if dry_run { "free" } else { "freed" },
+            Bytes(total),
+            count(images, "image", "images"),
         ),
     )
 }
