@@ -81,8 +81,8 @@ fn reference_manifests_come_back_the_same() {
     round_trip(demo);
 }
 
-#[test]
-fn every_field_and_hard_strings_come_back_the_same() {
+/// A manifest with every field set, to hard values, and the apps it names.
+fn hard_set() -> Vec<(PathBuf, String)> {
     let hard = format!(
         r##"name: "null"
 image: {{ path: "images/a b: c #d.tar", sha256: {SHA} }}
@@ -126,7 +126,7 @@ allow_signals_to_berth: true
         format!("name: {name}\nimage: {{ path: i.tar, sha256: {SHA} }}\n{hc}")
     };
     let dir = PathBuf::from("/etc/berth/apps.d");
-    let texts = round_trip(vec![
+    vec![
         (dir.join("hard.yaml"), hard),
         (dir.join("yes.yaml"), dep("yes", "")),
         (dir.join("b.yaml"), dep("b", "healthcheck: { tcp: 80 }\n")),
@@ -137,8 +137,12 @@ allow_signals_to_berth: true
                 "healthcheck: { exec: [/bin/true, x] }\nnetwork: { mode: \"container:b\" }\nnamespaces: [mount]\n",
             ),
         ),
-    ]);
-    let all = texts.concat();
+    ]
+}
+
+#[test]
+fn every_field_and_hard_strings_come_back_the_same() {
+    let all = round_trip(hard_set()).concat();
     for line in [
         "\nname: \"null\"\n",
         "\n  path: \"images/a b: c #d.tar\"  # \"/etc/berth/apps.d/images/a b: c #d.tar\"\n",
@@ -158,6 +162,49 @@ allow_signals_to_berth: true
         "\nnetwork:\n  mode: \"container:b\"\n  ports: []\n",
     ] {
         assert!(all.contains(line), "{line:?} not in:\n{all}");
+    }
+}
+
+/// Every field a manifest holds is written (a field added to `Manifest` but not to
+/// `render` fails here): the reload's fingerprint is the hash of this text.
+#[test]
+fn every_field_of_the_manifest_is_written() {
+    // Keys whose values are written under another key or in a comment: the file
+    // (the header), the image's resolved path (its path and the file's directory),
+    // a probe (exec, tcp or http), the parts of a URL, a port forward, an id map or
+    // a user.
+    let within = [
+        "file",
+        "resolved",
+        "probe",
+        "host",
+        "port",
+        "path",
+        "text",
+        "host_ip",
+        "host_port",
+        "app_port",
+        "protocol",
+        "inside",
+        "outside",
+        "count",
+        "uid",
+        "gid",
+        "_validated",
+    ];
+    for m in load(hard_set()) {
+        let text = render(&m, None);
+        for line in format!("{m:#?}").lines() {
+            let Some((key, _)) = line.trim_start().split_once(':') else {
+                continue;
+            };
+            if key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && !within.contains(&key) {
+                assert!(
+                    text.contains(&format!("{key}:")),
+                    "{key} not written:\n{text}"
+                );
+            }
+        }
     }
 }
 
