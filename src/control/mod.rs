@@ -15,6 +15,7 @@
 //! [`protocol`] encodes and decodes; [`status`] is what the supervisor reports of its
 //! apps, rendered for people, for scripts (JSON) and for Prometheus ([`metrics`]).
 
+pub mod inspect;
 pub mod json;
 pub mod protocol;
 pub(crate) mod server;

@@ -16,7 +16,7 @@ pub mod pack;
 pub mod process;
 pub mod store;
 pub mod unpack;
-mod yaml;
+pub(crate) mod yaml;
 
 use std::borrow::Cow;
 use std::fmt;

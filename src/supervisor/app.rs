@@ -181,10 +181,12 @@ impl App {
 }
 
 /// A fingerprint of a manifest's whole definition (every field, the image digest
-/// included), stable within one run of berth.
+/// included), stable within one run of berth: the hash of what `berth inspect` shows
+/// of it (without its image's defaults), which writes every field (a test holds it to
+/// that), so the manifest types need no `Debug` code in the binary for it.
 pub fn fingerprint(m: &Manifest) -> u64 {
     let mut h = DefaultHasher::new();
-    format!("{m:?}").hash(&mut h);
+    crate::control::inspect::render(m, None).hash(&mut h);
     h.finish()
 }
 

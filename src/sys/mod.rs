@@ -37,6 +37,8 @@ pub(crate) mod process;
 pub(crate) mod rlimit;
 pub(crate) mod signal;
 pub(crate) mod timer;
+#[cfg(all(berth_no_unwinder, panic = "abort"))]
+mod unwind;
 
 /// A failed system call: its name and errno.
 ///
