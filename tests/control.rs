@@ -571,3 +571,21 @@ fn gc_through_berth_keeps_the_image_of_what_it_runs() {
     assert!(!through.contains(&running), "{through}");
     assert_eq!(b.stop(20), 0);
 }
+
+#[test]
+fn inspect_shows_the_configuration_as_berth_runs_it() {
+    let mut b = Berth::start("ctl-inspect", &[("web", "command: [probe, sleep]\nenv: { A: \"1\" }\n")]);
+    b.expect("web: running", 20);
+    let (code, out, err) = b.client("inspect", &["web"]);
+    assert_eq!(code, 0, "{err}");
+    // The resolved configuration: defaults filled in, as YAML a manifest loads from.
+    let v: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    assert_eq!(v["name"].as_str(), Some("web"));
+    assert_eq!(v["image"]["sha256"].as_str(), Some(b.image.digest.as_str()));
+    assert!(v["restart"]["policy"].is_string(), "{out}");
+    assert!(v["stop"]["timeout"].is_string(), "{out}");
+    assert_eq!(v["env"]["A"].as_str(), Some("1"), "{out}");
+    let (code, _, err) = b.client("inspect", &["nosuch"]);
+    assert_eq!((code, err.trim()), (1, "berth: no app named \"nosuch\""));
+    assert_eq!(b.stop(20), 0);
+}

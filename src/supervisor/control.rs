@@ -347,7 +347,7 @@ impl Supervisor {
             .iter()
             .find(|(d, _)| *d == m.image.sha256)
             .map(|(_, d)| d);
-        let text = inspect_text(m, defaults);
+        let text = crate::control::inspect::render(m, defaults);
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
         self.answer(token, &lines, 0);
     }
@@ -802,9 +802,6 @@ fn mount_text(mount: &crate::manifest::model::Mount) -> String {
 }
 
 // TEMPORARY until the branches with these land (this session): inspect, metrics, exec.
-fn inspect_text(_: &crate::manifest::Manifest, _: Option<&crate::image::ImageDefaults>) -> String {
-    String::new()
-}
 fn metrics_text(_: &[AppStatus], _: &OwnStatus) -> String {
     String::new()
 }
