@@ -10,6 +10,7 @@ pub mod app;
 pub mod appstate;
 pub mod core;
 pub mod error;
+mod exec;
 pub mod health;
 pub mod install;
 pub mod lifecycle;

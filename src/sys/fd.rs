@@ -28,6 +28,14 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::last("read"))
 }
 
+/// `write(2)` of `bytes`: the count written; EAGAIN when a non-blocking descriptor
+/// takes nothing now.
+pub(crate) fn write(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<usize> {
+    // SAFETY: `bytes` is readable for its length for the call.
+    let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+    usize::try_from(n).map_err(|_| Error::last("write"))
+}
+
 /// Writes all of `bytes` (a handful: a pid for a cgroup's `cgroup.procs` or `tasks`)
 /// to the descriptor number `fd`, retrying on EINTR. For the launched child, which
 /// holds its parent's descriptors as numbers.

@@ -12,7 +12,12 @@ use super::{Error, Result, check, owned};
 pub(crate) fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: the path is NUL-terminated; the descriptor returned is new.
-    let master = unsafe { owned("open /dev/ptmx", libc::open(c"/dev/ptmx".as_ptr(), flags).into())? };
+    let master = unsafe {
+        owned(
+            "open /dev/ptmx",
+            libc::open(c"/dev/ptmx".as_ptr(), flags).into(),
+        )?
+    };
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads one int, borrowed for the call.
     check("ioctl TIOCSPTLCK", unsafe {
@@ -66,7 +71,11 @@ pub(crate) fn window_size(fd: BorrowedFd<'_>) -> Result<libc::winsize> {
 pub(crate) fn set_window_size(fd: BorrowedFd<'_>, size: &libc::winsize) -> Result<()> {
     // SAFETY: TIOCSWINSZ reads one winsize, borrowed for the call.
     check("ioctl TIOCSWINSZ", unsafe {
-        libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, size as *const libc::winsize)
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            size as *const libc::winsize,
+        )
     })
     .map(drop)
 }
