@@ -396,11 +396,13 @@ fn another_user_from_the_apps_passwd() {
 // Through a running berth.
 
 /// The host programs the app's image holds, in /bin.
-const PROGRAMS: [&str; 7] = ["sh", "id", "hostname", "cat", "sleep", "stty", "true"];
+const PROGRAMS: [&str; 8] = [
+    "sh", "id", "hostname", "cat", "sleep", "stty", "true", "readlink",
+];
 
 /// Packs an image of [`PROGRAMS`] and the libraries they load (as `ldd` lists them),
-/// with `/etc/passwd` (root, app 1000) and `/etc/group` (app also in `extra`, 2000):
-/// (the image file, its sha256).
+/// with `/etc/passwd` (root, app 1000) and `/etc/group` (app also in `extra`, 2000),
+/// and `sleep 100000` as its entrypoint: (the image file, its sha256).
 fn shell_image(tmp: &TempDir) -> (PathBuf, String) {
     let root = tmp.join("shell-rootfs");
     for dir in ["proc", "sys", "dev", "etc", "tmp", "bin"] {
@@ -458,19 +460,18 @@ fn berth_with_apps(tag: &str) -> (Berth, i32) {
     let mut b = Berth::prepare(tag, &[], "");
     let (file, digest) = shell_image(&b.tmp);
     let image = format!("image: {{ path: {}, sha256: {digest} }}\n", file.display());
-    b.tmp
-        .write("apps/web.yaml", format!("name: web\n{image}").as_bytes());
-    let done =
-        format!("name: done\n{image}entrypoint: [/bin/true]\nrestart: {{ policy: never }}\n");
+    let web = format!("name: web\n{image}command: [/bin/sleep, \"100000\"]\n");
+    b.tmp.write("apps/web.yaml", web.as_bytes());
+    let done = format!("name: done\n{image}command: [/bin/true]\nrestart: {{ policy: never }}\n");
     b.tmp.write("apps/done.yaml", done.as_bytes());
     b.spawn(&[]);
-    let line = b.expect("web: running (pid ", 60);
+    let line = b.expect("web: running (pid ", 30);
     let pid = line
         .rsplit("(pid ")
         .next()
         .and_then(|p| p.trim_end_matches(')').parse().ok())
         .unwrap();
-    b.expect_all(&["done exited with status 0"], 60);
+    b.expect_all(&["done exited with status 0"], 30);
     (b, pid)
 }
 
@@ -522,9 +523,19 @@ fn exec_runs_in_the_apps_whole_sandbox() {
     assert_eq!(privileges(&status), privileges(&app_status));
     assert!(privileges(&status).contains(&"Seccomp:\t2"), "{status}");
     assert!(privileges(&status).contains(&"NoNewPrivs:\t1"), "{status}");
+    // The app's own cgroup namespace, and the app's cgroups in it (pid 1 is the
+    // app's process): no `/..` of a cgroup outside its root.
+    let cgroups = ok(&["web", "cat", "/proc/self/cgroup"]);
+    assert_eq!(cgroups, ok(&["web", "cat", "/proc/1/cgroup"]));
+    assert!(!cgroups.contains("/.."), "{cgroups}");
     assert_eq!(
-        ok(&["web", "cat", "/proc/self/cgroup"]),
-        fs::read_to_string(format!("/proc/{app}/cgroup")).unwrap()
+        ok(&["web", "readlink", "/proc/self/ns/cgroup"]),
+        format!(
+            "{}\n",
+            fs::read_link(format!("/proc/{app}/ns/cgroup"))
+                .unwrap()
+                .display()
+        )
     );
     // Its stdin is the client's.
     let mut child = Command::new(berth_exe())
@@ -618,17 +629,19 @@ fn exec_t_drives_an_interactive_shell() {
     let mut screen = Output::of(master);
     // The window size came along.
     keys.write_all(b"stty size\n").unwrap();
-    let at = screen.expect("\n40 132\r\n");
+    // (What is typed is echoed by the pty: each answer is looked for by text that
+    // its command line does not hold.)
+    let at = screen.expect("40 132\r\n");
     // Ctrl-C interrupts what runs in the foreground, not the shell.
     keys.write_all(b"sh -c 'echo started; exec sleep 100'\n")
         .unwrap();
-    let at = screen.expect_from(at, "\nstarted\r\n");
+    let at = screen.expect_from(at, "started\r\n");
     keys.write_all(b"\x03").unwrap();
     let at = screen.expect_from(at, "# ");
     keys.write_all(b"echo after $?\n").unwrap();
-    let at = screen.expect_from(at, "\nafter 130\r\n");
+    let at = screen.expect_from(at, "after 130\r\n");
     keys.write_all(b"echo hi; exit 3\n").unwrap();
-    screen.expect_from(at, "\nhi\r\n");
+    screen.expect_from(at, "hi\r\n");
     assert_eq!(reap(i32::try_from(child.id()).unwrap()), 3);
 }
 
