@@ -93,10 +93,8 @@ fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCSWINSZ reads one winsize.
-    assert_eq!(
-        unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &raw const size) },
-        0
-    );
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &raw const size) };
+    assert_eq!(ret, 0);
 }
 
 /// `tty_nr` of `/proc/PID/stat` for the terminal open at `fd`.
@@ -176,9 +174,9 @@ fn pidfd(pid: i32) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(RawFd::try_from(fd).unwrap()) }
 }
 
-/// Waits (bounded) for the child `pid` of this process to exit, reaps it: its exit
-/// code, or 128 + the signal.
-fn reap(pid: i32) -> i32 {
+/// Waits (bounded) for `pid`, a child of this process, to exit: until then its
+/// pidfd is not readable.
+fn await_exit(pid: i32) {
     let fd = pidfd(pid);
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
@@ -192,6 +190,20 @@ fn reap(pid: i32) -> i32 {
         unsafe { libc::kill(pid, libc::SIGKILL) };
         panic!("{pid} did not exit within {BOUND:?}");
     }
+}
+
+/// Waits (bounded) for `child` to exit: its exit code, or 128 + the signal.
+fn wait_child(mut child: Child) -> i32 {
+    await_exit(i32::try_from(child.id()).unwrap());
+    let status = child.wait().unwrap();
+    std::os::unix::process::ExitStatusExt::signal(&status)
+        .map_or_else(|| status.code().unwrap(), |sig| 128 + sig)
+}
+
+/// Waits (bounded) for the child `pid` of this process (the runner) to exit, reaps
+/// it: its exit code, or 128 + the signal.
+fn reap(pid: i32) -> i32 {
+    await_exit(pid);
     let mut status = 0;
     // SAFETY: `status` is writable.
     assert_eq!(unsafe { libc::waitpid(pid, &raw mut status, 0) }, pid);
@@ -489,7 +501,7 @@ fn exec(b: &Berth, args: &[&str]) -> (i32, String, String) {
         .unwrap();
     let out = Output::of(child.stdout.take().unwrap().into());
     let err = Output::of(child.stderr.take().unwrap().into());
-    let code = reap(i32::try_from(child.id()).unwrap());
+    let code = wait_child(child);
     (code, out.all(), err.all())
 }
 
@@ -548,7 +560,7 @@ fn exec_runs_in_the_apps_whole_sandbox() {
         .unwrap();
     child.stdin.take().unwrap().write_all(b"through\n").unwrap();
     let out = Output::of(child.stdout.take().unwrap().into());
-    assert_eq!(reap(i32::try_from(child.id()).unwrap()), 0);
+    assert_eq!(wait_child(child), 0);
     assert_eq!(out.all(), "through\n");
 }
 
@@ -642,7 +654,7 @@ fn exec_t_drives_an_interactive_shell() {
     let at = screen.expect_from(at, "after 130\r\n");
     keys.write_all(b"echo hi; exit 3\n").unwrap();
     screen.expect_from(at, "hi\r\n");
-    assert_eq!(reap(i32::try_from(child.id()).unwrap()), 3);
+    assert_eq!(wait_child(child), 3);
 }
 
 #[test]
@@ -655,5 +667,5 @@ fn exec_t_passes_window_changes_on() {
     let at = screen.expect("armed\r\n");
     set_window_size(resize.as_fd(), 50, 100);
     screen.expect_from(at, "50 100\r\n");
-    assert_eq!(reap(i32::try_from(child.id()).unwrap()), 5);
+    assert_eq!(wait_child(child), 5);
 }
