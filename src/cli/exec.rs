@@ -10,11 +10,10 @@
 //! the command. It exits with the status the supervisor sends once the master also
 //! reports that every slave is closed, so no output is lost.
 
-use std::io::IsTerminal;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use crate::control::protocol::Frame;
-use crate::sys::{self, Error, epoll::Epoll, signal::SigSet};
+use crate::sys::{self, signal::SigSet};
 
 /// Exit status when the exec could not be made.
 const EXIT_FAILED: u8 = 1;
@@ -60,11 +59,12 @@ fn run_tty(sock: OwnedFd, request: &str) -> u8 {
             return EXIT_FAILED;
         }
     };
+    let is_terminal = |fd: BorrowedFd<'_>| sys::tty::modes(fd).is_ok();
     let stdin = borrow_std(0);
     // The client's terminal: its stdin's, else its stdout's (`cmd | berth exec -t`).
     let terminal = [stdin, borrow_std(1)]
         .into_iter()
-        .find(|fd| fd.is_terminal());
+        .find(|&fd| is_terminal(fd));
     if let Some(terminal) = terminal {
         copy_window_size(terminal, master.as_fd());
     }
@@ -90,24 +90,28 @@ fn run_tty(sock: OwnedFd, request: &str) -> u8 {
     // Only the command's copies are left: the master reports their end.
     drop(slave);
     // Raw from here on; restored when `raw` goes, on every way out below.
-    let raw = stdin.is_terminal().then(|| RawMode::enter(stdin)).flatten();
+    let raw = if is_terminal(stdin) {
+        RawMode::enter(stdin)
+    } else {
+        None
+    };
     let mut relay = Relay {
         master: Some(master),
         sock: Some(sock),
         signals,
         terminal,
         newline: if raw.is_some() { "\r\n" } else { "\n" },
-        stdin: Input::Watched,
+        stdin: true,
         pending: Vec::new(),
         frames: Vec::new(),
         exit: None,
     };
     let status = relay.run();
     drop(raw);
-    if let Err(why) = &status {
+    status.unwrap_or_else(|why| {
         eprintln!("berth exec: {why}");
-    }
-    status.unwrap_or(EXIT_FAILED)
+        EXIT_FAILED
+    })
 }
 
 /// Gives the pty `to` the window size of the terminal `from` (nothing if it has none).
@@ -137,23 +141,6 @@ impl Drop for RawMode {
     }
 }
 
-/// How the client's stdin is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Input {
-    /// Through epoll (a terminal, a pipe, a socket).
-    Watched,
-    /// A file epoll refuses (a regular file, `/dev/null`), which never makes a read
-    /// wait: read whenever the master has taken what came before.
-    File,
-    /// At its end.
-    Done,
-}
-
-const STDIN: u64 = 0;
-const MASTER: u64 = 1;
-const SOCKET: u64 = 2;
-const SIGNALS: u64 = 3;
-
 /// What the relay holds.
 struct Relay {
     /// Until every slave is closed.
@@ -164,7 +151,8 @@ struct Relay {
     terminal: Option<BorrowedFd<'static>>,
     /// The end of a line of the client's own on its terminal (`\r\n` when raw).
     newline: &'static str,
-    stdin: Input,
+    /// Until stdin's end.
+    stdin: bool,
     /// Read from stdin, not yet taken by the master.
     pending: Vec<u8>,
     /// The start of a frame line not complete yet.
@@ -172,67 +160,57 @@ struct Relay {
     exit: Option<u8>,
 }
 
+/// A `poll` entry for `fd` (none: ignored) and `events`.
+fn entry(fd: Option<BorrowedFd<'_>>, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd: fd.map_or(-1, |fd| fd.as_raw_fd()),
+        events,
+        revents: 0,
+    }
+}
+
 impl Relay {
     /// Relays until the command's exit status has come and every slave is closed:
     /// that status.
     fn run(&mut self) -> Result<u8, String> {
-        let epoll = Epoll::new().map_err(|e| e.to_string())?;
-        let add = |fd: BorrowedFd<'_>, token| epoll.add(fd, token, false);
-        let (Some(master), Some(sock)) = (&self.master, &self.sock) else {
-            return Err("nothing to relay".to_owned());
-        };
-        sys::fd::nonblocking(master.as_fd()).map_err(|e| e.to_string())?;
-        add(master.as_fd(), MASTER)
-            .and_then(|()| add(sock.as_fd(), SOCKET))
-            .and_then(|()| add(self.signals.as_fd(), SIGNALS))
-            .map_err(|e| e.to_string())?;
-        match add(borrow_std(0), STDIN) {
-            Ok(()) => {}
-            Err(Error {
-                errno: libc::EPERM, ..
-            }) => self.stdin = Input::File,
-            Err(e) => return Err(format!("watching stdin: {e}")),
+        if let Some(master) = &self.master {
+            sys::fd::nonblocking(master.as_fd()).map_err(|e| e.to_string())?;
         }
-        let mut tokens = Vec::new();
-        let mut watching_stdin = self.stdin == Input::Watched;
-        let mut writing = false;
         loop {
             if let (Some(code), None) = (self.exit, &self.master) {
                 return Ok(code);
             }
-            if self.stdin == Input::File && self.pending.is_empty() {
+            // Stdin is read only once the master has taken what came before (a
+            // regular file or /dev/null is always ready); the master is watched for
+            // room only while something waits for it.
+            let waiting = !self.pending.is_empty();
+            let mut fds = [
+                entry(
+                    (self.stdin && !waiting).then(|| borrow_std(0)),
+                    libc::POLLIN,
+                ),
+                entry(
+                    self.master.as_ref().map(AsFd::as_fd),
+                    libc::POLLIN | if waiting { libc::POLLOUT } else { 0 },
+                ),
+                entry(self.sock.as_ref().map(AsFd::as_fd), libc::POLLIN),
+                entry(Some(self.signals.as_fd()), libc::POLLIN),
+            ];
+            sys::fd::poll(&mut fds).map_err(|e| e.to_string())?;
+            let [stdin, master, sock, signals] = fds.map(|p| p.revents != 0);
+            if signals {
+                if let Some(signal) = self.on_signals() {
+                    return Ok(u8::try_from(128 + signal).unwrap_or(EXIT_FAILED));
+                }
+            }
+            if stdin {
                 self.read_stdin();
             }
-            // Stdin is read only once the master has taken what came before; the
-            // master is watched for room only while something waits for it.
-            let want_stdin = self.stdin == Input::Watched && self.pending.is_empty();
-            if want_stdin != watching_stdin {
-                let _ = if want_stdin {
-                    add(borrow_std(0), STDIN)
-                } else {
-                    epoll.remove(borrow_std(0))
-                };
-                watching_stdin = want_stdin;
+            if master {
+                self.on_master();
             }
-            if let Some(master) = &self.master {
-                let want_room = !self.pending.is_empty();
-                if want_room != writing {
-                    let _ = epoll.modify(master.as_fd(), MASTER, want_room);
-                    writing = want_room;
-                }
-            }
-            epoll.wait(&mut tokens).map_err(|e| e.to_string())?;
-            for &token in &tokens {
-                match token {
-                    STDIN => self.read_stdin(),
-                    MASTER => self.on_master(),
-                    SOCKET => self.on_socket()?,
-                    _ => {
-                        if let Some(signal) = self.on_signals() {
-                            return Ok(u8::try_from(128 + signal).unwrap_or(EXIT_FAILED));
-                        }
-                    }
-                }
+            if sock {
+                self.on_socket()?;
             }
         }
     }
@@ -242,13 +220,13 @@ impl Relay {
     fn read_stdin(&mut self) {
         let mut buf = [0u8; 4096];
         match sys::fd::read(borrow_std(0), &mut buf) {
-            Ok(0) | Err(_) => {
-                self.stdin = Input::Done;
-                self.pending.push(0x04);
-            }
-            Ok(n) => self
+            Ok(n) if n > 0 => self
                 .pending
                 .extend_from_slice(buf.get(..n).unwrap_or_default()),
+            _ => {
+                self.stdin = false;
+                self.pending.push(0x04);
+            }
         }
     }
 
@@ -266,9 +244,8 @@ impl Relay {
         let mut buf = [0u8; 4096];
         match sys::fd::read(master.as_fd(), &mut buf) {
             Ok(n) if n > 0 => {
-                let out = buf.get(..n).unwrap_or_default();
                 // A reader that went away (`| head`): the output has nowhere to go.
-                let _ = sys::fd::write_all(1, out);
+                let _ = sys::fd::write_all(1, buf.get(..n).unwrap_or_default());
             }
             Err(e) if e.errno == libc::EAGAIN => {}
             // EIO: every slave is closed (the command and the runner are gone).
@@ -285,20 +262,17 @@ impl Relay {
             return Ok(());
         };
         let mut buf = [0u8; 4096];
-        let n = match sys::net::recv(sock.as_fd(), &mut buf) {
-            Ok(n) => n,
-            Err(e) if e.errno == libc::EAGAIN => return Ok(()),
-            Err(e) => return Err(format!("reading berth's answer: {e}")),
-        };
+        let n = sys::net::recv(sock.as_fd(), &mut buf)
+            .map_err(|e| format!("reading berth's answer: {e}"))?;
         if n == 0 {
             return Err("berth closed the connection without an answer".to_owned());
         }
         self.frames
             .extend_from_slice(buf.get(..n).unwrap_or_default());
         while let Some(end) = self.frames.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.frames.drain(..=end).collect();
-            let line = String::from_utf8_lossy(line.get(..end).unwrap_or_default());
-            let (fd, text) = match Frame::decode(&line) {
+            let line = String::from_utf8_lossy(self.frames.get(..end).unwrap_or_default());
+            let frame = Frame::decode(&line);
+            let (fd, text) = match frame {
                 Some(Frame::Out(text)) => (1, text),
                 Some(Frame::Err(text)) => (2, text),
                 Some(Frame::Exit(code)) => {
@@ -309,7 +283,9 @@ impl Relay {
                 }
                 None => return Err(format!("unexpected answer from berth: {line:?}")),
             };
-            let _ = sys::fd::write_all(fd, format!("{text}{}", self.newline).as_bytes());
+            let _ = sys::fd::write_all(fd, text.as_bytes());
+            let _ = sys::fd::write_all(fd, self.newline.as_bytes());
+            self.frames.drain(..=end);
         }
         Ok(())
     }

@@ -150,30 +150,28 @@ pub(crate) fn spawn_with(
     if argv.last().is_some_and(|p| !p.is_null()) || envp.last().is_some_and(|p| !p.is_null()) {
         return Err(Error::new(call, libc::EINVAL));
     }
-    // (source, target) for each descriptor to place. The actions run in order, so a
-    // source numbered 0 to 3 could be overwritten by an earlier one: such a source is
-    // first copied above 3 (close-on-exec; the child's dup2 clears it on the target).
-    // That also avoids a dup2 onto its own number, which would leave close-on-exec
-    // set (before glibc 2.36).
-    let mut moved: Vec<OwnedFd> = Vec::new();
-    let mut places: Vec<(RawFd, c_int)> = Vec::new();
-    let wanted = stdio
-        .into_iter()
-        .flat_map(|s| s.into_iter().zip(0..))
-        .chain(fd.map(|fd| (fd, 3)));
-    for (source, target) in wanted {
-        let mut raw = source.as_raw_fd();
-        if raw <= 3 {
-            let copy = super::fd::dup_at_least(raw, 4)?;
-            raw = copy.as_raw_fd();
-            moved.push(copy);
+    // The descriptors to place, by target: 0, 1, 2, then 3. The actions run in
+    // order, so a source numbered 0 to 3 could be overwritten by an earlier one:
+    // such a source is first copied above 3 (close-on-exec; the child's dup2 clears
+    // it on the target). That also avoids a dup2 onto its own number, which would
+    // leave close-on-exec set (before glibc 2.36).
+    let [a, b, c] = stdio.map_or([None; 3], |s| s.map(Some));
+    let mut moved: [Option<OwnedFd>; 4] = [None, None, None, None];
+    let mut places: [RawFd; 4] = [-1; 4];
+    for ((source, place), copy) in [a, b, c, fd].iter().zip(&mut places).zip(&mut moved) {
+        if let Some(source) = source {
+            *place = source.as_raw_fd();
+            if *place <= 3 {
+                let dup = super::fd::dup_at_least(*place, 4)?;
+                *place = dup.as_raw_fd();
+                *copy = Some(dup);
+            }
         }
-        places.push((raw, target));
     }
     // SAFETY: the actions and attributes are initialised before use and destroyed
     // after; every pointer passed is valid for the call (`path` NUL-terminated, `argv`
     // and `envp` null-terminated arrays of NUL-terminated strings owned by the caller).
-    // The sources of `places` stay open until after the call (`moved` lives on).
+    // The sources in `places` stay open until after the call (`moved` lives on).
     let result = unsafe {
         let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
@@ -188,8 +186,8 @@ pub(crate) fn spawn_with(
         }
         let mut pid: pid_t = 0;
         let mut ret = 0;
-        for &(source, target) in &places {
-            if ret == 0 {
+        for (target, &source) in (0..).zip(&places) {
+            if ret == 0 && source >= 0 {
                 ret = libc::posix_spawn_file_actions_adddup2(&raw mut actions, source, target);
             }
         }

@@ -64,15 +64,15 @@ impl Mode {
 /// the app's). Exits with the command's status.
 pub fn runner_main(mode: Mode, args: Vec<OsString>) -> ! {
     let Some(job) = Job::parse(mode, &args) else {
-        fail(mode, "malformed arguments");
+        fail(mode, &"malformed arguments");
     };
-    let command = Command::new(&job.argv, &job.env).unwrap_or_else(|e| fail(mode, e));
-    let app = App::open(job.app, &job.cgroup_procs).unwrap_or_else(|e| fail(mode, e));
+    let command = Command::new(&job.argv, &job.env).unwrap_or_else(|e| fail(mode, &e));
+    let app = App::open(job.app, &job.cgroup_procs).unwrap_or_else(|e| fail(mode, &e));
     // /proc/APP was opened above: if the app is still there now, it was then, so what
     // was opened is the app's and not a process that got its pid since.
     if let Some(fd) = job.pidfd {
         if sys::process::pidfd_alive(fd) != Ok(true) {
-            fail(mode, "the app's process is gone");
+            fail(mode, &"the app's process is gone");
         }
     }
     let argv_ptrs = plan::pointers(&command.argv);
@@ -100,12 +100,24 @@ pub fn runner_main(mode: Mode, args: Vec<OsString>) -> ! {
 /// Ends a runner that could not start the command: 125, as a shell says it could not
 /// run one. `berth exec`'s runner first says why on its stderr, the client's (a
 /// probe's has nowhere to say it: its failure is its result).
-fn fail(mode: Mode, why: impl std::fmt::Display) -> ! {
+fn fail(mode: Mode, why: &dyn std::fmt::Display) -> ! {
     if mode == Mode::Exec {
         let line = format!("berth exec: cannot run the command in the app: {why}\n");
         let _ = sys::fd::write_all(2, line.as_bytes());
     }
     sys::process::exit(EXIT_SETUP)
+}
+
+/// Why joining the app failed: a call, or `-u`'s user.
+enum Failure {
+    Sys(Error),
+    User(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Sys(e)
+    }
 }
 
 /// What `berth exec` asks for beyond a probe.
@@ -326,8 +338,10 @@ impl Runner<'_> {
             Some(_) => Mode::Exec,
             None => Mode::Probe,
         };
-        if let Err(e) = self.join() {
-            fail(mode, e);
+        match self.join() {
+            Ok(()) => {}
+            Err(Failure::Sys(e)) => fail(mode, &e),
+            Err(Failure::User(why)) => fail(mode, &why),
         }
         // Read before the fork: the pid the command must see as its parent's.
         let expected_parent = if self.app.joins_pid_namespace() {
@@ -341,19 +355,18 @@ impl Runner<'_> {
         match unsafe { sys::process::fork() } {
             Ok(0) => self.command(expected_parent),
             Ok(command) => sys::process::exit(supervise(command)),
-            Err(e) => fail(mode, e),
+            Err(e) => fail(mode, &e),
         }
     }
 
     /// Into the app's cgroup, namespaces, root and sandbox, in that order: the cgroup
     /// first, while `cgroup.procs` is still reached from the supervisor's cgroup
     /// namespace; the sandbox last, once nothing of the host is left to reach.
-    fn join(&mut self) -> Result<(), String> {
-        let e = |e: Error| e.to_string();
+    fn join(&mut self) -> Result<(), Failure> {
         if self.session.is_none() {
             let devnull = self.app.devnull.as_raw_fd();
             for fd in 0..3 {
-                sys::fd::dup_to(devnull, fd).map_err(e)?;
+                sys::fd::dup_to(devnull, fd)?;
             }
         }
         // Copies of the supervisor's descriptors must not live on here: an epoll
@@ -362,21 +375,21 @@ impl Runner<'_> {
         sys::fd::close_except(self.keep);
         // Default dispositions, and SIGTERM (kill_probe) and SIGCHLD (the command's
         // end) blocked, to be taken in `supervise`.
-        sys::signal::reset_all().map_err(e)?;
-        sys::signal::set_mask(&SigSet::of(&[libc::SIGTERM, libc::SIGCHLD])).map_err(e)?;
+        sys::signal::reset_all()?;
+        sys::signal::set_mask(&SigSet::of(&[libc::SIGTERM, libc::SIGCHLD]))?;
         for cgroup in &self.app.cgroups {
             // "0" is the writer, the runner's only thread: no pid to format without
             // allocating, and on v1 no global lock for the kernel to take.
-            sys::fd::write_all(cgroup.as_raw_fd(), b"0").map_err(e)?;
+            sys::fd::write_all(cgroup.as_raw_fd(), b"0")?;
         }
         for (fd, flag) in &self.app.namespaces {
-            sys::ns::setns(fd.as_fd(), *flag).map_err(e)?;
+            sys::ns::setns(fd.as_fd(), *flag)?;
         }
         // Joining the mount namespace moved the root to the namespace's; this is the
         // app's own root (the same after pivot_root, also right after a chroot or with
         // a shared mount namespace).
-        sys::fs::fchdir(self.app.root.as_raw_fd()).map_err(e)?;
-        sys::fs::chroot(c".").map_err(e)?;
+        sys::fs::fchdir(self.app.root.as_raw_fd())?;
+        sys::fs::chroot(c".")?;
         // Nothing of the host stays open: from here on only the app's root is
         // reachable, and what follows resolves paths the app controls.
         sys::fd::close_except(&mut [0, 1, 2]);
@@ -385,34 +398,29 @@ impl Runner<'_> {
             // regular files of bounded size only (what the image's `User` gets).
             let (uid, gid, groups) =
                 crate::image::process::user_and_groups(user, Path::new("/"), sandbox::MAX_GROUPS)
-                    .map_err(|why| format!("user {user:?}: {why}"))?;
+                    .map_err(|why| Failure::User(format!("user {user:?}: {why}")))?;
             // Only who it is changes: the capabilities stay the app's, never more.
             self.sandbox.uid = uid;
             self.sandbox.gid = gid;
             self.sandbox.groups = groups;
         }
-        self.sandbox.become_app().map_err(|(_, err)| {
-            let s = &self.sandbox;
-            format!("become {}:{}: {err}", s.uid, s.gid)
-        })?;
+        self.sandbox.become_app().map_err(|(_, e)| e)?;
         // After the id changes, which clear it. If the supervisor died before, stop.
-        sys::caps::set_parent_death_signal(libc::SIGKILL).map_err(e)?;
+        sys::caps::set_parent_death_signal(libc::SIGKILL)?;
         if sys::process::getppid() != self.supervisor {
-            // The supervisor is gone: nobody to run it for.
-            return Err("berth has exited".to_owned());
+            // The supervisor is gone: nobody to probe for.
+            return Err(Error::new("getppid", libc::ESRCH).into());
         }
         // As the app's user, the way its own process entered it: resolved in the
         // root, no magic link followed, checked to be inside.
-        let workdir = &self.sandbox.workdir;
-        match rootfs::enter_workdir(workdir, true) {
+        match rootfs::enter_workdir(&self.sandbox.workdir, true) {
             Err(Error {
                 errno: libc::ENOSYS,
                 ..
-            }) => rootfs::enter_workdir(workdir, false),
-            other => other,
+            }) => rootfs::enter_workdir(&self.sandbox.workdir, false)?,
+            other => other?,
         }
-        .map_err(|err| format!("enter the workdir {}: {err}", workdir.to_string_lossy()))?;
-        self.sandbox.confine().map_err(|(_, err)| err.to_string())
+        Ok(self.sandbox.confine().map_err(|(_, e)| e)?)
     }
 
     /// The command's life: tie it to the runner, a session of its own, clean signals,
