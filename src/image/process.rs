@@ -202,21 +202,20 @@ pub fn user_and_groups(
     if fs::symlink_metadata(rootfs.join("etc/group")).is_err() {
         return Ok((uid, gid, groups));
     }
-    let db = read_db(rootfs, "group")?;
-    for entry in db.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
-        let member = entry
-            .get(3)
-            .is_some_and(|list| list.split(',').any(|m| m == name));
-        match field(&entry, 2) {
+    for line in read_db(rootfs, "group")?.lines() {
+        // name:password:gid:member,member...
+        let mut fields = line.split(':').skip(2);
+        let gid = fields.next().and_then(|g| g.parse().ok());
+        let member = fields
+            .next()
+            .is_some_and(|m| m.split(',').any(|m| m == name));
+        match gid {
             Some(g) if member && !groups.contains(&g) => groups.push(g),
             _ => {}
         }
     }
     if groups.len() > max_groups {
-        return Err(format!(
-            "{name} is in {} groups in /etc/group, more than the {max_groups} berth sets",
-            groups.len()
-        ));
+        return Err(format!("{name} is in more than {max_groups} groups"));
     }
     Ok((uid, gid, groups))
 }
@@ -445,7 +444,7 @@ mod tests {
         assert_eq!(ids("bob"), Err("no user bob in /etc/passwd".to_owned()));
         assert_eq!(
             user_and_groups("www", &root.0, 1),
-            Err("www is in 2 groups in /etc/group, more than the 1 berth sets".to_owned())
+            Err("www is in more than 1 groups".to_owned())
         );
         fs::remove_file(root.0.join("etc/group")).unwrap();
         assert_eq!(ids("www"), Ok((33, 34, vec![])), "no /etc/group: none");

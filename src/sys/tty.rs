@@ -41,14 +41,29 @@ pub(crate) fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
             check("ioctl TIOCGPTN", unsafe {
                 libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &raw mut number)
             })?;
-            let path = std::ffi::CString::new(format!("/dev/pts/{number}"))
-                .map_err(|_| Error::new("open /dev/pts", libc::EINVAL))?;
+            let path = pts_path(number);
             // SAFETY: the path is NUL-terminated; the descriptor returned is new.
-            unsafe { owned("open /dev/pts", libc::open(path.as_ptr(), flags).into())? }
+            unsafe {
+                owned(
+                    "open /dev/pts",
+                    libc::open(path.as_ptr().cast(), flags).into(),
+                )?
+            }
         }
         other => other?,
     };
     Ok((master, slave))
+}
+
+/// `/dev/pts/NUMBER`, NUL-terminated (a `u32` has at most 10 digits: 11 NULs leave
+/// one).
+fn pts_path(number: libc::c_uint) -> [u8; 20] {
+    let mut path = *b"/dev/pts/\0\0\0\0\0\0\0\0\0\0\0";
+    let digits = number.checked_ilog10().unwrap_or(0) + 1;
+    for (i, slot) in (1..=digits).rev().zip(path.iter_mut().skip(9)) {
+        *slot = b'0' + u8::try_from(number / 10u32.pow(i - 1) % 10).unwrap_or(0);
+    }
+    path
 }
 
 /// The window size of the terminal `fd`.
@@ -126,6 +141,18 @@ pub(crate) fn take_controlling(fd: RawFd) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn slave_paths_by_number() {
+        let text = |n| {
+            let p = pts_path(n);
+            std::ffi::CStr::from_bytes_until_nul(&p).unwrap().to_owned()
+        };
+        assert_eq!(text(0), c"/dev/pts/0");
+        assert_eq!(text(7), c"/dev/pts/7");
+        assert_eq!(text(10), c"/dev/pts/10");
+        assert_eq!(text(4_294_967_295), c"/dev/pts/4294967295");
+    }
 
     #[test]
     fn a_pty_passes_bytes_and_carries_its_window_size() {

@@ -108,18 +108,6 @@ fn fail(mode: Mode, why: &dyn std::fmt::Display) -> ! {
     sys::process::exit(EXIT_SETUP)
 }
 
-/// Why joining the app failed: a call, or `-u`'s user.
-enum Failure {
-    Sys(Error),
-    User(String),
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Failure {
-        Failure::Sys(e)
-    }
-}
-
 /// What `berth exec` asks for beyond a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Session {
@@ -338,10 +326,8 @@ impl Runner<'_> {
             Some(_) => Mode::Exec,
             None => Mode::Probe,
         };
-        match self.join() {
-            Ok(()) => {}
-            Err(Failure::Sys(e)) => fail(mode, &e),
-            Err(Failure::User(why)) => fail(mode, &why),
+        if let Err(e) = self.join() {
+            fail(mode, &e);
         }
         // Read before the fork: the pid the command must see as its parent's.
         let expected_parent = if self.app.joins_pid_namespace() {
@@ -362,7 +348,7 @@ impl Runner<'_> {
     /// Into the app's cgroup, namespaces, root and sandbox, in that order: the cgroup
     /// first, while `cgroup.procs` is still reached from the supervisor's cgroup
     /// namespace; the sandbox last, once nothing of the host is left to reach.
-    fn join(&mut self) -> Result<(), Failure> {
+    fn join(&mut self) -> Result<(), Error> {
         if self.session.is_none() {
             let devnull = self.app.devnull.as_raw_fd();
             for fd in 0..3 {
@@ -398,7 +384,7 @@ impl Runner<'_> {
             // regular files of bounded size only (what the image's `User` gets).
             let (uid, gid, groups) =
                 crate::image::process::user_and_groups(user, Path::new("/"), sandbox::MAX_GROUPS)
-                    .map_err(|why| Failure::User(format!("user {user:?}: {why}")))?;
+                    .unwrap_or_else(|why| fail(Mode::Exec, &format_args!("user {user:?}: {why}")));
             // Only who it is changes: the capabilities stay the app's, never more.
             self.sandbox.uid = uid;
             self.sandbox.gid = gid;
@@ -409,7 +395,7 @@ impl Runner<'_> {
         sys::caps::set_parent_death_signal(libc::SIGKILL)?;
         if sys::process::getppid() != self.supervisor {
             // The supervisor is gone: nobody to probe for.
-            return Err(Error::new("getppid", libc::ESRCH).into());
+            return Err(Error::new("getppid", libc::ESRCH));
         }
         // As the app's user, the way its own process entered it: resolved in the
         // root, no magic link followed, checked to be inside.
@@ -420,7 +406,7 @@ impl Runner<'_> {
             }) => rootfs::enter_workdir(&self.sandbox.workdir, false)?,
             other => other?,
         }
-        Ok(self.sandbox.confine().map_err(|(_, e)| e)?)
+        self.sandbox.confine().map_err(|(_, e)| e)
     }
 
     /// The command's life: tie it to the runner, a session of its own, clean signals,
