@@ -1,6 +1,7 @@
 //! `berth check`: validates manifests offline, for firmware build pipelines.
-//! Prints every problem, one per line (`file:line:column: app: message`), then a
-//! summary line; the caller turns the verdict into the exit code.
+//! Prints every problem, one per line (`file:line:column: app: message`), every
+//! problem of each file, then a summary line; the caller turns the verdict into the
+//! exit code.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -64,6 +65,22 @@ pub fn check(
         loaded.invalid
     )?;
     Ok(loaded.invalid == 0)
+}
+
+/// A line for each of `paths` that does not exist: `no such directory /etc/berth/apps.d`
+/// (or `no such file or directory PATH` for paths `given` on the command line, which
+/// may name files).
+pub fn missing(paths: &[PathBuf], given: bool) -> Vec<String> {
+    let what = if given {
+        "file or directory"
+    } else {
+        "directory"
+    };
+    paths
+        .iter()
+        .filter(|p| std::fs::metadata(p).is_err_and(|e| e.kind() == io::ErrorKind::NotFound))
+        .map(|p| format!("no such {what} {}", p.display()))
+        .collect()
 }
 
 /// The problem with `app`'s image given the digest of its file, if any.

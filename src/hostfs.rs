@@ -218,6 +218,17 @@ impl Dir {
         Ok((File::from(fd), u64::try_from(stat.st_size).unwrap_or(0)))
     }
 
+    /// `name` open for reading if it is a regular file (never followed as a link);
+    /// `None` if there is no such entry.
+    pub fn open_read(&self, name: &str) -> io::Result<Option<File>> {
+        let path = self.join(name);
+        match self.open_regular(name, OFlag::O_RDONLY, &path) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The content of `name` if it is a regular file of at most `limit` bytes;
     /// `None` if there is no such entry.
     pub fn read(&self, name: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::cli::PackArgs;
+use crate::cli::human::{Bytes, count};
 use crate::config::Config;
 use crate::image::layout::Platform;
 use crate::image::store::{Installed, Store};
@@ -20,7 +21,9 @@ pub const USAGE: u8 = 2;
 
 /// Verifies and installs one image; prints its rootfs path.
 pub fn unpack(config: &Config, file: &Path, sha256: &str, out: &mut impl Write) -> u8 {
-    let digest: Digest = match sha256.parse() {
+    // Docker's form, `sha256:<hex>`, too.
+    let hex = sha256.strip_prefix("sha256:").unwrap_or(sha256);
+    let digest: Digest = match hex.parse() {
         Ok(d) => d,
         Err(e) => return report(out, USAGE, format_args!("berth unpack: --sha256: {e}")),
     };
@@ -29,13 +32,14 @@ pub fn unpack(config: &Config, file: &Path, sha256: &str, out: &mut impl Write) 
     match result {
         Ok(installed) => {
             if let Installed::Fresh(_, unpacked) = &installed {
+                // For people, on stderr: stdout is the rootfs alone, for scripts.
                 let r = &unpacked.report;
-                log::info!(
-                    "unpacked {} ({}): {} entries, {} bytes; skipped {} device nodes, cleared setuid/setgid on {}",
+                eprintln!(
+                    "unpacked {} ({}): {} entries, {}; skipped {} device nodes, cleared setuid/setgid on {}",
                     file.display(),
                     unpacked.format,
                     r.entries,
-                    r.bytes,
+                    Bytes(r.bytes),
                     r.skipped_devices,
                     r.cleared_setuid
                 );
@@ -75,6 +79,22 @@ pub fn pack(rootfs: &Path, file: &Path, args: &PackArgs, out: &mut impl Write) -
 /// or unreadable apps directory, or one manifest that does not load, would make
 /// what they name look unused.
 pub fn gc(config: &Config, dry_run: bool, out: &mut impl Write) -> u8 {
+    gc_keeping(config, dry_run, &Keep::default(), out)
+}
+
+/// What a running supervisor adds to what the manifests name: the images and apps of
+/// the definitions it runs (a running version kept while its manifest is broken or
+/// changed, an image being installed), and that leftovers of unpacks are its own.
+#[derive(Debug, Default)]
+pub struct Keep {
+    pub digests: BTreeSet<Digest>,
+    pub apps: BTreeSet<String>,
+    /// A supervisor runs: a partial unpack may be an install in progress.
+    pub supervised: bool,
+}
+
+/// `berth gc` keeping `extra` too.
+pub fn gc_keeping(config: &Config, dry_run: bool, extra: &Keep, out: &mut impl Write) -> u8 {
     // A machine that never ran berth: nothing to collect, and nothing is created.
     match config.state_dir.try_exists() {
         Ok(true) => {}
@@ -138,12 +158,14 @@ pub fn gc(config: &Config, dry_run: bool, out: &mut impl Write) -> u8 {
             ),
         );
     }
-    let keep: BTreeSet<Digest> = loaded.apps.iter().map(|m| m.image.sha256.clone()).collect();
-    let named: BTreeSet<String> = loaded
+    let mut keep: BTreeSet<Digest> = loaded.apps.iter().map(|m| m.image.sha256.clone()).collect();
+    keep.extend(extra.digests.iter().cloned());
+    let mut named: BTreeSet<String> = loaded
         .apps
         .iter()
         .map(|m| m.name.as_str().to_owned())
         .collect();
+    named.extend(extra.apps.iter().cloned());
     let (would, verb) = match dry_run {
         true => ("would ", "would remove"),
         false => ("", "removed"),
@@ -154,14 +176,18 @@ pub fn gc(config: &Config, dry_run: bool, out: &mut impl Write) -> u8 {
         let Some(store) = store else {
             return Ok(());
         };
-        for leftover in store.clean_leftovers(dry_run)? {
-            let _ = writeln!(out, "{verb} {} (an interrupted unpack)", leftover.display());
+        // With a supervisor running, a partial unpack may be its install in progress:
+        // it cleans up its own at its next start.
+        if !extra.supervised {
+            for leftover in store.clean_leftovers(dry_run)? {
+                let _ = writeln!(out, "{verb} {} (an interrupted unpack)", leftover.display());
+            }
         }
         let in_use = store.in_use(Path::new("/proc"));
         let collected = store.gc(&keep, &in_use, dry_run)?;
         for (digest, bytes) in &collected.removed {
             total += bytes;
-            let _ = writeln!(out, "{verb} {digest} ({bytes} bytes)");
+            let _ = writeln!(out, "{verb} {digest} ({})", Bytes(*bytes));
         }
         images = collected.removed.len();
         for digest in &collected.held {
@@ -198,12 +224,18 @@ pub fn gc(config: &Config, dry_run: bool, out: &mut impl Write) -> u8 {
             app_dirs += app.dirs.len();
         }
     }
+    let dirs = match app_dirs {
+        0 => String::new(),
+        n => format!(" and {}", count(n, "app directory", "app directories")),
+    };
     report(
         out,
         OK,
         format_args!(
-            "{would}{} {total} bytes in {images} images and {app_dirs} app directories",
-            if dry_run { "free" } else { "freed" }
+            "{would}{} {} in {}{dirs}",
+            if dry_run { "free" } else { "freed" },
+            Bytes(total),
+            count(images, "image", "images"),
         ),
     )
 }

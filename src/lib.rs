@@ -14,6 +14,7 @@ pub mod digest;
 pub mod hostfs;
 pub mod image;
 pub mod image_cmd;
+pub mod info;
 pub mod input;
 pub mod launch;
 pub mod manifest;

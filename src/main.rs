@@ -25,6 +25,10 @@ fn main() -> ExitCode {
     if argv0 == berth::image::install::ARGV0 {
         berth::image::install::install_main(args.collect());
     }
+    // `berth gc` run by the supervisor for a client.
+    if argv0 == berth::supervisor::gc::ARGV0 {
+        berth::supervisor::gc::gc_main(args.collect());
+    }
     // As /sbin/modprobe, which the kernel runs to load a missing filesystem module.
     if std::path::Path::new(&argv0)
         .file_name()
@@ -54,18 +58,48 @@ fn main() -> ExitCode {
     let command = match command {
         Ok(command) => command,
         Err(e) => {
-            eprintln!("berth: {e}\n{}", cli::USAGE);
+            eprintln!("berth: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
     match command {
-        Command::Help => {
-            println!("{}", cli::USAGE);
+        Command::Help(None) => {
+            println!("{}", cli::help());
+            ExitCode::SUCCESS
+        }
+        Command::Help(Some(name)) => {
+            println!("{}", cli::command_help(name));
             ExitCode::SUCCESS
         }
         Command::Version => {
-            println!("berth {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", berth::info::version());
             ExitCode::SUCCESS
+        }
+        Command::Images {
+            config,
+            state_dir,
+            json,
+        } => match load_config(config) {
+            Ok(mut config) => {
+                if let Some(dir) = state_dir {
+                    config.state_dir = dir;
+                }
+                let stdout = &mut std::io::stdout().lock();
+                ExitCode::from(cli::images::run(&config, json, stdout))
+            }
+            Err(status) => status,
+        },
+        Command::Info { config, json } => {
+            let settings = config
+                .clone()
+                .unwrap_or_else(|| config::DEFAULT_PATH.into());
+            match load_config(config) {
+                Ok(config) => {
+                    let stdout = &mut std::io::stdout().lock();
+                    ExitCode::from(berth::info::run(&config, &settings, json, stdout))
+                }
+                Err(status) => status,
+            }
         }
         Command::Control {
             config,
@@ -110,6 +144,16 @@ fn main() -> ExitCode {
             state_dir,
             dry_run,
         } => match load_config(config) {
+            // With the supervisor running (and its own state directory), through it: it
+            // knows exactly what is in use.
+            Ok(config) if state_dir.is_none() && cli::client::connect(&config.run_dir).is_ok() => {
+                let mut args = vec!["gc".to_owned()];
+                if dry_run {
+                    args.push("--dry-run".to_owned());
+                }
+                let command = cli::control::Control::Gc { dry_run };
+                ExitCode::from(cli::client::run(&config.run_dir, &args, &command))
+            }
             Ok(mut config) => {
                 if let Some(dir) = state_dir {
                     config.state_dir = dir;
@@ -152,8 +196,17 @@ fn run_check(config: Option<PathBuf>, images: bool, mut paths: Vec<PathBuf>) -> 
         Ok(config) => config,
         Err(status) => return status,
     };
-    if paths.is_empty() {
+    let given = !paths.is_empty();
+    if !given {
         paths.push(config.apps_dir.clone());
+    }
+    // A path that is not there is one clear error, not an invalid app.
+    let missing = check::missing(&paths, given);
+    if !missing.is_empty() {
+        for line in missing {
+            eprintln!("berth check: {line}");
+        }
+        return ExitCode::from(EXIT_INVALID);
     }
     let reserved = config.reserved(&config.apps_dir);
     match check::check(&paths, &reserved, images, &mut std::io::stdout().lock()) {

@@ -8,13 +8,15 @@
 
 pub mod app;
 pub mod appstate;
+mod control;
 pub mod core;
 pub mod error;
 mod exec;
+pub mod gc;
 pub mod health;
 pub mod install;
 pub mod lifecycle;
-mod load;
+pub(super) mod load;
 pub mod logs;
 pub mod policy;
 pub mod probe;

@@ -124,6 +124,15 @@ fn every_problem_then_a_summary_and_exit_1() {
         "c.yaml",
         format!("name: c\nimage: {{ path: a.tar, sha256: {TEST_SHA} }}\n").as_bytes(),
     );
+    // Three problems in one file: all three, in file order.
+    d.write(
+        "d.yaml",
+        format!(
+            "name: d\nimage: {{ path: a.tar, sha256: {TEST_SHA} }}\ninit: yes\n\
+             restart: {{ policy: sometimes }}\nstop:\n  timeout: 10\n"
+        )
+        .as_bytes(),
+    );
     d.write("notes.txt", b"not a manifest");
     let o = berth(&["check", d.path().to_str().unwrap()]);
     let dir = d.path().display();
@@ -132,7 +141,10 @@ fn every_problem_then_a_summary_and_exit_1() {
         format!(
             "{dir}/a.yaml:4:3: a: resources: unknown field `memroy`, expected one of `memory`, `memory_swap`, `cpu`, `cpu_weight`, `pids`, `cpuset`, `io_weight`\n\
              {dir}/b.yaml:3:21: b: depends_on names zz, but there is no app zz\n\
-             1 app ok, 2 invalid\n"
+             {dir}/d.yaml:3:7: d: init: invalid type: string \"yes\", expected a boolean\n\
+             {dir}/d.yaml:4:20: d: restart.policy: unknown variant `sometimes`, expected one of `always`, `on-failure`, `never`\n\
+             {dir}/d.yaml:6:12: d: stop.timeout: invalid duration \"10\": use a whole number with ms, s, m or h, e.g. 500ms or 10s\n\
+             1 app ok, 3 invalid\n"
         )
     );
     assert_eq!(o.status.code(), Some(1));
@@ -208,31 +220,67 @@ fn apps_dir_from_the_config_when_no_path_is_given() {
 
 #[test]
 fn missing_paths_and_usage_errors() {
+    // One clear line, not an invalid app.
     let o = berth(&["check", "/nonexistent/apps.d"]);
+    assert_eq!(stdout(&o), "");
     assert_eq!(
-        stdout(&o),
-        "/nonexistent/apps.d: cannot read: No such file or directory (os error 2)\n0 apps ok, 1 invalid\n"
+        String::from_utf8_lossy(&o.stderr),
+        "berth check: no such file or directory /nonexistent/apps.d\n"
     );
     assert_eq!(o.status.code(), Some(1));
-    for args in [
-        &["check", "--bogus"][..],
-        &[],
-        &["frobnicate"],
-        &["check", "--config"],
+    let d = TempDir::new("no-apps");
+    let config = d.write("berth.yaml", b"apps_dir: /nonexistent/apps.d\n");
+    let o = berth(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(
+        (String::from_utf8_lossy(&o.stderr).as_ref(), o.status.code()),
+        (
+            "berth check: no such directory /nonexistent/apps.d\n",
+            Some(1)
+        )
+    );
+    // A usage error: the problem and the one usage line of the command.
+    const CHECK: &str = "usage: berth check [PATH...] [--images]\n";
+    const ANY: &str =
+        "usage: berth COMMAND [--config FILE] [ARGS] (`berth help` lists the commands)\n";
+    for (args, want) in [
+        (
+            &["check", "--bogus"][..],
+            format!("berth: check: unknown option \"--bogus\"\n{CHECK}"),
+        ),
+        (
+            &["check", "--config"],
+            format!("berth: check: --config needs a value\n{CHECK}"),
+        ),
+        (&[], format!("berth: no command given\n{ANY}")),
+        (
+            &["frobnicate"],
+            format!("berth: unknown command \"frobnicate\"\n{ANY}"),
+        ),
+        (
+            &["stop"],
+            "berth: stop: needs an APP\nusage: berth stop APP\n".to_owned(),
+        ),
     ] {
         let o = berth(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains("usage: berth COMMAND"),
-            "{args:?}"
-        );
+        assert_eq!(String::from_utf8_lossy(&o.stderr), want, "{args:?}");
     }
-    let o = berth(&["status"]);
-    assert_eq!(o.status.code(), Some(2));
+    // Help: per command, or every command; exit 0.
+    let o = berth(&["logs", "--help"]);
     assert_eq!(
-        String::from_utf8_lossy(&o.stderr),
-        "berth status: not built yet in this version; see README.md, \"Status\"\n"
+        (stdout(&o).as_str(), o.status.code()),
+        (
+            "usage: berth logs APP [-f] [-n N] [--since DURATION]\n\
+             an app's captured output, running or not; -f follows it\n",
+            Some(0)
+        )
     );
+    let o = berth(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("usage: berth COMMAND [--config FILE] [ARGS]\n\ncommands:\n"));
+    assert!(stdout(&o).ends_with(
+        "exit status: 0 ok, 1 failed (an error, or an invalid manifest), 2 usage error\n"
+    ));
     // `run` on an apps directory that does not exist: a clear error, not an idle
     // supervisor.
     let o = berth(&["run", "--apps", "/nonexistent/apps.d"]);
@@ -243,7 +291,11 @@ fn missing_paths_and_usage_errors() {
     );
     assert_eq!(
         stdout(&berth(&["--version"])),
-        format!("berth {}\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "berth {} ({})\n",
+            env!("CARGO_PKG_VERSION"),
+            berth::info::target()
+        )
     );
 }
 

@@ -343,7 +343,7 @@ fn dry_run_lists_then_gc_removes_what_nothing_names_or_holds() {
     let summary = lines[8];
     assert!(
         summary.starts_with("would free ")
-            && summary.ends_with(" bytes in 1 images and 2 app directories"),
+            && summary.ends_with(" in 1 image and 2 app directories"),
         "{out}"
     );
     // Nothing removed.
@@ -367,7 +367,7 @@ fn dry_run_lists_then_gc_removes_what_nothing_names_or_holds() {
         out.lines()
             .last()
             .unwrap()
-            .ends_with(" bytes in 1 images and 2 app directories"),
+            .ends_with(" in 1 image and 2 app directories"),
         "{out}"
     );
     assert_eq!(w.installed(), sorted(vec![named.clone(), held.clone()]));

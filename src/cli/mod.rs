@@ -4,6 +4,8 @@
 pub mod client;
 pub mod control;
 mod exec;
+pub mod human;
+pub mod images;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -30,31 +32,191 @@ impl PackArgs {
     }
 }
 
-pub const USAGE: &str = "\
-usage: berth COMMAND [--config FILE] [ARGS]
+/// Every command in the order of `berth help`: its name, its usage after `berth `
+/// (empty: the control parser's, in [`control::COMMANDS`]) and what it does.
+const COMMANDS: [(&str, &str, &str); 21] = [
+    (
+        "run",
+        "run [--apps DIR]",
+        "the supervisor, in the foreground (SIGTERM/SIGINT stop it)",
+    ),
+    (
+        "check",
+        "check [PATH...] [--images]",
+        "validate manifests (files or directories; default: apps_dir); --images also \
+         verifies every image's sha256",
+    ),
+    (
+        "unpack",
+        "unpack FILE --sha256 [sha256:]HEX [--state-dir DIR]",
+        "verify and install one image ahead of time; prints its rootfs",
+    ),
+    (
+        "pack",
+        "pack ROOTFS_DIR -o FILE [--gzip|--zstd] [--keep-owners] [--env K=V]... \
+         [--workdir DIR] [--user U] [--entrypoint CMD [ARG...]]",
+        "make a reproducible image of a directory; prints its sha256",
+    ),
+    (
+        "status",
+        "",
+        "every app's state, or everything about APP (alias: ps)",
+    ),
+    (
+        "ps",
+        "",
+        "every app's state, or everything about APP (as status)",
+    ),
+    (
+        "inspect",
+        "",
+        "the app's configuration as berth runs it (manifest over the image's defaults)",
+    ),
+    (
+        "logs",
+        "",
+        "an app's captured output, running or not; -f follows it",
+    ),
+    (
+        "exec",
+        "",
+        "run a command inside a running app's whole sandbox; -t for a terminal",
+    ),
+    ("start", "", "start an app by hand (also clears failed)"),
+    (
+        "stop",
+        "",
+        "stop an app; it stays stopped across reloads and reboots until started",
+    ),
+    ("restart", "", "stop an app, then start it"),
+    ("events", "", "state changes as they happen"),
+    ("reload", "", "re-read the apps directory (as SIGHUP)"),
+    (
+        "shutdown",
+        "",
+        "stop every app in reverse dependency order; as PID 1 then reboot (default), \
+         power off or halt",
+    ),
+    (
+        "metrics",
+        "",
+        "every app's and berth's own metrics, Prometheus text format",
+    ),
+    (
+        "gc",
+        "gc [--dry-run] [--state-dir DIR]",
+        "delete images and app directories no manifest names (refuses unless every \
+         manifest loads)",
+    ),
+    (
+        "images",
+        "images [--json] [--state-dir DIR]",
+        "installed images: digest, format, size on disk, install time, apps using them",
+    ),
+    (
+        "info",
+        "info [--json]",
+        "version, build and what this device offers (cgroups, kernel features, \
+         directories, apps, images): paste it into a bug report",
+    ),
+    ("version", "version", "berth's version and build target"),
+    (
+        "help",
+        "help [COMMAND]",
+        "this list, or one command's usage",
+    ),
+];
 
-commands:
-  check [PATH...] [--images]   validate manifests (files or directories; default: apps_dir)
-  run [--apps DIR]             the supervisor, in the foreground (SIGTERM/SIGINT stop it)
-  unpack FILE --sha256 HEX [--state-dir DIR]
-                               verify and install one image; prints its rootfs
-  pack ROOTFS_DIR -o FILE [--gzip|--zstd] [--keep-owners] [--env K=V]...
-       [--workdir DIR] [--user U] [--entrypoint CMD [ARG...]]
-                               make a reproducible image; prints its sha256
-  gc [--state-dir DIR] [--dry-run]
-                               delete images and app directories no manifest
-                               names (refuses unless every manifest loads)
-  status [APP] [--json]        state of every app                           (not built yet)
-  logs APP [-f] [-n N]         an app's captured output                     (not built yet)
-  exec APP -- CMD...           run a command inside a running app           (not built yet)
-  start|stop|restart APP       control one app                              (not built yet)
-  reload                       re-read the apps directory                   (not built yet)
-  metrics                      Prometheus text metrics                      (not built yet)
-  shutdown [--reboot|--poweroff]  stop every app                            (not built yet)
-  help, --help | version, --version
+/// The first line of the help, and of a usage error that names no command.
+const GENERAL: &str = "usage: berth COMMAND [--config FILE] [ARGS]";
 
---config FILE   global settings (default /etc/berth/berth.yaml)
-exit status: 0 ok, 1 failed or invalid, 2 usage error";
+/// The whole help: every command with its usage and what it does, and the exit codes.
+pub fn help() -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("{GENERAL}\n\ncommands:\n");
+    for (name, _, summary) in COMMANDS {
+        if name == "ps" {
+            continue;
+        }
+        let usage = usage_of(name);
+        if usage.len() <= 34 {
+            let _ = writeln!(out, "  {usage:<34} {summary}");
+        } else {
+            let _ = writeln!(out, "  {usage}\n  {:<34} {summary}", "");
+        }
+    }
+    out.push_str(
+        "\nEvery command takes --config FILE: berth's settings (default \
+         /etc/berth/berth.yaml).\n`berth COMMAND --help` shows one command's usage.\n\
+         exit status: 0 ok, 1 failed (an error, or an invalid manifest), 2 usage error",
+    );
+    out
+}
+
+/// One command's usage line and what it does (`berth COMMAND --help`).
+pub fn command_help(name: &str) -> String {
+    let summary = COMMANDS
+        .iter()
+        .find(|(c, _, _)| *c == name)
+        .map_or("", |(_, _, s)| s);
+    format!("usage: berth {}\n{summary}", usage_of(name))
+}
+
+/// The usage line of a command, without `berth `.
+fn usage_of(name: &str) -> &'static str {
+    let own = COMMANDS.iter().find(|(c, _, _)| *c == name);
+    match own {
+        Some((_, usage, _)) if !usage.is_empty() => usage,
+        _ => control::COMMANDS
+            .iter()
+            .find(|(c, _)| *c == name)
+            .map_or("", |(_, u)| u),
+    }
+}
+
+/// The command of the table named `name`.
+fn known(name: &str) -> Option<&'static str> {
+    COMMANDS
+        .iter()
+        .find(|(c, _, _)| *c == name)
+        .map(|(c, _, _)| *c)
+}
+
+/// A usage error of `command`: the problem and the command's one usage line.
+fn bad(command: &str, problem: impl fmt::Display) -> UsageError {
+    UsageError(format!(
+        "{command}: {problem}\nusage: berth {}",
+        usage_of(command)
+    ))
+}
+
+/// A usage error that names no command.
+fn general(problem: impl fmt::Display) -> UsageError {
+    UsageError(format!(
+        "{problem}\n{GENERAL} (`berth help` lists the commands)"
+    ))
+}
+
+/// Whether `-h` or `--help` is among the options of `command` (not past `--`, nor in
+/// the command `exec` runs or the entrypoint `pack` writes).
+fn asks_help(command: &str, args: &[OsString]) -> bool {
+    let mut words = 0;
+    for arg in args {
+        match arg.to_str() {
+            Some("-h" | "--help") => return true,
+            Some("--") => return false,
+            Some("--entrypoint") if command == "pack" => return false,
+            Some(a) if !a.starts_with('-') && command == "exec" => {
+                words += 1;
+                if words == 2 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
@@ -90,7 +252,19 @@ pub enum Command {
         args: Vec<String>,
         command: control::Control,
     },
-    Help,
+    /// `berth images`: the image store, read from the files (no supervisor needed).
+    Images {
+        config: Option<PathBuf>,
+        state_dir: Option<PathBuf>,
+        json: bool,
+    },
+    /// `berth info`: the build and this device, for bug reports.
+    Info {
+        config: Option<PathBuf>,
+        json: bool,
+    },
+    /// The whole help, or one command's.
+    Help(Option<&'static str>),
     Version,
 }
 
@@ -108,19 +282,26 @@ impl fmt::Display for UsageError {
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
     let mut args = args.into_iter();
     let Some(command) = args.next() else {
-        return Err(UsageError("no command given".into()));
+        return Err(general("no command given"));
     };
     let command = command.to_string_lossy().into_owned();
+    let args: Vec<OsString> = args.collect();
+    if let Some(name) = known(&command).filter(|name| asks_help(name, &args)) {
+        return Ok(Command::Help(Some(name)));
+    }
+    let args = args.into_iter();
     match command.as_str() {
         "check" => parse_check(args),
         "unpack" => parse_unpack(args),
         "pack" => parse_pack(args),
         "gc" => parse_gc(args),
         "run" => parse_run(args),
-        "help" | "--help" | "-h" => Ok(Command::Help),
-        "version" | "--version" | "-V" => Ok(Command::Version),
+        "images" => parse_images(args),
+        "info" => parse_info(args),
+        "help" | "--help" | "-h" => parse_help(args),
+        "version" | "--version" | "-V" => parse_version(args),
         other if control::is_control(other) => parse_control(other, args),
-        other => Err(UsageError(format!("unknown command {other:?}"))),
+        other => Err(general(format_args!("unknown command {other:?}"))),
     }
 }
 
@@ -137,9 +318,9 @@ fn parse_control(
         let in_command = command == "exec" && sent.iter().skip(1).any(|a| !a.starts_with('-'));
         match arg.to_str() {
             Some(flag @ "--config") if !in_command => {
-                config = Some(PathBuf::from(value(flag, &mut args)?));
+                config = Some(PathBuf::from(value(command, flag, &mut args)?));
             }
-            _ => sent.push(text(command, arg)?),
+            _ => sent.push(text(command, command, arg)?),
         }
     }
     let parsed = control::parse(command, sent.get(1..).unwrap_or_default())?;
@@ -158,12 +339,11 @@ fn parse_check(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usag
             _ if options_done => paths.push(PathBuf::from(arg)),
             Some("--") => options_done = true,
             Some("--images") => images = true,
-            Some("--config") => match args.next() {
-                Some(file) => config = Some(PathBuf::from(file)),
-                None => return Err(UsageError("--config needs a FILE".into())),
-            },
+            Some(flag @ "--config") => {
+                config = Some(PathBuf::from(value("check", flag, &mut args)?))
+            }
             Some(flag) if flag.starts_with('-') => {
-                return Err(UsageError(format!("check: unknown option {flag:?}")));
+                return Err(bad("check", format_args!("unknown option {flag:?}")));
             }
             _ => paths.push(PathBuf::from(arg)),
         }
@@ -175,34 +355,43 @@ fn parse_check(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usag
     })
 }
 
-/// The value after `flag`, or a usage error.
-fn value(flag: &str, args: &mut impl Iterator<Item = OsString>) -> Result<OsString, UsageError> {
+/// The value after `flag` of `command`, or a usage error.
+fn value(
+    command: &str,
+    flag: &str,
+    args: &mut impl Iterator<Item = OsString>,
+) -> Result<OsString, UsageError> {
     args.next()
-        .ok_or_else(|| UsageError(format!("{flag} needs a value")))
+        .ok_or_else(|| bad(command, format_args!("{flag} needs a value")))
 }
 
 /// Text arguments (names, digests, environment entries) must be UTF-8.
-fn text(flag: &str, arg: OsString) -> Result<String, UsageError> {
+fn text(command: &str, flag: &str, arg: OsString) -> Result<String, UsageError> {
     arg.into_string()
-        .map_err(|a| UsageError(format!("{flag}: {a:?} is not UTF-8")))
+        .map_err(|a| bad(command, format_args!("{flag}: {a:?} is not UTF-8")))
 }
 
 fn parse_unpack(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
     let (mut config, mut file, mut sha256, mut state_dir) = (None, None, None, None);
+    let cmd = "unpack";
     while let Some(arg) = args.next() {
         match arg.to_str() {
-            Some(flag @ "--sha256") => sha256 = Some(text(flag, value(flag, &mut args)?)?),
-            Some(flag @ "--state-dir") => state_dir = Some(PathBuf::from(value(flag, &mut args)?)),
-            Some(flag @ "--config") => config = Some(PathBuf::from(value(flag, &mut args)?)),
+            Some(flag @ "--sha256") => {
+                sha256 = Some(text(cmd, flag, value(cmd, flag, &mut args)?)?)
+            }
+            Some(flag @ "--state-dir") => {
+                state_dir = Some(PathBuf::from(value(cmd, flag, &mut args)?))
+            }
+            Some(flag @ "--config") => config = Some(PathBuf::from(value(cmd, flag, &mut args)?)),
             Some(flag) if flag.starts_with('-') => {
-                return Err(UsageError(format!("unpack: unknown option {flag:?}")));
+                return Err(bad(cmd, format_args!("unknown option {flag:?}")));
             }
             _ if file.is_none() => file = Some(PathBuf::from(arg)),
-            _ => return Err(UsageError("unpack takes one FILE".into())),
+            _ => return Err(bad(cmd, format_args!("unexpected argument {arg:?}"))),
         }
     }
-    let file = file.ok_or_else(|| UsageError("unpack needs a FILE".into()))?;
-    let sha256 = sha256.ok_or_else(|| UsageError("unpack needs --sha256 HEX".into()))?;
+    let file = file.ok_or_else(|| bad(cmd, "needs a FILE"))?;
+    let sha256 = sha256.ok_or_else(|| bad(cmd, "needs --sha256 HEX"))?;
     Ok(Command::Unpack {
         config,
         file,
@@ -214,45 +403,49 @@ fn parse_unpack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usa
 fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
     let (mut rootfs, mut out) = (None, None);
     let mut options = PackArgs::default();
+    let cmd = "pack";
     while let Some(arg) = args.next() {
         match arg.to_str() {
-            Some(flag @ ("-o" | "--output")) => out = Some(PathBuf::from(value(flag, &mut args)?)),
+            Some(flag @ ("-o" | "--output")) => {
+                out = Some(PathBuf::from(value(cmd, flag, &mut args)?))
+            }
             Some("--gzip") => options.compression = Compression::Gzip,
             Some("--zstd") => options.compression = Compression::Zstd,
             Some("--keep-owners") => options.keep_owners = true,
             // Every command takes --config (docs/design.md, section 7, "Command line"); pack
             // needs no setting from it.
-            Some(flag @ "--config") => drop(value(flag, &mut args)?),
+            Some(flag @ "--config") => drop(value(cmd, flag, &mut args)?),
             Some(flag @ "--env") => {
-                let entry = text(flag, value(flag, &mut args)?)?;
+                let entry = text(cmd, flag, value(cmd, flag, &mut args)?)?;
                 if entry.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
-                    return Err(UsageError(format!("--env {entry:?}: use NAME=VALUE")));
+                    return Err(bad(cmd, format_args!("--env {entry:?}: use NAME=VALUE")));
                 }
                 options.defaults.env.push(entry);
             }
             Some(flag @ "--workdir") => {
-                options.defaults.workdir = Some(text(flag, value(flag, &mut args)?)?)
+                options.defaults.workdir = Some(text(cmd, flag, value(cmd, flag, &mut args)?)?)
             }
             Some(flag @ "--user") => {
-                options.defaults.user = Some(text(flag, value(flag, &mut args)?)?)
+                options.defaults.user = Some(text(cmd, flag, value(cmd, flag, &mut args)?)?)
             }
             Some(flag @ "--entrypoint") => {
                 // The rest of the line: the program and its arguments, which may start with -.
-                let rest: Result<Vec<String>, _> = args.by_ref().map(|a| text(flag, a)).collect();
+                let rest: Result<Vec<String>, _> =
+                    args.by_ref().map(|a| text(cmd, flag, a)).collect();
                 options.defaults.entrypoint = rest?;
                 if options.defaults.entrypoint.is_empty() {
-                    return Err(UsageError("--entrypoint needs a program".into()));
+                    return Err(bad(cmd, "--entrypoint needs a program"));
                 }
             }
             Some(flag) if flag.starts_with('-') => {
-                return Err(UsageError(format!("pack: unknown option {flag:?}")));
+                return Err(bad(cmd, format_args!("unknown option {flag:?}")));
             }
             _ if rootfs.is_none() => rootfs = Some(PathBuf::from(arg)),
-            _ => return Err(UsageError("pack takes one ROOTFS_DIR".into())),
+            _ => return Err(bad(cmd, format_args!("unexpected argument {arg:?}"))),
         }
     }
-    let rootfs = rootfs.ok_or_else(|| UsageError("pack needs a ROOTFS_DIR".into()))?;
-    let out = out.ok_or_else(|| UsageError("pack needs -o FILE".into()))?;
+    let rootfs = rootfs.ok_or_else(|| bad(cmd, "needs a ROOTFS_DIR"))?;
+    let out = out.ok_or_else(|| bad(cmd, "needs -o FILE"))?;
     Ok(Command::Pack {
         rootfs,
         out,
@@ -260,16 +453,47 @@ fn parse_pack(mut args: impl Iterator<Item = OsString>) -> Result<Command, Usage
     })
 }
 
-fn parse_gc(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
-    let (mut config, mut state_dir, mut dry_run) = (None, None, false);
+/// The options shared by the commands that read berth's files: `--config FILE`,
+/// `--state-dir DIR` where `state_dir` is given, and flags (`--json`, `--dry-run`)
+/// set in `flags` by name.
+fn parse_options(
+    cmd: &str,
+    mut args: impl Iterator<Item = OsString>,
+    mut state_dir: Option<&mut Option<PathBuf>>,
+    flags: &mut [(&str, &mut bool)],
+) -> Result<Option<PathBuf>, UsageError> {
+    let mut config = None;
     while let Some(arg) = args.next() {
         match arg.to_str() {
-            Some(flag @ "--config") => config = Some(PathBuf::from(value(flag, &mut args)?)),
-            Some(flag @ "--state-dir") => state_dir = Some(PathBuf::from(value(flag, &mut args)?)),
-            Some("--dry-run") => dry_run = true,
-            _ => return Err(UsageError(format!("gc: unexpected argument {arg:?}"))),
+            Some(flag @ "--config") => config = Some(PathBuf::from(value(cmd, flag, &mut args)?)),
+            Some(flag @ "--state-dir") if state_dir.is_some() => {
+                let dir = PathBuf::from(value(cmd, flag, &mut args)?);
+                if let Some(slot) = state_dir.as_deref_mut() {
+                    *slot = Some(dir);
+                }
+            }
+            Some(a) if flags.iter().any(|(f, _)| *f == a) => {
+                for (f, set) in flags.iter_mut() {
+                    **set |= *f == a;
+                }
+            }
+            Some(a) if a.starts_with('-') => {
+                return Err(bad(cmd, format_args!("unknown option {a:?}")));
+            }
+            _ => return Err(bad(cmd, format_args!("unexpected argument {arg:?}"))),
         }
     }
+    Ok(config)
+}
+
+fn parse_gc(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    let (mut state_dir, mut dry_run) = (None, false);
+    let config = parse_options(
+        "gc",
+        args,
+        Some(&mut state_dir),
+        &mut [("--dry-run", &mut dry_run)],
+    )?;
     Ok(Command::Gc {
         config,
         state_dir,
@@ -277,13 +501,52 @@ fn parse_gc(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageEr
     })
 }
 
+fn parse_images(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    let (mut state_dir, mut json) = (None, false);
+    let config = parse_options(
+        "images",
+        args,
+        Some(&mut state_dir),
+        &mut [("--json", &mut json)],
+    )?;
+    Ok(Command::Images {
+        config,
+        state_dir,
+        json,
+    })
+}
+
+fn parse_info(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    let mut json = false;
+    let config = parse_options("info", args, None, &mut [("--json", &mut json)])?;
+    Ok(Command::Info { config, json })
+}
+
+fn parse_version(args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    parse_options("version", args, None, &mut [])?;
+    Ok(Command::Version)
+}
+
+/// `berth help [COMMAND]`.
+fn parse_help(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
+    let Some(arg) = args.next() else {
+        return Ok(Command::Help(None));
+    };
+    let name = arg.to_string_lossy();
+    match (known(&name), args.next()) {
+        (Some(name), None) => Ok(Command::Help(Some(name))),
+        (None, _) => Err(bad("help", format_args!("unknown command {name:?}"))),
+        (Some(_), Some(extra)) => Err(bad("help", format_args!("unexpected argument {extra:?}"))),
+    }
+}
+
 fn parse_run(mut args: impl Iterator<Item = OsString>) -> Result<Command, UsageError> {
     let (mut config, mut apps) = (None, None);
     while let Some(arg) = args.next() {
         match arg.to_str() {
-            Some(flag @ "--config") => config = Some(PathBuf::from(value(flag, &mut args)?)),
-            Some(flag @ "--apps") => apps = Some(PathBuf::from(value(flag, &mut args)?)),
-            _ => return Err(UsageError(format!("run: unexpected argument {arg:?}"))),
+            Some(flag @ "--config") => config = Some(PathBuf::from(value("run", flag, &mut args)?)),
+            Some(flag @ "--apps") => apps = Some(PathBuf::from(value("run", flag, &mut args)?)),
+            _ => return Err(bad("run", format_args!("unexpected argument {arg:?}"))),
         }
     }
     Ok(Command::Run { config, apps })
@@ -317,11 +580,11 @@ mod tests {
         );
         assert_eq!(
             p(&["check", "--imgs"]),
-            Err(UsageError("check: unknown option \"--imgs\"".into()))
+            Err(bad("check", "unknown option \"--imgs\""))
         );
         assert_eq!(
             p(&["check", "--config"]),
-            Err(UsageError("--config needs a FILE".into()))
+            Err(bad("check", "--config needs a value"))
         );
     }
 
@@ -345,7 +608,7 @@ mod tests {
         );
         assert_eq!(
             p(&["unpack", "gw.tar"]),
-            Err(UsageError("unpack needs --sha256 HEX".into()))
+            Err(bad("unpack", "needs --sha256 HEX"))
         );
         let Ok(Command::Pack {
             rootfs,
@@ -374,24 +637,21 @@ mod tests {
         assert_eq!(options.defaults.env, ["A=1"]);
         assert_eq!(options.defaults.user.as_deref(), Some("1:1"));
         assert_eq!(options.defaults.entrypoint, ["/bin/app", "--port", "80"]);
-        assert_eq!(
-            p(&["pack", "root"]),
-            Err(UsageError("pack needs -o FILE".into()))
-        );
+        assert_eq!(p(&["pack", "root"]), Err(bad("pack", "needs -o FILE")));
         assert!(matches!(
             p(&["pack", "root", "--config", "/etc/b.yaml", "-o", "x"]),
             Ok(Command::Pack { .. })
         ));
         assert_eq!(
             p(&["pack", "root", "-o", "x", "--env", "=1"]),
-            Err(UsageError("--env \"=1\": use NAME=VALUE".into()))
+            Err(bad("pack", "--env \"=1\": use NAME=VALUE"))
         );
     }
 
     #[test]
     fn other_commands() {
-        assert_eq!(p(&[]), Err(UsageError("no command given".into())));
-        assert_eq!(p(&["--help"]), Ok(Command::Help));
+        assert_eq!(p(&[]), Err(general("no command given")));
+        assert_eq!(p(&["--help"]), Ok(Command::Help(None)));
         assert_eq!(p(&["version"]), Ok(Command::Version));
         assert_eq!(
             p(&["run"]),
@@ -435,15 +695,119 @@ mod tests {
         );
         assert_eq!(
             p(&["gc", "--state-dir"]),
-            Err(UsageError("--state-dir needs a value".into()))
+            Err(bad("gc", "--state-dir needs a value"))
         );
         assert_eq!(
             p(&["gc", "--force"]),
-            Err(UsageError("gc: unexpected argument \"--force\"".into()))
+            Err(bad("gc", "unknown option \"--force\""))
         );
         assert_eq!(
             p(&["frobnicate"]),
-            Err(UsageError("unknown command \"frobnicate\"".into()))
+            Err(general("unknown command \"frobnicate\""))
+        );
+    }
+
+    #[test]
+    fn a_usage_error_gives_the_one_usage_line() {
+        assert_eq!(
+            p(&["images", "--all"]).unwrap_err().0,
+            "images: unknown option \"--all\"\nusage: berth images [--json] [--state-dir DIR]"
+        );
+        assert_eq!(
+            p(&["logs"]).unwrap_err().0,
+            "logs: needs an APP\nusage: berth logs APP [-f] [-n N] [--since DURATION]"
+        );
+        assert_eq!(
+            p(&["unpack", "a.tar", "b.tar"]).unwrap_err().0,
+            "unpack: unexpected argument \"b.tar\"\n\
+             usage: berth unpack FILE --sha256 [sha256:]HEX [--state-dir DIR]"
+        );
+        assert_eq!(
+            p(&["nope"]).unwrap_err().0,
+            "unknown command \"nope\"\n\
+             usage: berth COMMAND [--config FILE] [ARGS] (`berth help` lists the commands)"
+        );
+    }
+
+    #[test]
+    fn help_for_one_command_or_all() {
+        for line in [
+            &["logs", "--help"][..],
+            &["logs", "web", "-h"],
+            &["help", "logs"],
+        ] {
+            assert_eq!(p(line), Ok(Command::Help(Some("logs"))), "{line:?}");
+        }
+        assert_eq!(p(&["help"]), Ok(Command::Help(None)));
+        assert_eq!(p(&["images", "-h"]), Ok(Command::Help(Some("images"))));
+        // The command run in an app, or an image's entrypoint, keeps its -h.
+        assert!(matches!(
+            p(&["exec", "web", "ls", "-h"]),
+            Ok(Command::Control { .. })
+        ));
+        assert!(matches!(
+            p(&["pack", "r", "-o", "x", "--entrypoint", "app", "--help"]),
+            Ok(Command::Pack { .. })
+        ));
+        assert!(matches!(
+            p(&["check", "--", "-h"]),
+            Ok(Command::Check { .. })
+        ));
+        assert_eq!(
+            p(&["help", "nope"]).unwrap_err().0,
+            "help: unknown command \"nope\"\nusage: berth help [COMMAND]"
+        );
+        assert_eq!(
+            command_help("logs"),
+            "usage: berth logs APP [-f] [-n N] [--since DURATION]\n\
+             an app's captured output, running or not; -f follows it"
+        );
+        let all = help();
+        // Every command is listed once, with its usage (ps is status's alias).
+        for (name, _, _) in COMMANDS.iter().filter(|(n, _, _)| *n != "ps") {
+            assert!(
+                all.contains(&format!("\n  {}", usage_of(name))),
+                "{name} in\n{all}"
+            );
+        }
+        for (name, _) in control::COMMANDS {
+            assert!(known(name).is_some(), "{name} has a summary");
+        }
+        assert!(!all.contains("not built yet"));
+        assert!(all.ends_with(
+            "exit status: 0 ok, 1 failed (an error, or an invalid manifest), 2 usage error"
+        ));
+    }
+
+    #[test]
+    fn images_info_and_version() {
+        assert_eq!(
+            p(&["images", "--json", "--state-dir", "/data", "--config", "c"]),
+            Ok(Command::Images {
+                config: Some("c".into()),
+                state_dir: Some("/data".into()),
+                json: true
+            })
+        );
+        assert_eq!(
+            p(&["info"]),
+            Ok(Command::Info {
+                config: None,
+                json: false
+            })
+        );
+        assert_eq!(
+            p(&["info", "--state-dir", "x"])
+                .unwrap_err()
+                .0
+                .lines()
+                .next(),
+            Some("info: unknown option \"--state-dir\"")
+        );
+        assert_eq!(p(&["version"]), Ok(Command::Version));
+        assert_eq!(
+            p(&["version", "x"]).unwrap_err().0.lines().next(),
+            Some("version: unexpected argument \"x\"")
         );
     }
 }

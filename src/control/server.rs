@@ -23,6 +23,17 @@ pub const REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// The low byte of a client's epoll token: `(serial << 8) | CLIENT`.
 pub const CLIENT: u64 = 0xfe;
 
+/// Below this many bytes waiting, a client's [`Feed`] is asked for more.
+const FEED_LOW: usize = 64 * 1024;
+
+/// A long answer produced as the client reads it (a log's history), so that it never
+/// sits whole in berth's memory.
+pub trait Feed {
+    /// Appends the next part (whole frame lines) to `out`; `false` once there is no
+    /// more.
+    fn fill(&mut self, out: &mut Vec<u8>) -> bool;
+}
+
 /// The words a client that is not root gets.
 pub const ROOT_ONLY: &str = "permission denied: berth's control socket is root-only";
 
@@ -38,6 +49,9 @@ struct Client {
     closing: bool,
     /// Watched for writing too (output is waiting).
     writing: bool,
+    /// The long answer being written, and what was sent meanwhile (written after it).
+    feed: Option<Box<dyn Feed>>,
+    after_feed: Vec<u8>,
 }
 
 /// What a client did.
@@ -104,10 +118,6 @@ impl Server {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Accepts every waiting client. One that is not root, or one too many, gets its
     /// refusal (as far as its socket takes it at once) and is closed.
     pub fn accept(&mut self, epoll: &Epoll, now: u64) {
@@ -150,6 +160,8 @@ impl Server {
                 deadline: Some(now + REQUEST_TIMEOUT_MS),
                 closing: false,
                 writing: false,
+                feed: None,
+                after_feed: Vec::new(),
             });
         }
     }
@@ -219,12 +231,33 @@ impl Server {
         let Some(client) = self.clients.get_mut(at) else {
             return false;
         };
-        client.output.extend_from_slice(frame.encode().as_bytes());
-        if client.output.len() > MAX_PENDING || !self.flush(epoll, at) {
+        let queue = if client.feed.is_some() {
+            &mut client.after_feed
+        } else {
+            &mut client.output
+        };
+        queue.extend_from_slice(frame.encode().as_bytes());
+        if queue.len() > MAX_PENDING || !self.flush(epoll, at) {
             self.drop_at(epoll, at);
             return false;
         }
         true
+    }
+
+    /// Starts a long answer for the client: `feed` is written as the client reads it,
+    /// before anything sent afterwards.
+    pub fn attach(&mut self, epoll: &Epoll, token: u64, feed: Box<dyn Feed>) -> bool {
+        let Some(at) = self.find(token) else {
+            return false;
+        };
+        if let Some(c) = self.clients.get_mut(at) {
+            c.feed = Some(feed);
+        }
+        if self.flush(epoll, at) {
+            return true;
+        }
+        self.drop_at(epoll, at);
+        false
     }
 
     /// Ends the answer with the exit status `code`; the client is closed once it
@@ -235,7 +268,11 @@ impl Server {
                 if let Some(c) = self.clients.get_mut(at) {
                     c.closing = true;
                 }
-                if self.clients.get(at).is_some_and(|c| c.output.is_empty()) {
+                if self
+                    .clients
+                    .get(at)
+                    .is_some_and(|c| c.output.is_empty() && c.feed.is_none())
+                {
                     self.drop_at(epoll, at);
                 }
             }
@@ -248,7 +285,24 @@ impl Server {
         let Some(c) = self.clients.get_mut(at) else {
             return false;
         };
-        while !c.output.is_empty() {
+        loop {
+            if c.output.len() < FEED_LOW {
+                // Until it gives something (a part may be all filtered out) or ends.
+                while let Some(feed) = &mut c.feed {
+                    if !feed.fill(&mut c.output) {
+                        c.feed = None;
+                        let after = std::mem::take(&mut c.after_feed);
+                        c.output.extend_from_slice(&after);
+                        break;
+                    }
+                    if !c.output.is_empty() {
+                        break;
+                    }
+                }
+            }
+            if c.output.is_empty() {
+                break;
+            }
             match sys::net::send(c.fd.as_raw_fd(), &c.output) {
                 Ok(n) => {
                     c.output.drain(..n.min(c.output.len()));
@@ -265,7 +319,7 @@ impl Server {
             }
             c.writing = want;
         }
-        if c.closing && c.output.is_empty() {
+        if c.closing && c.output.is_empty() && c.feed.is_none() {
             self.drop_at(epoll, at);
         }
         true
@@ -278,11 +332,16 @@ impl Server {
         }
     }
 
-    /// Closes the client of `token` without a word more.
-    pub fn close(&mut self, epoll: &Epoll, token: u64) {
-        if let Some(at) = self.find(token) {
-            self.drop_at(epoll, at);
+    /// Hands the client's socket over (to a job that answers it itself): it is no
+    /// longer watched or written by the server.
+    pub fn take(&mut self, epoll: &Epoll, token: u64) -> Option<OwnedFd> {
+        let at = self.find(token)?;
+        if at >= self.clients.len() {
+            return None;
         }
+        let c = self.clients.swap_remove(at);
+        let _ = epoll.remove(c.fd.as_fd());
+        Some(c.fd)
     }
 
     /// The earliest time a client is due to have sent its request.
@@ -301,11 +360,6 @@ impl Server {
         for token in late {
             self.refuse(epoll, token, "no request within 5 s; closing");
         }
-    }
-
-    /// How many clients are connected.
-    pub fn clients(&self) -> usize {
-        self.clients.len()
     }
 }
 

@@ -30,11 +30,11 @@ impl From<serde_yaml::Location> for Pos {
 
 /// One step of a path into a document: a mapping key or a sequence index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seg {
+pub enum Seg<'k> {
     /// The value under this key.
-    Key(&'static str),
+    Key(&'k str),
     /// The key itself (last step only): for problems with a whole section.
-    KeyOf(&'static str),
+    KeyOf(&'k str),
     Index(usize),
 }
 
@@ -44,13 +44,13 @@ macro_rules! at {
 }
 pub(crate) use at;
 
-impl From<&'static str> for Seg {
-    fn from(k: &'static str) -> Self {
+impl<'k> From<&'k str> for Seg<'k> {
+    fn from(k: &'k str) -> Self {
         Seg::Key(k)
     }
 }
 
-impl From<usize> for Seg {
+impl From<usize> for Seg<'_> {
     fn from(i: usize) -> Self {
         Seg::Index(i)
     }
@@ -70,7 +70,7 @@ pub fn locate(text: &str, path: &[Seg]) -> Option<Pos> {
 }
 
 struct Walk<'p> {
-    path: &'p [Seg],
+    path: &'p [Seg<'p>],
 }
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod locate;
 pub mod model;
+mod recover;
 pub mod reserve;
 mod set;
 pub mod types;
@@ -211,15 +212,16 @@ fn load_one(file: &Path, text: String) -> Result<Candidate, (Vec<Problem>, Optio
         app: None,
         kind,
     };
-    let raw = parse_yaml::<RawManifest>(&text).map_err(|(pos, kind)| {
+    let raw = recover::parse_all::<RawManifest>(&text).map_err(|found| {
         let name = declared_name(&text);
-        (
-            vec![Problem {
+        let problems = found
+            .into_iter()
+            .map(|(pos, kind)| Problem {
                 app: name.clone(),
                 ..problem(pos, kind)
-            }],
-            name,
-        )
+            })
+            .collect();
+        (problems, name)
     })?;
     let name = raw.name.clone();
     match validate::validate(raw, file) {

@@ -41,7 +41,7 @@ pub fn cross_check(apps: &[&Manifest], broken: &[AppName]) -> Vec<Vec<Finding>> 
     found
 }
 
-fn push(found: &mut [Vec<Finding>], i: usize, path: Vec<super::locate::Seg>, rule: Rule) {
+fn push(found: &mut [Vec<Finding>], i: usize, path: Vec<super::locate::Seg<'static>>, rule: Rule) {
     if let Some(f) = found.get_mut(i) {
         f.push((path, rule));
     }

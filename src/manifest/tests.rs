@@ -294,7 +294,7 @@ fn parse_errors_have_kind_line_and_column() {
     assert_eq!(problems("devices: [ttyUSB0]\n"), one("InvalidValue", 3, 11));
     assert_eq!(problems("  bad: [indent\n"), one("Syntax", 3, 3));
     let loaded = load_set(&[("x.yaml", "image: { path: a.tar, sha256: 00 }\n".into())]);
-    assert_eq!(loaded.problems[0].kind.name(), "InvalidValue");
+    assert_eq!(loaded.problems[1].kind.name(), "InvalidValue");
     let loaded = load_set(&[("x.yaml", String::new())]);
     assert_eq!(loaded.problems[0].kind.name(), "MissingField");
     let loaded = load_set(&[("x.yaml", head("x") + "---\nname: y\n")]);
@@ -665,5 +665,84 @@ fn init_true_is_refused_at_load_by_a_berth_that_cannot_run_it() {
         .apps
         .len(),
         usize::from(reserve::STATIC_BERTH)
+    );
+}
+
+/// The problems of a whole file as (kind, line, column).
+fn problems_of(text: &str) -> Vec<(String, usize, usize)> {
+    load_set(&[("app.yaml", text.to_owned())])
+        .problems
+        .iter()
+        .map(|p| {
+            let pos = p.pos.unwrap_or(Pos { line: 0, column: 0 });
+            (p.kind.name(), pos.line, pos.column)
+        })
+        .collect()
+}
+
+fn kinds(list: &[(&str, usize, usize)]) -> Vec<(String, usize, usize)> {
+    list.iter().map(|&(k, l, c)| (k.to_owned(), l, c)).collect()
+}
+
+#[test]
+fn every_parse_problem_of_a_file_in_file_order() {
+    let three = "resources:\n  memroy: 64M\n  cpu: lots\ninit: yes\n";
+    assert_eq!(
+        problems(three),
+        kinds(&[
+            ("UnknownField", 4, 3),
+            ("InvalidValue", 5, 8),
+            ("WrongType", 6, 7)
+        ])
+    );
+    let loaded = load_set(&[("app.yaml", head("app") + three)]);
+    assert_eq!(loaded.invalid, 1);
+    assert_eq!(
+        loaded.problems[2].to_string(),
+        "apps.d/app.yaml:6:7: app: init: invalid type: string \"yes\", expected a boolean"
+    );
+    // Flow mappings, list items and a repeated key.
+    assert_eq!(
+        problems(
+            "restart: { policy: sometimes, window: 5m, colour: red }\n\
+             mounts:\n  - type: tmpfs\n    target: tmp\n  - { type: bind, source: /a, target: /b, mode: rw }\n\
+             env:\n  A: 1\n  A: 2\ndevices: [ttyUSB0]\n"
+        ),
+        kinds(&[
+            ("InvalidValue", 3, 20),
+            ("UnknownField", 3, 43),
+            // (The rest of a list is not read after a bad value in one of its items.)
+            ("InvalidValue", 6, 13),
+            ("DuplicateKey", 10, 3),
+            ("InvalidValue", 11, 11)
+        ])
+    );
+}
+
+#[test]
+fn a_blanked_entry_causes_no_problem_of_its_own() {
+    // A bad name, then a missing one would follow; an item left empty likewise.
+    assert_eq!(
+        problems_of(&format!(
+            "name: Bad_Name\nimage: {{ path: a.tar, sha256: {SHA} }}\ncolour: red\n"
+        )),
+        kinds(&[("InvalidValue", 1, 7), ("UnknownField", 3, 1)])
+    );
+    assert_eq!(
+        problems("mounts:\n  - type: sometimes\ninit: 3\n"),
+        kinds(&[("InvalidValue", 4, 11), ("WrongType", 5, 7)])
+    );
+    assert_eq!(
+        problems_of("image: { path: a.tar, sha256: 00 }\nnamespace: [pid]\n"),
+        kinds(&[
+            ("MissingField", 1, 1),
+            ("InvalidValue", 1, 31),
+            ("UnknownField", 2, 1)
+        ])
+    );
+    // Nothing after a syntax error.
+    assert_eq!(
+        problems("colour: red\n  bad: [indent\n"),
+        one("Syntax", 4, 6)
     );
 }

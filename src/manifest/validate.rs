@@ -13,7 +13,7 @@ use super::types::{AbsPath, Args, Capability, Hostname, NetworkMode};
 use super::units::Duration;
 
 /// A broken rule and the path of the node it is about.
-pub type Finding = (Vec<Seg>, Rule);
+pub type Finding = (Vec<Seg<'static>>, Rule);
 
 /// The namespaces an app gets when its manifest does not list them.
 const DEFAULT_NAMESPACES: [Namespace; 5] = [
@@ -123,7 +123,7 @@ pub fn validate(raw: RawManifest, file: &Path) -> Result<Manifest, Vec<Finding>>
     })
 }
 
-fn check_command(cmd: &Args, path: Vec<Seg>, found: &mut Vec<Finding>) {
+fn check_command(cmd: &Args, path: Vec<Seg<'static>>, found: &mut Vec<Finding>) {
     if cmd
         .as_slice()
         .first()

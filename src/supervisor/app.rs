@@ -117,6 +117,39 @@ pub struct App {
     pub pipes: Vec<Pipe>,
     /// Keeps `berth gc` from its state and run directories (taken at its first launch).
     pub hold: Option<super::appstate::AppHold>,
+    pub stats: Stats,
+}
+
+/// What `berth status` tells of an app beyond its phase, counted since berth started.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Processes launched (the first start and every restart).
+    pub starts: u32,
+    /// Processes killed by the kernel for memory.
+    pub oom_kills: u64,
+    /// The last [`EXITS_KEPT`] exits: wall-clock milliseconds and reason, oldest first.
+    pub exits: std::collections::VecDeque<(u64, String)>,
+    /// Stopped with `berth stop` (persisted in the state directory): not started at
+    /// load or reload until `berth start`.
+    pub stopped_by_hand: bool,
+}
+
+/// Exits kept per app for `berth status APP`.
+pub const EXITS_KEPT: usize = 5;
+
+impl Stats {
+    pub fn exited(&mut self, reason: &str, oom: bool) {
+        if self.exits.len() >= EXITS_KEPT {
+            self.exits.pop_front();
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.exits.push_back((now, reason.to_owned()));
+        if oom {
+            self.oom_kills += 1;
+        }
+    }
 }
 
 impl App {
@@ -129,6 +162,7 @@ impl App {
             log: None,
             pipes: Vec::new(),
             hold: None,
+            stats: Stats::default(),
         }
     }
 
@@ -222,6 +256,10 @@ impl Apps {
     /// In id order (the order they were loaded).
     pub fn values(&self) -> std::slice::Iter<'_, App> {
         self.0.iter()
+    }
+
+    pub fn values_mut(&mut self) -> std::slice::IterMut<'_, App> {
+        self.0.iter_mut()
     }
 }
 

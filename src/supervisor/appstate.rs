@@ -54,6 +54,7 @@ pub fn prepare(config: &Config) -> Result<(), String> {
         (state.clone(), PASS_THROUGH),
         (state.join("apps"), PASS_THROUGH),
         (state.join("volumes"), PASS_THROUGH),
+        (state.join(STOPPED), PRIVATE),
         (config.run_dir.clone(), PASS_THROUGH),
         (config.run_dir.join("apps"), PASS_THROUGH),
         (config.log_dir.clone(), LOGS),
@@ -71,6 +72,30 @@ pub fn prepare(config: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `state_dir/stopped/<app>`: an empty file for each app stopped with `berth stop`,
+/// which is not started at load or reload, nor after a reboot, until `berth start`.
+const STOPPED: &str = "stopped";
+
+/// Whether `app` was stopped with `berth stop` (and not started since).
+pub fn stopped_by_hand(state_dir: &Path, app: &str) -> bool {
+    Dir::open(&state_dir.join(STOPPED)).is_ok_and(|d| d.exists(app))
+}
+
+/// Records (or clears) that `app` was stopped by hand, durably: the directory is
+/// synced, so a power cut right after `berth stop` does not start it at the next boot.
+pub fn set_stopped_by_hand(state_dir: &Path, app: &str, stopped: bool) -> std::io::Result<()> {
+    let dir = ensure_dir(&state_dir.join(STOPPED), PRIVATE)
+        .and_then(|_| Dir::open(&state_dir.join(STOPPED)))?;
+    match (stopped, dir.exists(app)) {
+        (true, false) => drop(dir.open_append(app, 0o600)?),
+        (false, true) => dir.remove(app)?,
+        _ => return Ok(()),
+    }
+    std::fs::File::open(dir.path())
+        .and_then(|d| d.sync_all())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("sync {}: {e}", dir.path().display())))
 }
 
 impl Supervisor {

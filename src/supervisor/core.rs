@@ -52,8 +52,8 @@ pub struct Supervisor {
     deadlines: app::Deadlines,
     pub(super) shutting_down: bool,
     /// PID 1: what to do once every app is down (set by the signal that asked).
-    init: bool,
-    action: Option<crate::pid1::Action>,
+    pub(super) init: bool,
+    pub(super) action: Option<crate::pid1::Action>,
     /// App cgroups that could not be removed yet (their processes are still
     /// exiting), by app name: the app starts again only once it is gone, so that making
     /// its new cgroup never waits.
@@ -69,6 +69,10 @@ pub struct Supervisor {
     pub(super) abandoned: Vec<i32>,
     /// The host paths no bind source may reach, worked out at each (re)load.
     pub(super) reserved: crate::manifest::Reserved,
+    /// The control socket and its clients (none if it could not be made).
+    pub(super) control: Option<super::control::ControlPlane>,
+    /// When the loop started (for berth's uptime).
+    pub(super) started_ms: u64,
 }
 
 impl Supervisor {
@@ -122,9 +126,34 @@ impl Supervisor {
             images: Vec::new(),
             abandoned: Vec::new(),
             reserved,
+            control: None,
+            started_ms: now_ms(),
         };
         s.kill_leftovers()?;
+        s.open_control()?;
         Ok(s)
+    }
+
+    /// The control socket, `run_dir/berth.sock`. Another berth answering on it stops
+    /// this one (two supervisors would fight over the same cgroups); any other failure
+    /// leaves berth running without it, and says so.
+    fn open_control(&mut self) -> Result<(), SupervisorError> {
+        let path = crate::control::socket_path(&self.config.run_dir);
+        match crate::control::server::Server::bind(&path, &self.epoll, super::control::LISTENER) {
+            Ok(server) => {
+                self.control = Some(super::control::ControlPlane::new(server));
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                Err(SupervisorError::State(format!("the control socket: {e}")))
+            }
+            Err(e) => {
+                log::error!(
+                    "the control socket: {e}; berth runs without it (no status, logs, exec)"
+                );
+                Ok(())
+            }
+        }
     }
 
     /// The cgroups an earlier berth left: everything in them is killed now, and each
@@ -171,7 +200,7 @@ impl Supervisor {
                  has no effect"
             );
         }
-        self.reload();
+        drop(self.reload());
         let mut tokens = Vec::new();
         let mut signals = Vec::new();
         loop {
@@ -179,6 +208,7 @@ impl Supervisor {
                 self.advance_shutdown();
                 if self.apps.values().all(|a| !a.life.is_up()) {
                     log::info!("all apps stopped; exiting");
+                    self.farewell();
                     self.to_remove.retain(|(_, g)| g.remove().is_err());
                     for root in self.cgroups.roots() {
                         if let Err(e) = std::fs::remove_dir(&root) {
@@ -206,6 +236,8 @@ impl Supervisor {
                         self.timer.clear();
                         self.on_timer();
                     }
+                    super::control::LISTENER => self.on_listener(),
+                    t if t & 0xff == crate::control::server::CLIENT => self.on_client(t),
                     t if t & 0xff == LEFTOVER => {
                         if let Some(at) = self.leftovers.iter().position(|(k, _)| *k == t) {
                             let (_, fd) = self.leftovers.swap_remove(at);
@@ -220,6 +252,7 @@ impl Supervisor {
                     }
                 }
             }
+            self.settle_clients(now_ms());
         }
     }
 
@@ -244,7 +277,11 @@ impl Supervisor {
     }
 
     fn arm_timer(&mut self) {
-        let next = self.deadlines.first().map(|(ms, _, _)| *ms);
+        let apps = self.deadlines.first().map(|(ms, _, _)| *ms);
+        let next = match (apps, self.control_deadline()) {
+            (Some(a), Some(c)) => Some(a.min(c)),
+            (a, c) => a.or(c),
+        };
         if let Err(e) = self.timer.arm(next) {
             log::error!("timerfd_settime: {e}");
         }
@@ -273,23 +310,29 @@ impl Supervisor {
                 if self.init && self.action.is_none() {
                     self.action = crate::pid1::Action::for_signal(signal);
                 }
-                if !self.shutting_down {
-                    log::info!("{}: stopping every app", cgroup::signal_name(signal));
-                    self.shutting_down = true;
-                    self.deadlines
-                        .retain(|(_, _, d)| matches!(d, Due::StopDeadline));
-                }
+                self.begin_shutdown(&cgroup::signal_name(signal));
             }
             libc::SIGHUP => {
                 log::info!("SIGHUP: reloading {}", self.apps_dir.display());
-                self.reload();
+                drop(self.reload());
             }
             other => log::info!("ignoring {}", cgroup::signal_name(other)),
         }
     }
 
+    /// Stops every app (once): `why` says who asked.
+    pub(super) fn begin_shutdown(&mut self, why: &str) {
+        if !self.shutting_down {
+            log::info!("{why}: stopping every app");
+            self.shutting_down = true;
+            self.deadlines
+                .retain(|(_, _, d)| matches!(d, Due::StopDeadline));
+        }
+    }
+
     fn on_timer(&mut self) {
         let now = now_ms();
+        self.expire_clients(now);
         while let Some(&first) = self.deadlines.first() {
             if first.0 > now {
                 break;
@@ -318,7 +361,7 @@ impl Supervisor {
 
     /// A child was reaped: an app's process, a probe, an install job, or an orphan.
     fn on_reaped(&mut self, pid: i32, status: i32) {
-        if self.take_abandoned(pid) {
+        if self.take_abandoned(pid) || self.exec_ended(pid, status) {
             return;
         }
         let owner = self.apps.values().find_map(|a| {
@@ -371,12 +414,21 @@ impl Supervisor {
         };
         let oom_now = run.group.oom_kills();
         let oom_before = run.oom.as_ref().map_or(oom_now, |(_, b)| *b);
-        let reason = cgroup::exit_reason(
-            status,
-            oom_now > oom_before,
-            app.manifest().resources.memory,
-        );
+        let oom = oom_now > oom_before;
+        let reason = cgroup::exit_reason(status, oom, app.manifest().resources.memory);
         let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        if let Some(app) = self.apps.get_mut(&id) {
+            app.stats.exited(&reason, oom);
+        }
+        self.emit(super::control::Change {
+            app: &self
+                .apps
+                .get(&id)
+                .map_or(String::new(), |a| a.name().to_owned()),
+            event: if oom { "oom" } else { "exited" },
+            pid: Some(pid),
+            detail: Some(reason.clone()),
+        });
         self.dispatch(Todo::Event(id, Event::Exited { reason, success }));
     }
 
@@ -403,7 +455,9 @@ impl Supervisor {
             let Some(app) = self.apps.get_mut(&id) else {
                 continue;
             };
+            let before = (app.life.phase.name(), app.life.phase.health());
             let effects = lifecycle::step(&mut app.life, event, now, ctx);
+            self.observe(id, before);
             for effect in effects {
                 self.apply(id, effect, &mut queue);
             }
@@ -433,6 +487,56 @@ impl Supervisor {
 
     pub(super) fn by_name(&self, name: &str) -> Option<&App> {
         self.apps.values().find(|a| a.name() == name)
+    }
+
+    pub(super) fn by_name_mut(&mut self, name: &str) -> Option<&mut App> {
+        self.apps.values_mut().find(|a| a.name() == name)
+    }
+
+    /// After a step of app `id` from `before` (its phase and health): counts a
+    /// launch, and tells `events` followers of a new phase or health.
+    fn observe(&mut self, id: AppId, before: (&'static str, Option<lifecycle::Health>)) {
+        let Some(app) = self.apps.get_mut(&id) else {
+            return;
+        };
+        let phase = app.life.phase.name();
+        let health = app.life.phase.health();
+        if phase == "starting" && before.0 != "starting" {
+            app.stats.starts += 1;
+        }
+        let (event, detail) = if phase != before.0 {
+            let detail = match &app.life.phase {
+                Phase::Waiting { on } => Some(on.clone()),
+                Phase::Failed { reasons } => reasons.last().cloned(),
+                Phase::Backoff { until, .. } => Some(format!(
+                    "in {}",
+                    policy::format_ms(until.saturating_sub(now_ms()))
+                )),
+                _ => None,
+            };
+            (super::control::event_of(phase), detail)
+        } else if health != before.1 {
+            match health {
+                Some(lifecycle::Health::Healthy) => (Some("healthy"), None),
+                Some(lifecycle::Health::Unhealthy) => {
+                    (Some("unhealthy"), Some(app.life.probe_error.clone()))
+                }
+                _ => (None, None),
+            }
+        } else {
+            (None, None)
+        };
+        let Some(event) = event else {
+            return;
+        };
+        let name = app.name().to_owned();
+        let pid = app.pid();
+        self.emit(super::control::Change {
+            app: &name,
+            event,
+            pid,
+            detail,
+        });
     }
 
     /// Carries out one effect of the table for app `id`; effects that answer with an

@@ -12,15 +12,54 @@ use crate::manifest::model::{Condition, Dependency};
 use crate::manifest::types::NetworkMode;
 use crate::manifest::{self, Manifest};
 
+/// What a reload did, for `berth reload`.
+#[derive(Debug, Default)]
+pub(super) struct Reloaded {
+    pub started: Vec<String>,
+    pub stopped: Vec<String>,
+    pub restarted: Vec<String>,
+    /// The problems of the manifests that could not be loaded.
+    pub invalid: Vec<String>,
+    /// Apps left stopped because `berth stop` stopped them.
+    pub held: Vec<String>,
+}
+
+impl Reloaded {
+    /// A line per kind of change, then each problem.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (what, names) in [
+            ("started", &self.started),
+            ("stopped", &self.stopped),
+            ("restarted", &self.restarted),
+            ("left stopped (berth stop)", &self.held),
+        ] {
+            if !names.is_empty() {
+                out.push(format!("{what}: {}", names.join(" ")));
+            }
+        }
+        if out.is_empty() && self.invalid.is_empty() {
+            out.push("nothing changed".to_owned());
+        }
+        for p in &self.invalid {
+            out.push(format!("invalid: {p}"));
+        }
+        out
+    }
+}
+
 impl Supervisor {
     /// Re-reads the apps directory: starts new apps, stops removed ones, restarts
     /// changed ones, gives a failed app whose manifest was touched a fresh start; a
-    /// manifest that is broken now leaves its running app alone.
-    pub(super) fn reload(&mut self) {
+    /// manifest that is broken now leaves its running app alone. An app stopped with
+    /// `berth stop` stays stopped (its definition is updated).
+    pub(super) fn reload(&mut self) -> Reloaded {
+        let mut done = Reloaded::default();
         self.reserved = self.config.reserved(&self.apps_dir);
         let loaded = manifest::load_with(std::slice::from_ref(&self.apps_dir), &self.reserved);
         for p in &loaded.problems {
             log::error!("{p}");
+            done.invalid.push(p.to_string());
         }
         let broken: Vec<PathBuf> = loaded.problems.iter().map(|p| p.file.clone()).collect();
         let mut next: BTreeMap<String, Manifest> = loaded
@@ -58,6 +97,7 @@ impl Supervisor {
             if let Some(&id) = ids.get(name) {
                 log::info!("{name}: its manifest is gone; stopping it");
                 self.stop(id, Then::Remove);
+                done.stopped.push(name.clone());
             }
         }
         for name in &change.restart {
@@ -79,7 +119,14 @@ impl Supervisor {
                     }
                 }
             }
-            self.stop(id, Then::Restart);
+            let held = self.apps.get(&id).is_some_and(|a| a.stats.stopped_by_hand);
+            if held {
+                done.held.push(name.clone());
+                self.stop(id, Then::Stay);
+            } else {
+                done.restarted.push(name.clone());
+                self.stop(id, Then::Restart);
+            }
         }
         for name in &change.keep {
             let (Some(&id), Some(m)) = (ids.get(name), next.get(name)) else {
@@ -98,9 +145,10 @@ impl Supervisor {
                     log::info!("{name}: its manifest is back; starting it again once stopped");
                     self.stop(id, Then::Restart);
                 }
-                Phase::Failed { .. } if touched => {
+                Phase::Failed { .. } if touched && !app.stats.stopped_by_hand => {
                     log::info!("{name}: its manifest changed; starting it afresh");
                     app.life.history.clear();
+                    done.restarted.push(name.clone());
                     self.dispatch(Todo::Start(id));
                 }
                 _ => {}
@@ -112,8 +160,18 @@ impl Supervisor {
                 super::sender::warn_if_sharing(&m);
                 let id = AppId(self.next_id);
                 self.next_id += 1;
-                self.apps.insert(App::new(id, m));
-                started.push(id);
+                let mut app = App::new(id, m);
+                if super::appstate::stopped_by_hand(&self.config.state_dir, name) {
+                    log::info!(
+                        "{name}: stopped by berth stop; it stays stopped until berth start {name}"
+                    );
+                    app.stats.stopped_by_hand = true;
+                    done.held.push(name.clone());
+                } else {
+                    done.started.push(name.clone());
+                    started.push(id);
+                }
+                self.apps.insert(app);
             }
         }
         // Dependencies first, so that an app finds what it waits for already on its way.
@@ -131,6 +189,13 @@ impl Supervisor {
                 self.dispatch(Todo::Start(id));
             }
         }
+        self.emit(super::control::Change {
+            app: "",
+            event: "reloaded",
+            pid: None,
+            detail: Some(done.lines().join("; ")),
+        });
+        done
     }
 
     /// Asks the table to stop an app, then do `then`.

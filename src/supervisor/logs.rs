@@ -36,6 +36,7 @@
 //! field.
 
 mod escape;
+pub mod history;
 mod rotate;
 
 use std::borrow::Cow;
@@ -137,6 +138,7 @@ impl AppLog {
                 ring: VecDeque::new(),
                 line: String::new(),
                 echo: None,
+                tap: None,
             },
             stdout: Partial::new(),
             stderr: Partial::new(),
@@ -151,6 +153,31 @@ impl AppLog {
             out,
             line: String::new(),
         });
+    }
+
+    /// Keeps (`on`) or stops keeping the lines written from now on, for
+    /// [`AppLog::take_tapped`].
+    pub fn tap(&mut self, on: bool) {
+        match (on, &self.sink.tap) {
+            (true, None) => self.sink.tap = Some(Vec::new()),
+            (false, Some(_)) => self.sink.tap = None,
+            _ => {}
+        }
+    }
+
+    /// Whether lines are being kept for a follower.
+    pub fn tapped(&self) -> bool {
+        self.sink.tap.is_some()
+    }
+
+    /// The lines written since the last call (formatted as in the file, without the
+    /// newline), while tapped.
+    pub fn take_tapped(&mut self) -> Vec<String> {
+        self.sink
+            .tap
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The current file, `<dir>/<app>.log`.
@@ -331,6 +358,9 @@ struct Sink {
     line: String,
     /// Where the app's lines are copied to, if anywhere.
     echo: Option<Echo>,
+    /// The lines written since the loop last took them, while someone follows the
+    /// log (`berth logs -f`).
+    tap: Option<Vec<String>>,
 }
 
 /// The console copy of an app's lines.
@@ -378,6 +408,9 @@ impl Sink {
             self.line.push_str(CUT_MARK);
         }
         self.remember();
+        if let Some(tap) = &mut self.tap {
+            tap.push(self.line.clone());
+        }
         self.line.push('\n');
         if let Some(echo) = self.echo.as_mut().filter(|_| label != BERTH_LABEL) {
             echo.write(&self.line);

@@ -71,13 +71,22 @@ pub(crate) fn write_all(fd: RawFd, mut bytes: &[u8]) -> Result<()> {
 
 /// Marks `fd` non-blocking.
 pub(crate) fn nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
+    set_nonblocking(fd.as_raw_fd(), true)
+}
+
+/// Sets or clears `O_NONBLOCK` of the descriptor number `fd` (one inherited by
+/// number, as a job's report socket).
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> Result<()> {
     // SAFETY: plain integer arguments.
-    let flags = check("fcntl F_GETFL", unsafe {
-        libc::fcntl(fd.as_raw_fd(), libc::F_GETFL)
-    })?;
+    let flags = check("fcntl F_GETFL", unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
     // SAFETY: plain integer arguments.
     check("fcntl F_SETFL", unsafe {
-        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK)
+        libc::fcntl(fd, libc::F_SETFL, flags)
     })
     .map(drop)
 }

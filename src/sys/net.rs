@@ -201,9 +201,9 @@ pub(crate) fn unix_listen(path: &[u8], backlog: c_int) -> Result<OwnedFd> {
 pub(crate) fn unix_connect(path: &[u8]) -> Result<OwnedFd> {
     let (addr, len) = unix_address("connect", path)?;
     let sock = unix_socket(false)?;
-    // SAFETY: `addr` is a valid `sockaddr_un` of the length passed, read by the kernel
-    // during the call.
     let ret = loop {
+        // SAFETY: `addr` is a valid `sockaddr_un` of the length passed, read by the
+        // kernel during the call.
         let ret = unsafe { libc::connect(sock.as_raw_fd(), (&raw const addr).cast(), len) };
         if ret == 0 || super::errno() != libc::EINTR {
             break ret;

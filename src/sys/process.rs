@@ -323,6 +323,15 @@ pub(crate) fn pidfd_open(pid: pid_t) -> Result<OwnedFd> {
     }
 }
 
+/// Whether the kernel has `clone3(2)` (Linux 5.3), and no seccomp filter hides it:
+/// called with no arguments it fails EINVAL where it exists, ENOSYS where not.
+pub(crate) fn clone3_exists() -> bool {
+    // SAFETY: a null argument of size 0 is refused before the kernel reads or creates
+    // anything; nothing is cloned.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, ptr::null::<u8>(), 0usize) };
+    r == -1 && Error::last("clone3").errno != libc::ENOSYS
+}
+
 /// Whether the process of a pidfd is still there (not yet reaped): signal 0 through
 /// `pidfd_send_signal(2)`. The pidfd is a number: the probe runner receives it
 /// across exec.

@@ -174,6 +174,28 @@ impl Berth {
         }
     }
 
+    /// Runs `berth COMMAND --config <this berth's settings> ARGS...` (a control
+    /// command, the client side) to its end: exit code, stdout, stderr.
+    pub fn client(&self, command: &str, args: &[&str]) -> (i32, String, String) {
+        let out = self.client_command(command, args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The client command of [`client`](Self::client), to spawn.
+    pub fn client_command(&self, command: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.arg(command)
+            .arg("--config")
+            .arg(self.tmp.join("berth.yaml"))
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Sends `signal` to berth.
     pub fn signal(&self, signal: i32) {
         // SAFETY: plain integer arguments.

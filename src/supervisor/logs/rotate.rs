@@ -218,6 +218,23 @@ fn parse(base: &str, name: &str) -> Option<Name> {
 }
 
 /// The names in `dir` (read through its descriptor).
+/// The numbered files of the log `base` in `dir`, oldest first (as they are: nothing
+/// is renamed or removed).
+pub(super) fn numbered(dir: &Dir, base: &str) -> io::Result<Vec<String>> {
+    let mut found: Vec<u32> = names(dir)?
+        .iter()
+        .filter_map(|name| match parse(base, name) {
+            Some(Name::Numbered(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
+    found.sort_unstable();
+    Ok(found
+        .into_iter()
+        .map(|n| format!("{base}.{n:0DIGITS$}"))
+        .collect())
+}
+
 fn names(dir: &Dir) -> io::Result<Vec<String>> {
     let failed = |e: nix::Error| {
         io::Error::new(
