@@ -601,7 +601,9 @@ fn exec_exit_codes_users_and_a_stopped_app() {
         (
             1,
             String::new(),
-            "done is not running (state: exited); start it with `berth start done`\n".into()
+            "berth exec: done is not running (state: exited); start it with `berth start \
+             done`\n"
+                .into()
         )
     );
 }
