@@ -608,6 +608,42 @@ fn exec_exit_codes_users_and_a_stopped_app() {
     );
 }
 
+#[test]
+fn exec_is_refused_to_a_client_that_is_not_root() {
+    let (b, _) = berth_with_apps("exec-nonroot");
+    // The socket opened up: berth still checks who connects, and the client shows its
+    // refusal also when it came before the request went out (EPIPE), with or
+    // without -t.
+    use std::os::unix::fs::PermissionsExt as _;
+    let open = |p: &Path, mode| fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    open(&b.tmp.join("run/berth.sock"), 0o666);
+    open(b.tmp.path(), 0o755);
+    open(&b.tmp.join("run"), 0o755);
+    for tty in [false, true, false, true, false, true] {
+        let mut c = Command::new(berth_exe());
+        c.args(["exec", "--config"]).arg(b.tmp.join("berth.yaml"));
+        if tty {
+            c.arg("-t");
+        }
+        let out = c
+            .args(["web", "id"])
+            .uid(65534)
+            .gid(65534)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.status.code(), err.as_ref()),
+            (
+                Some(1),
+                "permission denied: berth's control socket is root-only\n"
+            ),
+            "-t: {tty}"
+        );
+    }
+}
+
 /// `berth exec -t ARGS` on the slave of a pty of the test's, which it holds as its
 /// controlling terminal (so it gets SIGWINCH as a person's client would): the client
 /// and the master.

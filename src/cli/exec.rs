@@ -25,11 +25,20 @@ pub fn run(sock: OwnedFd, request: &str, tty: bool) -> u8 {
         return run_tty(sock, request);
     }
     let stdio = [0, 1, 2].map(borrow_std);
-    if let Err(e) = send_request(sock.as_fd(), request, &stdio) {
-        eprintln!("berth exec: sending the request to berth: {e}");
-        return EXIT_FAILED;
+    match send_request(sock.as_fd(), request, &stdio) {
+        Ok(()) => super::client::relay(sock, false),
+        Err(e) => refused(sock, e),
     }
-    super::client::relay(sock, false)
+}
+
+/// The request could not be sent: berth may have answered and closed first (a client
+/// that is not root, one too many), and that answer is the one to show.
+fn refused(sock: OwnedFd, e: sys::Error) -> u8 {
+    if e.errno == libc::EPIPE {
+        return super::client::relay(sock, false);
+    }
+    eprintln!("berth exec: sending the request to berth: {e}");
+    EXIT_FAILED
 }
 
 /// One of descriptors 0, 1 and 2.
@@ -84,8 +93,7 @@ fn run_tty(sock: OwnedFd, request: &str) -> u8 {
     };
     let slaves = [slave.as_fd(), slave.as_fd(), slave.as_fd()];
     if let Err(e) = send_request(sock.as_fd(), request, &slaves) {
-        eprintln!("berth exec: sending the request to berth: {e}");
-        return EXIT_FAILED;
+        return refused(sock, e);
     }
     // Only the command's copies are left: the master reports their end.
     drop(slave);
