@@ -596,16 +596,19 @@ fn exec_exit_codes_users_and_a_stopped_app() {
                 .into()
         )
     );
-    assert_eq!(
-        exec(&b, &["done", "id"]),
-        (
-            1,
-            String::new(),
-            "berth exec: done is not running (state: exited); start it with `berth start \
-             done`\n"
-                .into()
-        )
-    );
+    // With -t too: berth drops the pty's slave, the client reads the refusal.
+    for args in [&["done", "id"][..], &["-t", "done", "id"]] {
+        assert_eq!(
+            exec(&b, args),
+            (
+                1,
+                String::new(),
+                "berth exec: done is not running (state: exited); start it with `berth \
+                 start done`\n"
+                    .into()
+            )
+        );
+    }
 }
 
 #[test]

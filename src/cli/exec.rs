@@ -5,14 +5,14 @@
 //! With `-t` the client opens a pty pair, gives it its terminal's window size, sends
 //! the slave as the command's stdin, stdout and stderr, and relays: its stdin to the
 //! master, the master to its stdout, each SIGWINCH's window size to the master. Its
-//! own terminal is raw meanwhile (restored on every way out), so every key, Ctrl-C
-//! included, reaches the pty as typed and the pty's line discipline does the rest for
-//! the command. It exits with the status the supervisor sends once the master also
-//! reports that every slave is closed, so no output is lost.
+//! own terminal is raw meanwhile, so every key, Ctrl-C included, reaches the pty as
+//! typed and the pty's line discipline does the rest for the command. Once the master
+//! reports that every slave is closed (the command and its runner are gone, or berth
+//! refused the request and dropped them), so no output is lost, its terminal is
+//! restored and it reads berth's answer: the exit status, or why not.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::control::protocol::Frame;
 use crate::sys::{self, signal::SigSet};
 
 /// Exit status when the exec could not be made.
@@ -61,13 +61,26 @@ fn send_request(sock: BorrowedFd<'_>, request: &str, fds: &[BorrowedFd<'_>]) -> 
 
 /// `berth exec -t`.
 fn run_tty(sock: OwnedFd, request: &str) -> u8 {
-    let (master, slave) = match sys::tty::open_pty() {
-        Ok(pair) => pair,
-        Err(e) => {
-            eprintln!("berth exec: cannot open a pseudo-terminal (/dev/ptmx): {e}");
-            return EXIT_FAILED;
+    match relay_tty(sock.as_fd(), request) {
+        Ok(None) => super::client::relay(sock, false),
+        Ok(Some(code)) => code,
+        Err(Ok(e)) => refused(sock, e),
+        Err(Err(why)) => {
+            eprintln!("berth exec: {why}");
+            EXIT_FAILED
         }
-    };
+    }
+}
+
+/// Sends the request with a new pty's slave and relays the pty until every slave is
+/// closed: `None` then, or the exit status when a signal ended the client. Errors:
+/// sending the request, or what else failed.
+fn relay_tty(
+    sock: BorrowedFd<'_>,
+    request: &str,
+) -> Result<Option<u8>, Result<sys::Error, String>> {
+    let failed = |what: &'static str| move |e: sys::Error| Err(format!("cannot {what}: {e}"));
+    let (master, slave) = sys::tty::open_pty().map_err(failed("open a pseudo-terminal"))?;
     let is_terminal = |fd: BorrowedFd<'_>| sys::tty::modes(fd).is_ok();
     let stdin = borrow_std(0);
     // The client's terminal: its stdin's, else its stdout's (`cmd | berth exec -t`).
@@ -77,6 +90,7 @@ fn run_tty(sock: OwnedFd, request: &str) -> u8 {
     if let Some(terminal) = terminal {
         copy_window_size(terminal, master.as_fd());
     }
+    sys::fd::nonblocking(master.as_fd()).map_err(failed("open a pseudo-terminal"))?;
     let signals = [
         libc::SIGWINCH,
         libc::SIGTERM,
@@ -84,42 +98,29 @@ fn run_tty(sock: OwnedFd, request: &str) -> u8 {
         libc::SIGINT,
         libc::SIGQUIT,
     ];
-    let signals = match sys::signal::signalfd(&SigSet::of(&signals)) {
-        Ok(fd) => fd,
-        Err(e) => {
-            eprintln!("berth exec: cannot take signals: {e}");
-            return EXIT_FAILED;
-        }
-    };
-    let slaves = [slave.as_fd(), slave.as_fd(), slave.as_fd()];
-    if let Err(e) = send_request(sock.as_fd(), request, &slaves) {
-        return refused(sock, e);
-    }
+    let signals = sys::signal::signalfd(&SigSet::of(&signals)).map_err(failed("take signals"))?;
+    send_request(
+        sock,
+        request,
+        &[slave.as_fd(), slave.as_fd(), slave.as_fd()],
+    )
+    .map_err(Ok)?;
     // Only the command's copies are left: the master reports their end.
     drop(slave);
-    // Raw from here on; restored when `raw` goes, on every way out below.
-    let raw = if is_terminal(stdin) {
+    // Raw while relaying; restored when `raw` goes, on every way out.
+    let _raw = if is_terminal(stdin) {
         RawMode::enter(stdin)
     } else {
         None
     };
     let mut relay = Relay {
-        master: Some(master),
-        sock: Some(sock),
+        master,
         signals,
         terminal,
-        newline: if raw.is_some() { "\r\n" } else { "\n" },
         stdin: true,
         pending: Vec::new(),
-        frames: Vec::new(),
-        exit: None,
     };
-    let status = relay.run();
-    drop(raw);
-    status.unwrap_or_else(|why| {
-        eprintln!("berth exec: {why}");
-        EXIT_FAILED
-    })
+    relay.run().map_err(failed("relay the pseudo-terminal"))
 }
 
 /// Gives the pty `to` the window size of the terminal `from` (nothing if it has none).
@@ -151,74 +152,52 @@ impl Drop for RawMode {
 
 /// What the relay holds.
 struct Relay {
-    /// Until every slave is closed.
-    master: Option<OwnedFd>,
-    /// Until the exit status came.
-    sock: Option<OwnedFd>,
+    master: OwnedFd,
     signals: OwnedFd,
     terminal: Option<BorrowedFd<'static>>,
-    /// The end of a line of the client's own on its terminal (`\r\n` when raw).
-    newline: &'static str,
     /// Until stdin's end.
     stdin: bool,
     /// Read from stdin, not yet taken by the master.
     pending: Vec<u8>,
-    /// The start of a frame line not complete yet.
-    frames: Vec<u8>,
-    exit: Option<u8>,
 }
 
-/// A `poll` entry for `fd` (none: ignored) and `events`.
-fn entry(fd: Option<BorrowedFd<'_>>, events: libc::c_short) -> libc::pollfd {
+/// A `poll` entry for `fd` and `events`.
+fn entry(fd: BorrowedFd<'_>, events: libc::c_short) -> libc::pollfd {
     libc::pollfd {
-        fd: fd.map_or(-1, |fd| fd.as_raw_fd()),
+        fd: fd.as_raw_fd(),
         events,
         revents: 0,
     }
 }
 
 impl Relay {
-    /// Relays until the command's exit status has come and every slave is closed:
-    /// that status.
-    fn run(&mut self) -> Result<u8, String> {
-        if let Some(master) = &self.master {
-            sys::fd::nonblocking(master.as_fd()).map_err(|e| e.to_string())?;
-        }
+    /// Relays until every slave is closed (`None`), or a signal other than SIGWINCH
+    /// ends the client (128 + its number).
+    fn run(&mut self) -> sys::Result<Option<u8>> {
         loop {
-            if let (Some(code), None) = (self.exit, &self.master) {
-                return Ok(code);
-            }
             // Stdin is read only once the master has taken what came before (a
             // regular file or /dev/null is always ready); the master is watched for
             // room only while something waits for it.
             let waiting = !self.pending.is_empty();
+            let room = if waiting { libc::POLLOUT } else { 0 };
             let mut fds = [
-                entry(
-                    (self.stdin && !waiting).then(|| borrow_std(0)),
-                    libc::POLLIN,
-                ),
-                entry(
-                    self.master.as_ref().map(AsFd::as_fd),
-                    libc::POLLIN | if waiting { libc::POLLOUT } else { 0 },
-                ),
-                entry(self.sock.as_ref().map(AsFd::as_fd), libc::POLLIN),
-                entry(Some(self.signals.as_fd()), libc::POLLIN),
+                entry(self.master.as_fd(), libc::POLLIN | room),
+                entry(self.signals.as_fd(), libc::POLLIN),
+                entry(borrow_std(0), libc::POLLIN),
             ];
-            sys::fd::poll(&mut fds).map_err(|e| e.to_string())?;
-            let [stdin, master, sock, signals] = fds.map(|p| p.revents != 0);
+            let watched = if self.stdin && !waiting { 3 } else { 2 };
+            sys::fd::poll(fds.get_mut(..watched).unwrap_or_default())?;
+            let [master, signals, stdin] = fds.map(|p| p.revents != 0);
             if signals {
                 if let Some(signal) = self.on_signals() {
-                    return Ok(u8::try_from(128 + signal).unwrap_or(EXIT_FAILED));
+                    return Ok(Some(u8::try_from(128 + signal).unwrap_or(EXIT_FAILED)));
                 }
             }
-            if stdin {
+            if stdin && watched == 3 {
                 self.read_stdin();
             }
-            if master {
-                self.on_master();
-            }
-            if sock {
-                self.on_socket()?;
+            if master && self.on_master() {
+                return Ok(None);
             }
         }
     }
@@ -238,11 +217,12 @@ impl Relay {
         }
     }
 
-    /// The master is readable (or has room, or every slave is closed).
-    fn on_master(&mut self) {
-        let Some(master) = &self.master else { return };
+    /// The master is readable (or has room, or every slave is closed): whether every
+    /// slave is closed (the command and the runner are gone).
+    fn on_master(&mut self) -> bool {
+        let master = self.master.as_fd();
         if !self.pending.is_empty() {
-            match sys::fd::write(master.as_fd(), &self.pending) {
+            match sys::fd::write(master, &self.pending) {
                 Ok(n) => drop(self.pending.drain(..n.min(self.pending.len()))),
                 Err(e) if e.errno == libc::EAGAIN => {}
                 // Nobody reads the pty any more: what was typed has nowhere to go.
@@ -250,52 +230,16 @@ impl Relay {
             }
         }
         let mut buf = [0u8; 4096];
-        match sys::fd::read(master.as_fd(), &mut buf) {
+        match sys::fd::read(master, &mut buf) {
             Ok(n) if n > 0 => {
                 // A reader that went away (`| head`): the output has nowhere to go.
                 let _ = sys::fd::write_all(1, buf.get(..n).unwrap_or_default());
+                false
             }
-            Err(e) if e.errno == libc::EAGAIN => {}
-            // EIO: every slave is closed (the command and the runner are gone).
-            _ => {
-                self.master = None;
-                self.pending.clear();
-            }
+            Err(e) if e.errno == libc::EAGAIN => false,
+            // EIO: every slave is closed.
+            _ => true,
         }
-    }
-
-    /// The socket is readable: frames, at last the exit status.
-    fn on_socket(&mut self) -> Result<(), String> {
-        let Some(sock) = &self.sock else {
-            return Ok(());
-        };
-        let mut buf = [0u8; 4096];
-        let n = sys::net::recv(sock.as_fd(), &mut buf)
-            .map_err(|e| format!("reading berth's answer: {e}"))?;
-        if n == 0 {
-            return Err("berth closed the connection without an answer".to_owned());
-        }
-        self.frames
-            .extend_from_slice(buf.get(..n).unwrap_or_default());
-        while let Some(end) = self.frames.iter().position(|&b| b == b'\n') {
-            let line = String::from_utf8_lossy(self.frames.get(..end).unwrap_or_default());
-            let frame = Frame::decode(&line);
-            let (fd, text) = match frame {
-                Some(Frame::Out(text)) => (1, text),
-                Some(Frame::Err(text)) => (2, text),
-                Some(Frame::Exit(code)) => {
-                    self.exit = Some(u8::try_from(code).unwrap_or(EXIT_FAILED));
-                    // The connection is done: closed, and no longer watched.
-                    self.sock = None;
-                    return Ok(());
-                }
-                None => return Err(format!("unexpected answer from berth: {line:?}")),
-            };
-            let _ = sys::fd::write_all(fd, text.as_bytes());
-            let _ = sys::fd::write_all(fd, self.newline.as_bytes());
-            self.frames.drain(..=end);
-        }
-        Ok(())
     }
 
     /// Signals: a window size to pass on; any other ends the client (its number).
@@ -306,8 +250,8 @@ impl Relay {
             if r.signal != libc::SIGWINCH {
                 return Some(r.signal);
             }
-            if let (Some(terminal), Some(master)) = (self.terminal, &self.master) {
-                copy_window_size(terminal, master.as_fd());
+            if let Some(terminal) = self.terminal {
+                copy_window_size(terminal, self.master.as_fd());
             }
         }
         None
