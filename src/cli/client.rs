@@ -42,9 +42,17 @@ pub fn run(run_dir: &Path, args: &[String], command: &Control) -> u8 {
     if let Control::Exec { tty, .. } = command {
         return super::exec::run(sock, &request, *tty);
     }
-    if let Err(e) = sys::fd::write_all(sock.as_raw_fd(), request.as_bytes()) {
-        eprintln!("berth: sending the request to berth: {e}");
-        return EXIT_FAILED;
+    match sys::fd::write_all(sock.as_raw_fd(), request.as_bytes()) {
+        // Refused before the request went out (not root, too many clients): the
+        // refusal is waiting to be read.
+        Ok(()) | Err(sys::Error {
+            errno: libc::EPIPE | libc::ECONNRESET,
+            ..
+        }) => {}
+        Err(e) => {
+            eprintln!("berth: sending the request to berth: {e}");
+            return EXIT_FAILED;
+        }
     }
     relay(sock, matches!(command, Control::Shutdown(_)))
 }
