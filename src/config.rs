@@ -1,7 +1,7 @@
 //! The global settings, `/etc/berth/berth.yaml`. Every key is optional.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -42,6 +42,8 @@ pub struct Config {
     /// The pids limit of every app whose manifest sets no `resources.pids`, so a fork
     /// bomb in one app cannot take the host's pids.
     pub default_pids: Count,
+    /// Where the loop serves `GET /metrics` over HTTP (off unless set).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// [`Config::default_pids`] unless berth.yaml says otherwise: more than any app on
@@ -77,6 +79,7 @@ impl Default for Config {
             app_logs_to_console: false,
             images: Limits::default(),
             default_pids: DEFAULT_PIDS,
+            metrics_listen: None,
         }
     }
 }
@@ -252,6 +255,20 @@ impl fmt::Display for Ipv4Net {
 }
 deserialize_from_str!(Ipv4Net, "a subnet such as 10.88.0.0/24");
 
+/// `metrics_listen:`, an IP address and a port: `127.0.0.1:9323`, `[::1]:9323`.
+#[derive(Debug)]
+struct ListenAddr(SocketAddr);
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse().map(ListenAddr).map_err(|_| {
+            format!("invalid address {s:?}: use IP:PORT, e.g. 127.0.0.1:9323 or [::1]:9323")
+        })
+    }
+}
+deserialize_from_str!(ListenAddr, "an address and port such as 127.0.0.1:9323");
+
 /// The file's shape; directories are text until resolved against the file's place.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename = "berth.yaml")]
@@ -269,6 +286,7 @@ struct RawConfig {
     app_logs_to_console: Option<bool>,
     images: Option<RawImages>,
     default_pids: Option<Count>,
+    metrics_listen: Option<ListenAddr>,
 }
 
 /// Reads the settings at `path`. A missing file means the defaults, unless the user
@@ -330,6 +348,7 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
         app_logs_to_console: raw.app_logs_to_console.unwrap_or(d.app_logs_to_console),
         images: raw.images.map_or(d.images, RawImages::limits),
         default_pids: raw.default_pids.unwrap_or(d.default_pids),
+        metrics_listen: raw.metrics_listen.map(|a| a.0),
     })
 }
 
@@ -391,7 +410,7 @@ mod tests {
             "apps_dir: apps\nstate_dir: /data/berth\nrun_dir: /run/b\nlog_dir: logs\ncgroup_root: fw/berth\n\
              bridge: { name: br-apps, subnet: 192.168.7.0/24 }\nhostname: gw-0017\non_panic: halt\n\
              cgroup: v1\nkmsg: true\napp_logs_to_console: true\nimages: { max_size: 512M, max_entries: 5000, allow_devices: true }\n\
-             default_pids: 200\n",
+             default_pids: 200\nmetrics_listen: \"[::1]:9323\"\n",
         );
         let c = load(&p, true).unwrap();
         assert_eq!(c.apps_dir, d.join("apps"));
@@ -410,6 +429,8 @@ mod tests {
         assert!(c.images.allow_devices && !c.images.allow_setuid);
         assert_eq!(c.default_pids.get(), 200);
         assert_eq!(Config::default().default_pids.get(), 1024);
+        assert_eq!(c.metrics_listen, Some("[::1]:9323".parse().unwrap()));
+        assert_eq!(Config::default().metrics_listen, None);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -465,6 +486,15 @@ mod tests {
                 "{text}: {e}"
             );
         }
+        let p = write(&d, "kmsg: true\nmetrics_listen: localhost:9323\n");
+        assert_eq!(
+            load(&p, true).unwrap_err().to_string(),
+            format!(
+                "{}:2:17: metrics_listen: invalid address \"localhost:9323\": use IP:PORT, e.g. \
+                 127.0.0.1:9323 or [::1]:9323",
+                p.display()
+            )
+        );
         let p = write(&d, "# nothing set\n");
         assert_eq!(load(&p, true).unwrap(), Config::default());
         std::fs::remove_dir_all(d).unwrap();

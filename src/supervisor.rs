@@ -15,6 +15,7 @@ pub mod install;
 pub mod lifecycle;
 mod load;
 pub mod logs;
+mod metrics;
 pub mod policy;
 pub mod probe;
 pub mod run;

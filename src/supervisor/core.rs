@@ -24,6 +24,8 @@ use crate::sys::timer::{Timer, now_ms};
 /// The loop's own tokens (an app's are 256 and up, see [`app::token`]).
 const SIGNALS_TOKEN: u64 = 0;
 const TIMER_TOKEN: u64 = 1;
+/// The `metrics_listen` socket; its clients are `(serial << 8) | http::CLIENT`.
+const METRICS_TOKEN: u64 = 3;
 /// A pidfd of a process left in a leftover cgroup: `(serial << 8) | LEFTOVER`.
 const LEFTOVER: u64 = 0xff;
 
@@ -69,6 +71,8 @@ pub struct Supervisor {
     pub(super) abandoned: Vec<i32>,
     /// The host paths no bind source may reach, worked out at each (re)load.
     pub(super) reserved: crate::manifest::Reserved,
+    /// The HTTP metrics endpoint (`metrics_listen`).
+    pub(super) metrics: Option<crate::control::http::HttpServer>,
 }
 
 impl Supervisor {
@@ -101,6 +105,7 @@ impl Supervisor {
         let reserved = config.reserved(&apps_dir);
         let launcher =
             Launcher::new(&config.state_dir, &config.run_dir).with_reserved(reserved.clone());
+        let metrics = super::metrics::listen(&config, &epoll, METRICS_TOKEN);
         let mut s = Supervisor {
             config,
             apps_dir,
@@ -122,6 +127,7 @@ impl Supervisor {
             images: Vec::new(),
             abandoned: Vec::new(),
             reserved,
+            metrics,
         };
         s.kill_leftovers()?;
         Ok(s)
@@ -206,6 +212,8 @@ impl Supervisor {
                         self.timer.clear();
                         self.on_timer();
                     }
+                    METRICS_TOKEN => self.metrics_accept(),
+                    t if t & 0xff == crate::control::http::CLIENT => self.metrics_ready(t),
                     t if t & 0xff == LEFTOVER => {
                         if let Some(at) = self.leftovers.iter().position(|(k, _)| *k == t) {
                             let (_, fd) = self.leftovers.swap_remove(at);
@@ -244,7 +252,9 @@ impl Supervisor {
     }
 
     fn arm_timer(&mut self) {
-        let next = self.deadlines.first().map(|(ms, _, _)| *ms);
+        let apps = self.deadlines.first().map(|(ms, _, _)| *ms);
+        let metrics = self.metrics.as_ref().and_then(|m| m.next_deadline());
+        let next = apps.into_iter().chain(metrics).min();
         if let Err(e) = self.timer.arm(next) {
             log::error!("timerfd_settime: {e}");
         }
@@ -290,6 +300,9 @@ impl Supervisor {
 
     fn on_timer(&mut self) {
         let now = now_ms();
+        if let Some(http) = &mut self.metrics {
+            http.expire(&self.epoll, now);
+        }
         while let Some(&first) = self.deadlines.first() {
             if first.0 > now {
                 break;
