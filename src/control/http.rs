@@ -10,8 +10,7 @@
 //! (it sends nothing, or reads nothing) is closed. A client that shuts down its
 //! sending side before it has its answer is taken as gone.
 
-use std::io;
-use std::net::SocketAddr;
+use std::net::SocketAddrV4;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use crate::sys::{self, epoll::Epoll};
@@ -24,8 +23,6 @@ pub const MAX_HEAD: usize = 4096;
 pub const TIMEOUT_MS: u64 = 5_000;
 /// The low byte of a client's epoll token: `(serial << 8) | CLIENT`.
 pub const CLIENT: u64 = 0xfd;
-
-const TEXT: &str = "text/plain; charset=utf-8";
 
 /// A request the loop answers with [`HttpServer::respond`]: `GET` or `HEAD` of
 /// `/metrics` (the server answers every other one itself).
@@ -54,25 +51,17 @@ struct Client {
 /// The listening socket and its clients.
 pub struct HttpServer {
     listener: OwnedFd,
-    addr: SocketAddr,
     clients: Vec<Client>,
     serial: u64,
 }
 
 impl HttpServer {
     /// Listens on `addr` and adds the socket to `epoll` with `token`.
-    pub fn bind(addr: SocketAddr, epoll: &Epoll, token: u64) -> io::Result<HttpServer> {
-        let context = |what: &str, e: sys::Error| {
-            io::Error::new(io::Error::from(e).kind(), format!("{what} {addr}: {e}"))
-        };
-        let listener = sys::net::tcp_listen(addr, MAX_CLIENTS as libc::c_int)
-            .map_err(|e| context("listen on", e))?;
-        epoll
-            .add(listener.as_fd(), token, false)
-            .map_err(|e| context("watch", e))?;
+    pub fn bind(addr: SocketAddrV4, epoll: &Epoll, token: u64) -> sys::Result<HttpServer> {
+        let listener = sys::net::tcp_listen(addr, MAX_CLIENTS as libc::c_int)?;
+        epoll.add(listener.as_fd(), token, false)?;
         Ok(HttpServer {
             listener,
-            addr,
             clients: Vec::new(),
             serial: 0,
         })
@@ -88,24 +77,17 @@ impl HttpServer {
                 // A client that gave up while queued, or no descriptor left: the next
                 // one may succeed; the loop is not stopped for it.
                 Err(e) => {
-                    log::warn!("metrics {}: {e}", self.addr);
+                    log::warn!("metrics_listen: {e}");
                     return;
                 }
             };
             if self.clients.len() >= MAX_CLIENTS {
-                let busy = answer(
-                    503,
-                    TEXT,
-                    "berth serves 16 metrics clients at once\n",
-                    false,
-                );
-                let _ = sys::net::send(fd.as_raw_fd(), &busy);
+                let _ = sys::net::send(fd.as_raw_fd(), &refusal(503));
                 continue;
             }
             self.serial += 1;
             let token = (self.serial << 8) | CLIENT;
-            if let Err(e) = epoll.add(fd.as_fd(), token, false) {
-                log::warn!("metrics {}: watch a client: {e}", self.addr);
+            if epoll.add(fd.as_fd(), token, false).is_err() {
                 continue;
             }
             self.clients.push(Client {
@@ -163,13 +145,9 @@ impl HttpServer {
                 Some(Request { token })
             }
             Err(status) => {
-                let why = match status {
-                    404 => "not found: berth serves /metrics only\n",
-                    405 => "berth answers GET and HEAD only\n",
-                    431 => "request head longer than 4096 bytes\n",
-                    _ => "not an HTTP/1 request\n",
-                };
-                self.respond(epoll, token, status, TEXT, why);
+                client.output = refusal(status);
+                client.closing = true;
+                self.flush(epoll, token);
                 None
             }
         }
@@ -280,23 +258,34 @@ fn parse(head: &[u8]) -> Result<Method, u16> {
 
 /// A whole HTTP/1.1 answer (without the body when `head`).
 fn answer(status: u16, content_type: &str, body: &str, head: bool) -> Vec<u8> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed\r\nAllow: GET, HEAD",
-        431 => "Request Header Fields Too Large",
-        _ => "Service Unavailable",
-    };
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n",
+        if status == 200 { "OK" } else { "" },
         body.len()
     );
     if !head {
         out.push_str(body);
     }
     out.into_bytes()
+}
+
+/// The answer to a request that is not served: its status line, whose reason is
+/// also the body (405 names the methods that are served).
+fn refusal(status: u16) -> Vec<u8> {
+    let reason = match status {
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed\r\nAllow: GET, HEAD",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
+    };
+    let line = reason.split('\r').next().unwrap_or_default();
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{line}\n",
+        line.len() + 1
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]
@@ -323,7 +312,7 @@ mod tests {
     }
 
     use std::io::{Read, Write};
-    use std::net::TcpStream;
+    use std::net::{SocketAddr, TcpStream};
 
     /// A server on a free loopback port, and that port's address.
     fn server(epoll: &Epoll) -> (HttpServer, SocketAddr) {
@@ -471,10 +460,15 @@ mod tests {
             text(200, true),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
         );
+        let refused = |status| String::from_utf8(refusal(status)).unwrap();
         assert_eq!(
-            text(405, false),
-            "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain\r\n\
-             Content-Length: 3\r\nConnection: close\r\n\r\nhi\n"
+            refused(405),
+            "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 19\r\n\
+             Connection: close\r\n\r\nMethod Not Allowed\n"
+        );
+        assert_eq!(
+            refused(404),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot Found\n"
         );
     }
 }

@@ -25,17 +25,13 @@ type AppFamily = (
 );
 
 const APP_FAMILIES: [AppFamily; 7] = [
-    (
-        "berth_app_up",
-        "gauge",
-        "Whether the app's process runs (1) or not (0).",
-        |a| Some((u64::from(a.state == "running"), 0)),
-    ),
+    ("berth_app_up", "gauge", "1 while the app runs.", |a| {
+        Some((u64::from(a.state == "running"), 0))
+    }),
     (
         "berth_app_healthy",
         "gauge",
-        "Whether the app's health check passes (1) or not (0, also before its first \
-         verdict); absent without a health check or when the app is not running.",
+        "1 healthy, 0 unhealthy or no verdict yet.",
         |a| match a.health {
             Some(h) if a.state == "running" => Some((u64::from(h == "healthy"), 0)),
             _ => None,
@@ -44,31 +40,28 @@ const APP_FAMILIES: [AppFamily; 7] = [
     (
         "berth_app_restarts_total",
         "counter",
-        "Times the app was started again since berth started.",
+        "Restarts since berth started.",
         |a| Some((u64::from(a.restarts), 0)),
     ),
     (
         "berth_app_oom_kills_total",
         "counter",
-        "Processes of the app killed by the kernel for memory since berth started.",
+        "Processes killed for memory since berth started.",
         |a| Some((a.oom_kills, 0)),
     ),
-    (
-        "berth_app_memory_bytes",
-        "gauge",
-        "Memory the app's cgroup uses now.",
-        |a| a.memory.map(|m| (m, 0)),
-    ),
+    ("berth_app_memory_bytes", "gauge", "Memory in use.", |a| {
+        a.memory.map(|m| (m, 0))
+    }),
     (
         "berth_app_memory_limit_bytes",
         "gauge",
-        "The memory limit the app runs with.",
+        "Memory limit.",
         |a| a.memory_limit.map(|m| (m, 0)),
     ),
     (
         "berth_app_cpu_seconds_total",
         "counter",
-        "CPU time used by the app's cgroup in its current run.",
+        "CPU time of this run.",
         |a| a.cpu_ns.map(|ns| (ns, 9)),
     ),
 ];
@@ -80,7 +73,7 @@ pub fn render(apps: &[AppStatus], own: &OwnStatus) -> String {
         &mut out,
         "berth_app_state",
         "gauge",
-        "The app's lifecycle state: a sample of 1 labelled with the state it is in.",
+        "1 for the app's state.",
     );
     for app in apps {
         out.push_str("berth_app_state{app=");
@@ -104,14 +97,10 @@ pub fn render(apps: &[AppStatus], own: &OwnStatus) -> String {
     let own: [(&str, &str, Fixed); 3] = [
         (
             "berth_resident_memory_bytes",
-            "berth's own resident memory.",
+            "berth's resident memory.",
             (own.rss, 0),
         ),
-        (
-            "berth_open_fds",
-            "Descriptors berth has open.",
-            (own.fds, 0),
-        ),
+        ("berth_open_fds", "berth's open descriptors.", (own.fds, 0)),
         (
             "berth_uptime_seconds",
             "Time since berth started.",
@@ -194,45 +183,45 @@ mod tests {
             fds: 23,
             uptime_ms: 3_600_042,
         };
-        let expected = r#"# HELP berth_app_state The app's lifecycle state: a sample of 1 labelled with the state it is in.
+        let expected = r#"# HELP berth_app_state 1 for the app's state.
 # TYPE berth_app_state gauge
 berth_app_state{app="web",state="running"} 1
 berth_app_state{app="db",state="running"} 1
 berth_app_state{app="cron",state="backoff"} 1
-# HELP berth_app_up Whether the app's process runs (1) or not (0).
+# HELP berth_app_up 1 while the app runs.
 # TYPE berth_app_up gauge
 berth_app_up{app="web"} 1
 berth_app_up{app="db"} 1
 berth_app_up{app="cron"} 0
-# HELP berth_app_healthy Whether the app's health check passes (1) or not (0, also before its first verdict); absent without a health check or when the app is not running.
+# HELP berth_app_healthy 1 healthy, 0 unhealthy or no verdict yet.
 # TYPE berth_app_healthy gauge
 berth_app_healthy{app="web"} 1
 berth_app_healthy{app="db"} 0
-# HELP berth_app_restarts_total Times the app was started again since berth started.
+# HELP berth_app_restarts_total Restarts since berth started.
 # TYPE berth_app_restarts_total counter
 berth_app_restarts_total{app="web"} 2
 berth_app_restarts_total{app="db"} 0
 berth_app_restarts_total{app="cron"} 7
-# HELP berth_app_oom_kills_total Processes of the app killed by the kernel for memory since berth started.
+# HELP berth_app_oom_kills_total Processes killed for memory since berth started.
 # TYPE berth_app_oom_kills_total counter
 berth_app_oom_kills_total{app="web"} 1
 berth_app_oom_kills_total{app="db"} 0
 berth_app_oom_kills_total{app="cron"} 0
-# HELP berth_app_memory_bytes Memory the app's cgroup uses now.
+# HELP berth_app_memory_bytes Memory in use.
 # TYPE berth_app_memory_bytes gauge
 berth_app_memory_bytes{app="web"} 5242880
 berth_app_memory_bytes{app="db"} 4096
-# HELP berth_app_memory_limit_bytes The memory limit the app runs with.
+# HELP berth_app_memory_limit_bytes Memory limit.
 # TYPE berth_app_memory_limit_bytes gauge
 berth_app_memory_limit_bytes{app="web"} 67108864
-# HELP berth_app_cpu_seconds_total CPU time used by the app's cgroup in its current run.
+# HELP berth_app_cpu_seconds_total CPU time of this run.
 # TYPE berth_app_cpu_seconds_total counter
 berth_app_cpu_seconds_total{app="web"} 1.250000001
 berth_app_cpu_seconds_total{app="db"} 0.000000000
-# HELP berth_resident_memory_bytes berth's own resident memory.
+# HELP berth_resident_memory_bytes berth's resident memory.
 # TYPE berth_resident_memory_bytes gauge
 berth_resident_memory_bytes 1236992
-# HELP berth_open_fds Descriptors berth has open.
+# HELP berth_open_fds berth's open descriptors.
 # TYPE berth_open_fds gauge
 berth_open_fds 23
 # HELP berth_uptime_seconds Time since berth started.

@@ -19,7 +19,7 @@ pub(super) fn listen(config: &Config, epoll: &Epoll, token: u64) -> Option<HttpS
             Some(server)
         }
         Err(e) => {
-            log::error!("metrics_listen: {e}; metrics are not served");
+            log::error!("metrics_listen {addr}: {e}; metrics are not served");
             None
         }
     }

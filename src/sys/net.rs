@@ -2,7 +2,7 @@
 //! along), the TCP probe's non-blocking connect, and the loopback interface of a new
 //! network namespace; the TCP listener of `metrics_listen`.
 
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use libc::{c_char, c_int};
@@ -283,63 +283,33 @@ pub(crate) fn tcp_socket() -> Result<OwnedFd> {
     unsafe { owned("socket", libc::socket(libc::AF_INET, kind, 0).into()) }
 }
 
-/// `connect(2)` to an IPv4 address (EINPROGRESS on a non-blocking socket).
-pub(crate) fn connect(fd: BorrowedFd<'_>, addr: SocketAddrV4) -> Result<()> {
-    // SAFETY: `with_sockaddr` passes a valid socket address of the length given, alive
-    // for the call, which only reads it.
-    let ret = with_sockaddr(addr.into(), |sa, len| unsafe {
-        libc::connect(fd.as_raw_fd(), sa, len)
-    });
-    check("connect", ret).map(drop)
-}
-
-/// Calls `f` with `addr` as a C socket address and its length.
-fn with_sockaddr<T>(
-    addr: SocketAddr,
-    f: impl FnOnce(*const libc::sockaddr, libc::socklen_t) -> T,
-) -> T {
-    match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(*a.ip()).to_be(),
-                },
-                sin_zero: [0; 8],
-            };
-            f((&raw const sin).cast(), size_of::<libc::sockaddr_in>() as _)
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo().to_be(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            f(
-                (&raw const sin6).cast(),
-                size_of::<libc::sockaddr_in6>() as _,
-            )
-        }
+/// `addr` as a C socket address.
+fn sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
     }
 }
 
-/// A non-blocking, close-on-exec TCP socket listening on `addr` (IPv4 or IPv6), with
-/// `SO_REUSEADDR` so that a restarted berth binds again while old connections linger
-/// in TIME_WAIT.
-pub(crate) fn tcp_listen(addr: SocketAddr, backlog: c_int) -> Result<OwnedFd> {
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: plain integer arguments; the descriptor returned is new.
-    let sock = unsafe { owned("socket", libc::socket(family, kind, 0).into()) }?;
+const SOCKADDR_IN_LEN: libc::socklen_t = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+
+/// `connect(2)` to an IPv4 address (EINPROGRESS on a non-blocking socket).
+pub(crate) fn connect(fd: BorrowedFd<'_>, addr: SocketAddrV4) -> Result<()> {
+    let sin = sockaddr_in(addr);
+    // SAFETY: `sin` is a valid `sockaddr_in` of the length passed, read by the kernel
+    // during the call.
+    let ret = unsafe { libc::connect(fd.as_raw_fd(), (&raw const sin).cast(), SOCKADDR_IN_LEN) };
+    check("connect", ret).map(drop)
+}
+
+/// A non-blocking, close-on-exec TCP socket listening on `addr`, with `SO_REUSEADDR`
+/// so that a restarted berth binds again while old connections linger in TIME_WAIT.
+pub(crate) fn tcp_listen(addr: SocketAddrV4, backlog: c_int) -> Result<OwnedFd> {
+    let sock = tcp_socket()?;
     let one: c_int = 1;
     // SAFETY: `one` is a readable int of the length passed, for the call.
     check("setsockopt SO_REUSEADDR", unsafe {
@@ -348,14 +318,13 @@ pub(crate) fn tcp_listen(addr: SocketAddr, backlog: c_int) -> Result<OwnedFd> {
             libc::SOL_SOCKET,
             libc::SO_REUSEADDR,
             (&raw const one).cast(),
-            size_of::<c_int>() as _,
+            size_of::<c_int>() as libc::socklen_t,
         )
     })?;
-    // SAFETY: `with_sockaddr` passes a valid socket address of the length given, alive
-    // for the call, which only reads it.
-    let ret = with_sockaddr(addr, |sa, len| unsafe {
-        libc::bind(sock.as_raw_fd(), sa, len)
-    });
+    let sin = sockaddr_in(addr);
+    // SAFETY: `sin` is a valid `sockaddr_in` of the length passed, read by the kernel
+    // during the call.
+    let ret = unsafe { libc::bind(sock.as_raw_fd(), (&raw const sin).cast(), SOCKADDR_IN_LEN) };
     check("bind", ret)?;
     // SAFETY: plain integer arguments.
     check("listen", unsafe { libc::listen(sock.as_raw_fd(), backlog) })?;
