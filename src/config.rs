@@ -1,17 +1,18 @@
 //! The global settings, `/etc/berth/berth.yaml`. Every key is optional.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Deserialize;
 
 use crate::image::Limits;
+use crate::manifest::locate::{Seg, locate};
 use crate::manifest::model::Count;
 use crate::manifest::types::{Arg, Hostname};
 use crate::manifest::units::{Size, deserialize_from_str};
-use crate::manifest::{Problem, ProblemKind, parse_yaml};
+use crate::manifest::{Problem, ProblemKind, YamlKind, parse_yaml};
 
 /// The largest berth.yaml berth reads: far more than its settings need.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -42,6 +43,8 @@ pub struct Config {
     /// The pids limit of every app whose manifest sets no `resources.pids`, so a fork
     /// bomb in one app cannot take the host's pids.
     pub default_pids: Count,
+    /// Where the loop serves `GET /metrics` over HTTP (off unless set).
+    pub metrics_listen: Option<SocketAddrV4>,
 }
 
 /// [`Config::default_pids`] unless berth.yaml says otherwise: more than any app on
@@ -77,6 +80,7 @@ impl Default for Config {
             app_logs_to_console: false,
             images: Limits::default(),
             default_pids: DEFAULT_PIDS,
+            metrics_listen: None,
         }
     }
 }
@@ -269,6 +273,9 @@ struct RawConfig {
     app_logs_to_console: Option<bool>,
     images: Option<RawImages>,
     default_pids: Option<Count>,
+    /// `IP:PORT`, checked after the parse: as its own type it would cost the board's
+    /// binary a kilobyte of serde code.
+    metrics_listen: Option<Arg>,
 }
 
 /// Reads the settings at `path`. A missing file means the defaults, unless the user
@@ -312,6 +319,21 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
     } else {
         parse_yaml(&text).map_err(|(pos, kind)| problem(pos, kind))?
     };
+    let metrics_listen = match raw.metrics_listen {
+        Some(value) => Some(value.as_str().parse().map_err(|_| {
+            let message = "metrics_listen: not an address: use IPV4:PORT, e.g. 127.0.0.1:9323";
+            let at = locate(&text, &[Seg::Key("metrics_listen")]);
+            let kind = YamlKind::InvalidValue;
+            problem(
+                at,
+                ProblemKind::Yaml {
+                    kind,
+                    message: message.into(),
+                },
+            )
+        })?),
+        None => None,
+    };
     let base = path.parent().unwrap_or(Path::new("."));
     let dir =
         |value: Option<Arg>, default: PathBuf| value.map_or(default, |v| base.join(v.as_str()));
@@ -330,13 +352,14 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
         app_logs_to_console: raw.app_logs_to_console.unwrap_or(d.app_logs_to_console),
         images: raw.images.map_or(d.images, RawImages::limits),
         default_pids: raw.default_pids.unwrap_or(d.default_pids),
+        metrics_listen,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Pos, YamlKind};
+    use crate::manifest::Pos;
 
     fn write(dir: &Path, text: &str) -> PathBuf {
         std::fs::create_dir_all(dir).unwrap();
@@ -391,7 +414,7 @@ mod tests {
             "apps_dir: apps\nstate_dir: /data/berth\nrun_dir: /run/b\nlog_dir: logs\ncgroup_root: fw/berth\n\
              bridge: { name: br-apps, subnet: 192.168.7.0/24 }\nhostname: gw-0017\non_panic: halt\n\
              cgroup: v1\nkmsg: true\napp_logs_to_console: true\nimages: { max_size: 512M, max_entries: 5000, allow_devices: true }\n\
-             default_pids: 200\n",
+             default_pids: 200\nmetrics_listen: 0.0.0.0:9323\n",
         );
         let c = load(&p, true).unwrap();
         assert_eq!(c.apps_dir, d.join("apps"));
@@ -410,6 +433,8 @@ mod tests {
         assert!(c.images.allow_devices && !c.images.allow_setuid);
         assert_eq!(c.default_pids.get(), 200);
         assert_eq!(Config::default().default_pids.get(), 1024);
+        assert_eq!(c.metrics_listen, Some("0.0.0.0:9323".parse().unwrap()));
+        assert_eq!(Config::default().metrics_listen, None);
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -465,6 +490,14 @@ mod tests {
                 "{text}: {e}"
             );
         }
+        let p = write(&d, "kmsg: true\nmetrics_listen: \"[::1]:9323\"\n");
+        assert_eq!(
+            load(&p, true).unwrap_err().to_string(),
+            format!(
+                "{}:2:17: metrics_listen: not an address: use IPV4:PORT, e.g. 127.0.0.1:9323",
+                p.display()
+            )
+        );
         let p = write(&d, "# nothing set\n");
         assert_eq!(load(&p, true).unwrap(), Config::default());
         std::fs::remove_dir_all(d).unwrap();

@@ -18,6 +18,7 @@ pub mod install;
 pub mod lifecycle;
 pub(super) mod load;
 pub mod logs;
+mod metrics;
 pub mod policy;
 pub mod probe;
 pub mod run;

@@ -12,11 +12,14 @@
 //!   hangs up.
 //!
 //! [`server`] serves it from the supervisor's loop without ever waiting for a client;
+//! [`http`] serves [`metrics`] to Prometheus the same way (`metrics_listen`);
 //! [`protocol`] encodes and decodes; [`status`] is what the supervisor reports of its
 //! apps, rendered for people, for scripts (JSON) and for Prometheus ([`metrics`]).
 
+pub(crate) mod http;
 pub mod inspect;
 pub mod json;
+pub mod metrics;
 pub mod protocol;
 pub(crate) mod server;
 pub mod status;

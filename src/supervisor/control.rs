@@ -558,7 +558,7 @@ impl Supervisor {
 
     fn metrics(&mut self, token: u64) {
         let (apps, own) = self.snapshot();
-        let text = metrics_text(&apps, &own);
+        let text = crate::control::metrics::render(&apps, &own);
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
         self.answer(token, &lines, 0);
     }
@@ -799,9 +799,4 @@ fn mount_text(mount: &crate::manifest::model::Mount) -> String {
         } => (format!("volume {name}"), target, *readonly),
     };
     format!("{source}:{target}{}", if readonly { ":ro" } else { "" })
-}
-
-// TEMPORARY until the branch with it lands (this session): metrics.
-fn metrics_text(_: &[AppStatus], _: &OwnStatus) -> String {
-    String::new()
 }

@@ -24,6 +24,8 @@ use crate::sys::timer::{Timer, now_ms};
 /// The loop's own tokens (an app's are 256 and up, see [`app::token`]).
 const SIGNALS_TOKEN: u64 = 0;
 const TIMER_TOKEN: u64 = 1;
+/// The `metrics_listen` socket; its clients are `(serial << 8) | http::CLIENT`.
+const METRICS_TOKEN: u64 = 3;
 /// A pidfd of a process left in a leftover cgroup: `(serial << 8) | LEFTOVER`.
 const LEFTOVER: u64 = 0xff;
 
@@ -73,6 +75,8 @@ pub struct Supervisor {
     pub(super) control: Option<super::control::ControlPlane>,
     /// When the loop started (for berth's uptime).
     pub(super) started_ms: u64,
+    /// The HTTP metrics endpoint (`metrics_listen`).
+    pub(super) metrics: Option<crate::control::http::HttpServer>,
 }
 
 impl Supervisor {
@@ -105,6 +109,7 @@ impl Supervisor {
         let reserved = config.reserved(&apps_dir);
         let launcher =
             Launcher::new(&config.state_dir, &config.run_dir).with_reserved(reserved.clone());
+        let metrics = super::metrics::listen(&config, &epoll, METRICS_TOKEN);
         let mut s = Supervisor {
             config,
             apps_dir,
@@ -128,6 +133,7 @@ impl Supervisor {
             reserved,
             control: None,
             started_ms: now_ms(),
+            metrics,
         };
         s.kill_leftovers()?;
         s.open_control()?;
@@ -238,6 +244,8 @@ impl Supervisor {
                     }
                     super::control::LISTENER => self.on_listener(),
                     t if t & 0xff == crate::control::server::CLIENT => self.on_client(t),
+                    METRICS_TOKEN => self.metrics_accept(),
+                    t if t & 0xff == crate::control::http::CLIENT => self.metrics_ready(t),
                     t if t & 0xff == LEFTOVER => {
                         if let Some(at) = self.leftovers.iter().position(|(k, _)| *k == t) {
                             let (_, fd) = self.leftovers.swap_remove(at);
@@ -278,10 +286,8 @@ impl Supervisor {
 
     fn arm_timer(&mut self) {
         let apps = self.deadlines.first().map(|(ms, _, _)| *ms);
-        let next = match (apps, self.control_deadline()) {
-            (Some(a), Some(c)) => Some(a.min(c)),
-            (a, c) => a.or(c),
-        };
+        let metrics = self.metrics.as_ref().and_then(|m| m.next_deadline());
+        let next = apps.into_iter().chain(self.control_deadline()).chain(metrics).min();
         if let Err(e) = self.timer.arm(next) {
             log::error!("timerfd_settime: {e}");
         }
@@ -333,6 +339,9 @@ impl Supervisor {
     fn on_timer(&mut self) {
         let now = now_ms();
         self.expire_clients(now);
+        if let Some(http) = &mut self.metrics {
+            http.expire(&self.epoll, now);
+        }
         while let Some(&first) = self.deadlines.first() {
             if first.0 > now {
                 break;

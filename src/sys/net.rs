@@ -1,6 +1,6 @@
 //! Sockets: the launch channel's `SOCK_SEQPACKET` pair (with a descriptor passed
 //! along), the TCP probe's non-blocking connect, and the loopback interface of a new
-//! network namespace.
+//! network namespace; the TCP listener of `metrics_listen`.
 
 use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -213,8 +213,8 @@ pub(crate) fn unix_connect(path: &[u8]) -> Result<OwnedFd> {
     Ok(sock)
 }
 
-/// Accepts a connection on `listener`: a non-blocking, close-on-exec socket, or
-/// EAGAIN when none is waiting.
+/// Accepts a connection on `listener` (a Unix or a TCP one): a non-blocking,
+/// close-on-exec socket, or EAGAIN when none is waiting.
 pub(crate) fn accept(listener: BorrowedFd<'_>) -> Result<OwnedFd> {
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
     // SAFETY: null address arguments are allowed; the descriptor returned is new.
@@ -283,21 +283,52 @@ pub(crate) fn tcp_socket() -> Result<OwnedFd> {
     unsafe { owned("socket", libc::socket(libc::AF_INET, kind, 0).into()) }
 }
 
-/// `connect(2)` to an IPv4 address (EINPROGRESS on a non-blocking socket).
-pub(crate) fn connect(fd: BorrowedFd<'_>, addr: SocketAddrV4) -> Result<()> {
-    let sin = libc::sockaddr_in {
+/// `addr` as a C socket address.
+fn sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: addr.port().to_be(),
         sin_addr: libc::in_addr {
             s_addr: u32::from(*addr.ip()).to_be(),
         },
         sin_zero: [0; 8],
-    };
-    let len = libc::socklen_t::try_from(size_of::<libc::sockaddr_in>()).unwrap_or(16);
+    }
+}
+
+const SOCKADDR_IN_LEN: libc::socklen_t = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+
+/// `connect(2)` to an IPv4 address (EINPROGRESS on a non-blocking socket).
+pub(crate) fn connect(fd: BorrowedFd<'_>, addr: SocketAddrV4) -> Result<()> {
+    let sin = sockaddr_in(addr);
     // SAFETY: `sin` is a valid `sockaddr_in` of the length passed, read by the kernel
     // during the call.
-    let ret = unsafe { libc::connect(fd.as_raw_fd(), (&raw const sin).cast(), len) };
+    let ret = unsafe { libc::connect(fd.as_raw_fd(), (&raw const sin).cast(), SOCKADDR_IN_LEN) };
     check("connect", ret).map(drop)
+}
+
+/// A non-blocking, close-on-exec TCP socket listening on `addr`, with `SO_REUSEADDR`
+/// so that a restarted berth binds again while old connections linger in TIME_WAIT.
+pub(crate) fn tcp_listen(addr: SocketAddrV4, backlog: c_int) -> Result<OwnedFd> {
+    let sock = tcp_socket()?;
+    let one: c_int = 1;
+    // SAFETY: `one` is a readable int of the length passed, for the call.
+    check("setsockopt SO_REUSEADDR", unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const one).cast(),
+            size_of::<c_int>() as libc::socklen_t,
+        )
+    })?;
+    let sin = sockaddr_in(addr);
+    // SAFETY: `sin` is a valid `sockaddr_in` of the length passed, read by the kernel
+    // during the call.
+    let ret = unsafe { libc::bind(sock.as_raw_fd(), (&raw const sin).cast(), SOCKADDR_IN_LEN) };
+    check("bind", ret)?;
+    // SAFETY: plain integer arguments.
+    check("listen", unsafe { libc::listen(sock.as_raw_fd(), backlog) })?;
+    Ok(sock)
 }
 
 /// The pending error of a socket (`SO_ERROR`), which reading clears; 0 for none.
