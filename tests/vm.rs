@@ -7,8 +7,9 @@
 //!
 //! The test reads the serial console line by line: berth's log (its stderr is the
 //! kernel's console) and the answers of `vmctl` (`tests/vm/vmctl.c`), an app that
-//! takes commands from the test on the same serial port and reads cgroup files and app
-//! logs inside the VM. Nothing is slept on: each step waits for the line it expects,
+//! takes commands from the test on the same serial port, reads cgroup files and app
+//! logs inside the VM, and runs berth's client commands there (`vmctl run /bin/berth
+//! status`: berth's binary and its socket's directory are bound into vmctl's root). Nothing is slept on: each step waits for the line it expects,
 //! under one hard deadline per boot, after which qemu is killed and the test fails
 //! with the console so far. The VM has no network (`-nic none`). `cargo test --test vm
 //! -- --nocapture` shows each boot's console and timings.
@@ -56,9 +57,53 @@ fn cpu_ms(answer: &str, dir: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {key} in {answer:?}"))
 }
 
+/// The columns of `berth status`'s table, in order.
+const COLUMNS: [&str; 9] = [
+    "NAME",
+    "STATE",
+    "HEALTH",
+    "PID",
+    "UPTIME",
+    "RESTARTS",
+    "MEMORY",
+    "CPU",
+    "LAST EXIT",
+];
+
+/// The cell of `app`'s row under `column` in `berth status`'s table (its first line
+/// the header): each column starts where its header does.
+fn cell(table: &[String], app: &str, column: &str) -> String {
+    let header = &table[0];
+    let starts: Vec<usize> = COLUMNS
+        .iter()
+        .map(|c| {
+            header
+                .find(c)
+                .unwrap_or_else(|| panic!("no {c} in {header:?}"))
+        })
+        .collect();
+    let at = COLUMNS.iter().position(|c| *c == column).unwrap();
+    let (start, end) = (
+        starts[at],
+        starts.get(at + 1).copied().unwrap_or(usize::MAX),
+    );
+    let row = table[1..]
+        .iter()
+        .find(|r| r.split_whitespace().next() == Some(app))
+        .unwrap_or_else(|| panic!("no row of {app} in {table:#?}"));
+    row.chars()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 /// The whole life of the device: boot, every app of `tests/vm/apps.d` doing what its
-/// cgroup and restart policy say, then a power-off through SIGUSR2 that stops the apps
-/// in order and ends with qemu exiting by itself.
+/// cgroup and restart policy say, `berth status` and `berth logs` run by a process on
+/// the device (vmctl), then a power-off through `berth shutdown --poweroff` that stops
+/// the apps in order and ends with qemu exiting by itself. (The power-off through
+/// SIGUSR2, sent by an app, is the ARM tests' and the blocked-signals test's.)
 #[test]
 fn boots_runs_the_apps_under_cgroup2_and_powers_off() {
     let _one = one_at_a_time();
@@ -196,12 +241,131 @@ fn boots_runs_the_apps_under_cgroup2_and_powers_off() {
         "weights 300:100 shared CPU 1 as {w300}:{w100} ms ({ratio:.2}, want 3 ± 15 %)"
     );
 
-    // Power-off through the documented signal: dependants stop first, the kernel
-    // powers the machine off, qemu exits 0 by itself.
+    // The control commands on cgroup v2, run by a root process of the device (vmctl,
+    // with berth's binary and its socket's directory bound in). The table: every app,
+    // memory use over the cap where one is set, CPU time.
+    let status_at = vm.now();
+    let (table, code) = vm.run("/bin/berth status");
+    let status_took = vm.now() - status_at;
+    assert_eq!(code, 0, "berth status: {table:#?}");
+    assert!(table[0].starts_with("NAME "), "{table:#?}");
+    let mut names: Vec<&str> = table[1..]
+        .iter()
+        .filter_map(|r| r.split_whitespace().next())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "after", "bomb", "crashy", "devices", "hog", "orphans", "reaped", "spin", "tiny",
+            "vmctl", "w100", "w300"
+        ],
+        "{table:#?}"
+    );
+    assert_eq!(cell(&table, "after", "STATE"), "running", "{table:#?}");
+    assert_eq!(cell(&table, "after", "HEALTH"), "healthy", "{table:#?}");
+    let memory = cell(&table, "after", "MEMORY");
+    let (used, cap) = memory
+        .split_once(" / ")
+        .unwrap_or_else(|| panic!("after's memory is not USED / CAP: {memory:?}; {table:#?}"));
+    assert_eq!(cap, "16.0MiB", "{table:#?}");
+    assert!(
+        used.ends_with("KiB") || used.ends_with("MiB"),
+        "after's memory use {used:?}; {table:#?}"
+    );
+    for app in ["after", "spin", "vmctl", "bomb"] {
+        assert_eq!(cell(&table, app, "STATE"), "running", "{table:#?}");
+        let pid = cell(&table, app, "PID");
+        assert!(
+            pid.parse::<u32>().is_ok(),
+            "{app}'s pid {pid:?}; {table:#?}"
+        );
+        for column in ["MEMORY", "CPU", "UPTIME"] {
+            assert_ne!(cell(&table, app, column), "-", "{app}: {table:#?}");
+        }
+    }
+    // No cap, no " / ".
+    assert!(!cell(&table, "spin", "MEMORY").contains('/'), "{table:#?}");
+    assert!(
+        cell(&table, "hog", "STATE").starts_with("failed (killed by the kernel: out of memory"),
+        "{table:#?}"
+    );
+    for column in ["PID", "MEMORY", "CPU"] {
+        assert_eq!(cell(&table, "hog", column), "-", "{table:#?}");
+    }
+
+    // --json: memory in bytes (memory.current counts pages: a multiple of the page
+    // size, no more than the cgroup's memory.peak), CPU in ns (cpu.stat's usage_usec
+    // × 1000, read just before and just after).
+    let usage_usec = |vm: &mut Vm| {
+        keyed(
+            &vm.vmctl("cat /cg/berth/spin/cpu.stat"),
+            "/cg/berth/spin/cpu.stat",
+            "usage_usec",
+        )
+    };
+    let spin_before = usage_usec(&mut vm);
+    let (json, code) = vm.run("/bin/berth status --json");
+    let spin_after = usage_usec(&mut vm);
+    assert_eq!((code, json.len()), (0, 1), "berth status --json: {json:#?}");
+    let parsed: serde_json::Value = serde_json::from_str(&json[0])
+        .unwrap_or_else(|e| panic!("berth status --json: {e}: {}", json[0]));
+    let app = |name: &str| {
+        parsed["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {parsed}"))
+            .clone()
+    };
+    let after_app = app("after");
+    assert_eq!(after_app["state"], "running", "{after_app}");
+    assert_eq!(after_app["health"], "healthy", "{after_app}");
+    assert_eq!(after_app["memory_limit_bytes"], 16 << 20, "{after_app}");
+    let after_memory = after_app["memory_bytes"].as_u64().unwrap();
+    let after_peak: u64 = vm.cat("/cg/berth/after/memory.peak").parse().unwrap();
+    assert!(
+        after_memory > 0 && after_memory % 4096 == 0 && after_memory <= after_peak,
+        "after's memory_bytes {after_memory}, memory.peak {after_peak}"
+    );
+    assert!(after_app["cpu_ns"].as_u64().unwrap() > 0, "{after_app}");
+    let spin_app = app("spin");
+    let spin_ns = spin_app["cpu_ns"].as_u64().unwrap();
+    assert!(
+        (spin_before * 1000..=spin_after * 1000).contains(&spin_ns),
+        "spin's cpu_ns {spin_ns}, usage_usec {spin_before} before and {spin_after} after"
+    );
+    assert!(spin_app["memory_bytes"].as_u64().unwrap() > 0, "{spin_app}");
+    assert!(spin_app["memory_limit_bytes"].is_null(), "{spin_app}");
+    let hog_app = app("hog");
+    assert_eq!(hog_app["state"], "failed", "{hog_app}");
+    assert_eq!(hog_app["oom_kills"], 2, "{hog_app}");
+    assert!(hog_app["memory_bytes"].is_null(), "{hog_app}");
+
+    // logs -n 1: the last line of the app's log file.
+    let (last, code) = vm.run("/bin/berth logs tiny -n 1");
+    assert_eq!(code, 0, "berth logs: {last:#?}");
+    let file = vm.vmctl("cat /logs/tiny.log");
+    let file_last = file
+        .last()
+        .unwrap()
+        .strip_prefix("/logs/tiny.log: ")
+        .unwrap();
+    assert_eq!(
+        last,
+        [file_last],
+        "berth logs tiny -n 1; the file: {file:#?}"
+    );
+
+    // Power-off through `berth shutdown`: the client says so, dependants stop first,
+    // the kernel powers the machine off, qemu exits 0 by itself. (vmctl, stopped with
+    // the rest, lives until the client's line is on the console.)
     let poweroff_at = vm.seen.len();
     let asked = vm.now();
-    vm.send("poweroff");
-    vm.wait_from(poweroff_at, &["SIGUSR2: stopping every app"]);
+    vm.send("run /bin/berth shutdown --poweroff");
+    vm.wait_from(poweroff_at, &["vmctl: out berth: stopping every app"]);
+    vm.wait_from(poweroff_at, &["berth shutdown: stopping every app"]);
     let after_stopped = vm.wait_from(poweroff_at, &["after: stopped"]);
     let bomb_stopped = vm.wait_from(poweroff_at, &["bomb: stopped"]);
     assert!(
@@ -229,12 +393,13 @@ fn boots_runs_the_apps_under_cgroup2_and_powers_off() {
         .to_owned();
     eprintln!(
         "vm timings (host clock since qemu started): first berth line {} ms, vmctl ready {} \
-         ms (guest uptime {ready_uptime} ms), after healthy {} ms, power-off asked {} ms, \
-         powered off {} ms; cpu over {wall} ms: spin {spin} ms, w100 {w100} ms, w300 {w300} \
-         ms; bomb refused {refused} forks",
+         ms (guest uptime {ready_uptime} ms), after healthy {} ms, berth status answered in \
+         {} ms, power-off asked {} ms, powered off {} ms; cpu over {wall} ms: spin {spin} \
+         ms, w100 {w100} ms, w300 {w300} ms; bomb refused {refused} forks",
         ms(vm.at(first_berth)),
         ms(vm.at(ready)),
         ms(vm.at(healthy)),
+        ms(status_took),
         ms(asked),
         ms(vm.at(down)),
     );

@@ -34,8 +34,9 @@ use harness::{AARCH64, ARMV7, Guest, Vm, ms, one_at_a_time};
 
 /// berth as PID 1 of `guest`: the kernel's cgroup2 hierarchy, overlayfs loaded through
 /// berth's modprobe, an app that exits 0 in 512K, one OOM-killed at its memory cap
-/// (restarted once, then failed), and the power-off through SIGUSR2 that stops the
-/// apps and ends with qemu exiting by itself.
+/// (restarted once, then failed), `berth status --json` run in the guest, and the
+/// power-off through SIGUSR2 (sent by an app) that stops the apps and ends with qemu
+/// exiting by itself.
 fn boots_runs_apps_under_cgroup2_and_powers_off(guest: &'static Guest, name: &str) {
     let _one = one_at_a_time();
     let mut vm = Vm::boot(guest, "", Duration::from_secs(90));
@@ -58,6 +59,32 @@ fn boots_runs_apps_under_cgroup2_and_powers_off(guest: &'static Guest, name: &st
         "hog killed by the kernel: out of memory (limit 32M) after ",
         "; failed after 1 restart",
     ]);
+
+    // `berth status --json` through the control socket (the client is this guest's
+    // berth, run by vmctl): memory in bytes (whole pages of memory.current) and CPU
+    // time of a running app, the hog's two OOM kills.
+    let (json, code) = vm.run("/bin/berth status --json");
+    assert_eq!((code, json.len()), (0, 1), "berth status --json: {json:#?}");
+    let parsed: serde_json::Value = serde_json::from_str(&json[0])
+        .unwrap_or_else(|e| panic!("berth status --json: {e}: {}", json[0]));
+    let app = |name: &str| {
+        parsed["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {parsed}"))
+            .clone()
+    };
+    let vmctl = app("vmctl");
+    assert_eq!(vmctl["state"], "running", "{vmctl}");
+    let memory = vmctl["memory_bytes"].as_u64().unwrap();
+    assert!(memory > 0 && memory % 4096 == 0, "{vmctl}");
+    assert!(vmctl["cpu_ns"].as_u64().unwrap() > 0, "{vmctl}");
+    let hog = app("hog");
+    assert_eq!(hog["state"], "failed", "{hog}");
+    assert_eq!(hog["oom_kills"], 2, "{hog}");
+    assert_eq!(hog["memory_limit_bytes"], 32 << 20, "{hog}");
 
     let poweroff_at = vm.seen.len();
     let asked = vm.now();

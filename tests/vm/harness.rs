@@ -315,6 +315,23 @@ impl Vm {
         values[0].to_owned()
     }
 
+    /// Runs a program in the VM through vmctl's `run` (`command`: an absolute path and
+    /// its arguments, without spaces in any): its lines of output (stdout and stderr
+    /// together) and its exit status.
+    pub fn run(&mut self, command: &str) -> (Vec<String>, i32) {
+        let answer = self.vmctl(&format!("run {command}"));
+        let out = answer
+            .iter()
+            .filter_map(|l| l.strip_prefix("out ").map(str::to_owned))
+            .collect();
+        let code = answer
+            .iter()
+            .find_map(|l| l.strip_prefix("exit "))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("vmctl ran {command:?} but gave no exit: {answer:?}"));
+        (out, code)
+    }
+
     /// Waits until qemu exits by itself (before the deadline); its exit status.
     pub fn wait_exit(&mut self) -> ExitStatus {
         while self.next_line("qemu's exit") {}

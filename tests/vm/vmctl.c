@@ -17,6 +17,13 @@
  *                     "vmctl: cpu wall_ms=W DIR=USED_MS DIR=USED_MS ..."
  *   uptime            "vmctl: uptime MS" (CLOCK_BOOTTIME)
  *   poweroff          SIGUSR2 to PID 1 (berth): stop every app, then power off
+ *   run PROG ARG...   runs PROG (an absolute path) with stdin /dev/null and its stdout
+ *                     and stderr on one pipe: each line it prints as "vmctl: out LINE"
+ *                     (a line cut at OUT_MAX bytes), then "vmctl: exit N" (its exit
+ *                     status, or 128 + the signal that killed it). A SIGTERM (berth
+ *                     stopping vmctl) during a run ends vmctl once PROG has printed a
+ *                     line, so the answer to a `berth shutdown` it runs is seen
+ *                     before berth stops it.
  *
  * At start it prints "vmctl: ready hostname=NAME uptime_ms=MS realtime_ms=MS": the
  * time since the kernel started (CLOCK_BOOTTIME) and the wall clock (CLOCK_REALTIME,
@@ -29,11 +36,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,6 +164,98 @@ static int cmd_cpu(char **args, int n) {
     return 0;
 }
 
+/* The longest line of a program's output `run` passes on (a `berth status --json`
+ * answer of every app is one line); say.h cuts its lines at the same length. */
+#define OUT_MAX 8000
+
+static volatile sig_atomic_t terminated;
+
+static void on_term(int sig) {
+    (void)sig;
+    terminated = 1;
+}
+
+static int cmd_run(char **args, int n) {
+    if (n < 1 || args[0][0] != '/') {
+        say("error run: usage: run /PROG ARG...");
+        return 1;
+    }
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        say("error run: pipe: %s", strerror(errno));
+        return 1;
+    }
+    /* SIGTERM is blocked but while waiting for output (ppoll), where it sets a flag. */
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, &old);
+    struct sigaction sa = {.sa_handler = on_term}, dfl;
+    sigaction(SIGTERM, &sa, &dfl);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigaction(SIGTERM, &dfl, NULL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0) _exit(127);
+        char *argv[33];
+        memcpy(argv, args, (size_t)n * sizeof *argv);
+        argv[n] = NULL;
+        execv(args[0], argv);
+        dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
+        _exit(127);
+    }
+    close(out[1]);
+    if (pid < 0) {
+        say("error run: fork: %s", strerror(errno));
+        close(out[0]);
+        sigaction(SIGTERM, &dfl, NULL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return 1;
+    }
+    static char line[OUT_MAX + 1];
+    size_t len = 0;
+    int lines = 0;
+    char chunk[4096];
+    for (;;) {
+        if (terminated && lines > 0) break;
+        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        sigset_t waiting = old;
+        sigdelset(&waiting, SIGTERM);
+        if (ppoll(&p, 1, NULL, &waiting) < 0 && errno == EINTR) continue; /* the flag, again */
+        ssize_t r = read(out[0], chunk, sizeof chunk);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        for (ssize_t i = 0; i < r; i++) {
+            if (chunk[i] == '\n') {
+                line[len] = 0;
+                say("out %s", line);
+                lines++;
+                len = 0;
+            } else if (len < OUT_MAX) {
+                line[len++] = chunk[i]; /* past OUT_MAX, the rest of the line is dropped */
+            }
+        }
+    }
+    close(out[0]);
+    if (terminated) {
+        /* Stopped by berth: end by the signal, as vmctl does outside a run. */
+        sigaction(SIGTERM, &dfl, NULL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        raise(SIGTERM);
+    }
+    if (len > 0) {
+        line[len] = 0;
+        say("out %s", line);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    sigaction(SIGTERM, &dfl, NULL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    say("exit %d", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) tty_path = argv[1];
     tty = open(tty_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -201,6 +302,8 @@ int main(int argc, char **argv) {
                     failed = cmd_cpu(args + 1, n - 1);
                 } else if (strcmp(args[0], "uptime") == 0) {
                     say("uptime %lld", now_ms(CLOCK_BOOTTIME));
+                } else if (strcmp(args[0], "run") == 0) {
+                    failed = cmd_run(args + 1, n - 1);
                 } else if (strcmp(args[0], "poweroff") == 0) {
                     if (kill(1, SIGUSR2) < 0) {
                         say("error poweroff: kill(1, SIGUSR2): %s", strerror(errno));
