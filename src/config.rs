@@ -278,6 +278,13 @@ struct RawConfig {
     metrics_listen: Option<Arg>,
 }
 
+/// `IPV4:PORT`. By hand: std's socket address parser would add its own code to the
+/// board's binary, and this takes only what the bridge subnet parses already.
+fn listen_addr(text: &str) -> Option<SocketAddrV4> {
+    let (ip, port) = text.split_once(':')?;
+    Some(SocketAddrV4::new(ip.parse().ok()?, port.parse().ok()?))
+}
+
 /// Reads the settings at `path`. A missing file means the defaults, unless the user
 /// named it (`required`). Relative directories are taken from the file's directory.
 pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
@@ -320,7 +327,7 @@ pub fn load(path: &Path, required: bool) -> Result<Config, Box<Problem>> {
         parse_yaml(&text).map_err(|(pos, kind)| problem(pos, kind))?
     };
     let metrics_listen = match raw.metrics_listen {
-        Some(value) => Some(value.as_str().parse().map_err(|_| {
+        Some(value) => Some(listen_addr(value.as_str()).ok_or_else(|| {
             let message = "metrics_listen: not an address: use IPV4:PORT, e.g. 127.0.0.1:9323";
             let at = locate(&text, &[Seg::Key("metrics_listen")]);
             let kind = YamlKind::InvalidValue;
@@ -501,6 +508,24 @@ mod tests {
         let p = write(&d, "# nothing set\n");
         assert_eq!(load(&p, true).unwrap(), Config::default());
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let addr = |ip: [u8; 4], port| Some(SocketAddrV4::new(ip.into(), port));
+        assert_eq!(listen_addr("127.0.0.1:9323"), addr([127, 0, 0, 1], 9323));
+        assert_eq!(listen_addr("0.0.0.0:0"), addr([0, 0, 0, 0], 0));
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:",
+            ":9323",
+            "127.0.0.1:65536",
+            "1.2.3:80",
+            "[::1]:80",
+            "a:1:2",
+        ] {
+            assert_eq!(listen_addr(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl HttpServer {
                 }
             };
             if self.clients.len() >= MAX_CLIENTS {
-                let _ = sys::net::send(fd.as_raw_fd(), &refusal(503));
+                let _ = sys::net::send(fd.as_raw_fd(), &refusal(BUSY));
                 continue;
             }
             self.serial += 1;
@@ -137,7 +137,11 @@ impl HttpServer {
             return None;
         }
         client.requested = true;
-        let parsed = if complete { parse(input) } else { Err(431) };
+        let parsed = if complete {
+            parse(input)
+        } else {
+            Err(TOO_LONG)
+        };
         client.input = Vec::new();
         match parsed {
             Ok(method) => {
@@ -153,21 +157,14 @@ impl HttpServer {
         }
     }
 
-    /// Answers the client of `token` with `status` and `body` (only the head for a
+    /// Answers the client of `token` with `200 OK` and `body` (only the head for a
     /// `HEAD` request), writes what its socket takes now, and closes it once it has
     /// all of it.
-    pub fn respond(
-        &mut self,
-        epoll: &Epoll,
-        token: u64,
-        status: u16,
-        content_type: &str,
-        body: &str,
-    ) {
+    pub fn respond(&mut self, epoll: &Epoll, token: u64, content_type: &str, body: &str) {
         let Some(client) = self.find(token).and_then(|at| self.clients.get_mut(at)) else {
             return;
         };
-        client.output = answer(status, content_type, body, client.head);
+        client.output = answer("200 OK", content_type, body, client.head);
         client.closing = true;
         self.flush(epoll, token);
     }
@@ -231,37 +228,45 @@ enum Method {
     Head,
 }
 
+// The status lines of the requests the server refuses itself (405's with the header
+// that names the methods it serves).
+const BAD_REQUEST: &str = "400 Bad Request";
+const NOT_FOUND: &str = "404 Not Found";
+const NOT_ALLOWED: &str = "405 Method Not Allowed\r\nAllow: GET, HEAD";
+const TOO_LONG: &str = "431 Request Header Fields Too Large";
+const BUSY: &str = "503 Service Unavailable";
+
 /// What a request head (its request line is all that is read) asks for: `GET` or
-/// `HEAD` of `/metrics` (a query is ignored), else the status that refuses it.
-fn parse(head: &[u8]) -> Result<Method, u16> {
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let mut words = line.split(|&b| b == b' ');
+/// `HEAD` of `/metrics` (a query is ignored), else the status line that refuses it.
+fn parse(head: &[u8]) -> Result<Method, &'static str> {
+    let end = head.iter().position(|&b| b == b'\r' || b == b'\n');
+    let line = head.get(..end.unwrap_or(head.len())).unwrap_or_default();
+    let line = std::str::from_utf8(line).map_err(|_| BAD_REQUEST)?;
+    let mut words = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (words.next(), words.next(), words.next(), words.next())
     else {
-        return Err(400);
+        return Err(BAD_REQUEST);
     };
-    if !version.starts_with(b"HTTP/1.") {
-        return Err(400);
+    if !version.starts_with("HTTP/1.") {
+        return Err(BAD_REQUEST);
     }
-    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
-    if path != b"/metrics" {
-        return Err(404);
+    if target.split('?').next() != Some("/metrics") {
+        return Err(NOT_FOUND);
     }
     match method {
-        b"GET" => Ok(Method::Get),
-        b"HEAD" => Ok(Method::Head),
-        _ => Err(405),
+        "GET" => Ok(Method::Get),
+        "HEAD" => Ok(Method::Head),
+        _ => Err(NOT_ALLOWED),
     }
 }
 
-/// A whole HTTP/1.1 answer (without the body when `head`).
-fn answer(status: u16, content_type: &str, body: &str, head: bool) -> Vec<u8> {
+/// A whole HTTP/1.1 answer with the `status` line (code and reason), without the
+/// body when `head`.
+fn answer(status: &str, content_type: &str, body: &str, head: bool) -> Vec<u8> {
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n",
-        if status == 200 { "OK" } else { "" },
         body.len()
     );
     if !head {
@@ -270,22 +275,9 @@ fn answer(status: u16, content_type: &str, body: &str, head: bool) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// The answer to a request that is not served: its status line, whose reason is
-/// also the body (405 names the methods that are served).
-fn refusal(status: u16) -> Vec<u8> {
-    let reason = match status {
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed\r\nAllow: GET, HEAD",
-        431 => "Request Header Fields Too Large",
-        _ => "Service Unavailable",
-    };
-    let line = reason.split('\r').next().unwrap_or_default();
-    format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{line}\n",
-        line.len() + 1
-    )
-    .into_bytes()
+/// The answer to a request that is not served: its status line, no body.
+fn refusal(status: &str) -> Vec<u8> {
+    answer(status, "text/plain", "", false)
 }
 
 #[cfg(test)]
@@ -301,14 +293,14 @@ mod tests {
         );
         assert_eq!(ok("HEAD /metrics HTTP/1.0\r\n\r\n"), Ok(Method::Head));
         assert_eq!(ok("GET /metrics?x=1 HTTP/1.1\n\n"), Ok(Method::Get));
-        assert_eq!(ok("GET / HTTP/1.1\r\n\r\n"), Err(404));
-        assert_eq!(ok("GET /metrics/ HTTP/1.1\r\n\r\n"), Err(404));
-        assert_eq!(ok("POST /metrics HTTP/1.1\r\n\r\n"), Err(405));
-        assert_eq!(ok("get /metrics HTTP/1.1\r\n\r\n"), Err(405));
-        assert_eq!(ok("GET /metrics HTTP/2\r\n\r\n"), Err(400));
-        assert_eq!(ok("GET /metrics\r\n\r\n"), Err(400));
-        assert_eq!(ok("GET  /metrics HTTP/1.1\r\n\r\n"), Err(400));
-        assert_eq!(ok("\r\n\r\n"), Err(400));
+        assert_eq!(ok("GET / HTTP/1.1\r\n\r\n"), Err(NOT_FOUND));
+        assert_eq!(ok("GET /metrics/ HTTP/1.1\r\n\r\n"), Err(NOT_FOUND));
+        assert_eq!(ok("POST /metrics HTTP/1.1\r\n\r\n"), Err(NOT_ALLOWED));
+        assert_eq!(ok("get /metrics HTTP/1.1\r\n\r\n"), Err(NOT_ALLOWED));
+        assert_eq!(ok("GET /metrics HTTP/2\r\n\r\n"), Err(BAD_REQUEST));
+        assert_eq!(ok("GET /metrics\r\n\r\n"), Err(BAD_REQUEST));
+        assert_eq!(ok("GET  /metrics HTTP/1.1\r\n\r\n"), Err(BAD_REQUEST));
+        assert_eq!(ok("\r\n\r\n"), Err(BAD_REQUEST));
     }
 
     use std::io::{Read, Write};
@@ -358,7 +350,7 @@ mod tests {
         );
         assert_eq!(token & 0xff, CLIENT);
         assert_eq!(http.on_ready(&epoll, token), Some(Request { token }));
-        http.respond(&epoll, token, 200, "text/plain", "up 1\n");
+        http.respond(&epoll, token, "text/plain", "up 1\n");
         assert_eq!(http.clients.len(), 0);
         assert_eq!(
             read_all(&mut stream),
@@ -369,7 +361,7 @@ mod tests {
         assert_eq!(http.on_ready(&epoll, token), None);
         stream.write_all(b"\r\n").unwrap();
         assert_eq!(http.on_ready(&epoll, token), Some(Request { token }));
-        http.respond(&epoll, token, 200, "text/plain", "up 1\n");
+        http.respond(&epoll, token, "text/plain", "up 1\n");
         assert!(read_all(&mut stream).ends_with("Content-Length: 5\r\nConnection: close\r\n\r\n"));
     }
 
@@ -428,7 +420,7 @@ mod tests {
         let (mut stream, token) = client(&mut http, &epoll, addr, b"GET /metrics HTTP/1.1\r\n\r\n");
         assert!(http.on_ready(&epoll, token).is_some());
         let body = "x".repeat(8 << 20);
-        http.respond(&epoll, token, 200, "text/plain", &body);
+        http.respond(&epoll, token, "text/plain", &body);
         // More than the socket takes at once: the rest waits, watched for writing.
         assert!(http.clients.first().unwrap().writing);
         stream.set_nonblocking(true).unwrap();
@@ -445,30 +437,24 @@ mod tests {
             }
         }
         assert_eq!(http.clients.len(), 0);
-        assert!(got == answer(200, "text/plain", &body, false));
+        assert!(got == answer("200 OK", "text/plain", &body, false));
     }
 
     #[test]
     fn answers_are_whole_and_head_has_no_body() {
-        let text =
-            |status, head| String::from_utf8(answer(status, "text/plain", "hi\n", head)).unwrap();
+        let text = |head| String::from_utf8(answer("200 OK", "text/plain", "hi\n", head)).unwrap();
         assert_eq!(
-            text(200, false),
+            text(false),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nhi\n"
         );
         assert_eq!(
-            text(200, true),
+            text(true),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\n"
         );
-        let refused = |status| String::from_utf8(refusal(status)).unwrap();
         assert_eq!(
-            refused(405),
-            "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 19\r\n\
-             Connection: close\r\n\r\nMethod Not Allowed\n"
-        );
-        assert_eq!(
-            refused(404),
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot Found\n"
+            String::from_utf8(refusal(NOT_ALLOWED)).unwrap(),
+            "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
         );
     }
 }

@@ -44,7 +44,7 @@ impl Supervisor {
         let (apps, own) = self.snapshot();
         let body = metrics::render(&apps, &own);
         if let Some(http) = &mut self.metrics {
-            http.respond(&self.epoll, token, 200, metrics::CONTENT_TYPE, &body);
+            http.respond(&self.epoll, token, metrics::CONTENT_TYPE, &body);
         }
     }
 }
