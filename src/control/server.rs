@@ -178,6 +178,8 @@ impl Server {
             self.drop_at(epoll, at);
             return Some(Happening::Gone(token));
         }
+        // The flush may have closed a finished client (and moved another to `at`).
+        let at = self.find(token)?;
         let client = self.clients.get_mut(at)?;
         let mut buf = [0u8; 4096];
         let mut fds = Vec::new();

@@ -41,21 +41,22 @@ pub struct OwnStatus {
     pub uptime_ms: u64,
 }
 
-/// `1536` → `1.5KiB`: binary units with one decimal, as `docker stats` shows memory.
+/// `1536` → `1.5KiB`: binary units with one decimal (rounded down), as `docker
+/// stats` shows memory. Integer arithmetic only: no float formatting in the binary.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut scale: u64 = 1024;
     let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
+    while unit + 1 < UNITS.len() && n / scale >= 1024 {
+        scale *= 1024;
         unit += 1;
     }
+    let tenths = u128::from(n) * 10 / u128::from(scale);
     let name = UNITS.get(unit).copied().unwrap_or("B");
-    if unit == 0 {
-        format!("{n}B")
-    } else {
-        format!("{value:.1}{name}")
-    }
+    format!("{}.{}{name}", tenths / 10, tenths % 10)
 }
 
 /// What a cell shows when there is nothing to show.
@@ -245,7 +246,7 @@ mod tests {
             t,
             [
                 "NAME       STATE                            HEALTH   PID  UPTIME  RESTARTS  MEMORY            CPU   LAST EXIT",
-                "web        running                          healthy  42   1m15s   2         3.3MiB / 64.0MiB  1.2s  exited with status 3",
+                "web        running                          healthy  42   1m15s   2         3.2MiB / 64.0MiB  1.2s  exited with status 3",
                 "front-end  waiting (for web to be healthy)  -        -    -       0         -                 -     -",
             ]
         );
