@@ -17,9 +17,9 @@ fn main() -> ExitCode {
     if argv0 == berth::launch::reaper::ARGV0 {
         berth::launch::reaper::main(args.collect());
     }
-    // The runner of an exec health check, started by the supervisor.
-    if argv0 == berth::supervisor::probe::RUNNER_ARGV0 {
-        berth::supervisor::probe::runner_main(args.collect());
+    // The runner of an exec health check or of `berth exec`, started by the supervisor.
+    if let Some(mode) = berth::supervisor::probe::Mode::of(&argv0) {
+        berth::supervisor::probe::runner_main(mode, args.collect());
     }
     // An image install, started by the supervisor off its loop.
     if argv0 == berth::image::install::ARGV0 {

@@ -11,6 +11,7 @@ pub mod appstate;
 mod control;
 pub mod core;
 pub mod error;
+mod exec;
 pub mod gc;
 pub mod health;
 pub mod install;

@@ -175,6 +175,51 @@ fn image_user(user: &str, rootfs: &Path) -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
+/// `user` as [`image_user`] takes it, looked up under `rootfs`, with its supplementary
+/// groups: the gids of the `/etc/group` entries that list its name (the name given,
+/// or the passwd name of a uid), at most `max_groups`. None for a uid without a name
+/// or where there is no `/etc/group`. `berth exec -u` reads the app's files this way,
+/// with the app's root as `rootfs`.
+pub fn user_and_groups(
+    user: &str,
+    rootfs: &Path,
+    max_groups: usize,
+) -> Result<(u32, u32, Vec<u32>), String> {
+    let (uid, gid) = image_user(user, rootfs)?;
+    let given = user.split(':').next().unwrap_or_default();
+    let name = if given.parse::<u32>().is_err() {
+        Some(given.to_owned())
+    } else {
+        read_db(rootfs, "passwd").ok().and_then(|db| {
+            lookup(&db, |f| f.get(2) == Some(&given))
+                .and_then(|f| f.first().map(|n| (*n).to_owned()))
+        })
+    };
+    let mut groups = Vec::new();
+    let Some(name) = name else {
+        return Ok((uid, gid, groups));
+    };
+    if fs::symlink_metadata(rootfs.join("etc/group")).is_err() {
+        return Ok((uid, gid, groups));
+    }
+    for line in read_db(rootfs, "group")?.lines() {
+        // name:password:gid:member,member...
+        let mut fields = line.split(':').skip(2);
+        let gid = fields.next().and_then(|g| g.parse().ok());
+        let member = fields
+            .next()
+            .is_some_and(|m| m.split(',').any(|m| m == name));
+        match gid {
+            Some(g) if member && !groups.contains(&g) => groups.push(g),
+            _ => {}
+        }
+    }
+    if groups.len() > max_groups {
+        return Err(format!("{name} is in more than {max_groups} groups"));
+    }
+    Ok((uid, gid, groups))
+}
+
 /// The largest `/etc/passwd` or `/etc/group` berth reads: far more than any image's
 /// users need, and little enough for PID 1 to hold.
 pub const MAX_DB_BYTES: u64 = 1024 * 1024;
@@ -380,6 +425,34 @@ mod tests {
                 "{workdir} {program}"
             );
         }
+    }
+
+    #[test]
+    fn users_with_their_supplementary_groups() {
+        let root = Root::new("groups");
+        fs::write(
+            root.0.join("etc/group"),
+            "root:x:0:\nweb:x:80:www,root\nwww:x:34:\nlog:x:4:syslog,www\nlog2:x:4:www\n",
+        )
+        .unwrap();
+        let ids = |u: &str| user_and_groups(u, &root.0, 8);
+        assert_eq!(ids("www"), Ok((33, 34, vec![80, 4])));
+        assert_eq!(ids("33"), Ok((33, 34, vec![80, 4])), "a uid's passwd name");
+        assert_eq!(ids("www:0"), Ok((33, 0, vec![80, 4])));
+        assert_eq!(ids("1234"), Ok((1234, 0, vec![])), "a uid without a name");
+        assert_eq!(ids("1234:5"), Ok((1234, 5, vec![])));
+        assert_eq!(ids("bob"), Err("no user bob in /etc/passwd".to_owned()));
+        assert_eq!(
+            user_and_groups("www", &root.0, 1),
+            Err("www is in more than 1 groups".to_owned())
+        );
+        fs::remove_file(root.0.join("etc/group")).unwrap();
+        assert_eq!(ids("www"), Ok((33, 34, vec![])), "no /etc/group: none");
+        std::os::unix::fs::symlink("/etc/group", root.0.join("etc/group")).unwrap();
+        assert_eq!(
+            ids("www"),
+            Err("/etc/group is reached through a symbolic link".to_owned())
+        );
     }
 
     #[test]

@@ -801,22 +801,10 @@ fn mount_text(mount: &crate::manifest::model::Mount) -> String {
     format!("{source}:{target}{}", if readonly { ":ro" } else { "" })
 }
 
-// TEMPORARY until the branches with these land (this session): inspect, metrics, exec.
+// TEMPORARY until the branches with these land (this session): inspect, metrics.
 fn inspect_text(_: &crate::manifest::Manifest, _: Option<&crate::image::ImageDefaults>) -> String {
     String::new()
 }
 fn metrics_text(_: &[AppStatus], _: &OwnStatus) -> String {
     String::new()
-}
-impl Supervisor {
-    fn start_exec(
-        &mut self,
-        _: AppId,
-        _: &[String],
-        _: Option<&str>,
-        _: bool,
-        _: Vec<OwnedFd>,
-    ) -> Result<i32, String> {
-        Err("not built yet".into())
-    }
 }

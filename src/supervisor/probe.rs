@@ -24,11 +24,13 @@ mod tcp;
 use std::fmt;
 use std::io;
 
-pub use exec::{EXIT_KILLED, ExecProbe, RUNNER_ARGV0, SELF_EXE, kill_probe, spawn_exec};
+pub use exec::{
+    EXEC_ARGV0, EXIT_KILLED, ExecProbe, RUNNER_ARGV0, SELF_EXE, kill_probe, spawn_exec,
+};
 pub use http::{
     HttpError, HttpResponse, HttpTarget, MAX_STATUS_LINE, http_request, http_target, verdict,
 };
-pub use runner::runner_main;
+pub use runner::{Mode, runner_main};
 pub use tcp::{
     SocketError, SocketOutcome, SocketProbe, SocketTarget, Wait, tcp_connect_addr_in,
     tcp_connect_in, tcp_result,

@@ -28,6 +28,30 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::last("read"))
 }
 
+/// `write(2)` of `bytes`: the count written; EAGAIN when a non-blocking descriptor
+/// takes nothing now.
+pub(crate) fn write(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<usize> {
+    // SAFETY: `bytes` is readable for its length for the call.
+    let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+    usize::try_from(n).map_err(|_| Error::last("write"))
+}
+
+/// `poll(2)` of `fds` without a time limit (EINTR is retried): how many have events.
+/// An entry with a negative descriptor is ignored.
+pub(crate) fn poll(fds: &mut [libc::pollfd]) -> Result<usize> {
+    let n = libc::nfds_t::try_from(fds.len()).map_err(|_| Error::new("poll", libc::EINVAL))?;
+    loop {
+        // SAFETY: `fds` is writable for its `n` entries for the call.
+        match check("poll", unsafe { libc::poll(fds.as_mut_ptr(), n, -1) }) {
+            Ok(ready) => return Ok(usize::try_from(ready).unwrap_or(0)),
+            Err(Error {
+                errno: libc::EINTR, ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Writes all of `bytes` (a handful: a pid for a cgroup's `cgroup.procs` or `tasks`)
 /// to the descriptor number `fd`, retrying on EINTR. For the launched child, which
 /// holds its parent's descriptors as numbers.

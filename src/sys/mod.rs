@@ -37,6 +37,7 @@ pub(crate) mod process;
 pub(crate) mod rlimit;
 pub(crate) mod signal;
 pub(crate) mod timer;
+pub(crate) mod tty;
 
 /// A failed system call: its name and errno.
 ///

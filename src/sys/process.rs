@@ -121,7 +121,7 @@ pub(crate) fn execve_fd(fd: RawFd, argv: &[*const c_char], envp: &[*const c_char
 
 /// `posix_spawn(3)` of `path` with `argv` and `envp` (null-terminated pointer arrays),
 /// `fd` given to the child as descriptor 3 when there is one, and the child's signal
-/// mask set to `mask`: the new process's pid.
+/// mask set to `mask`: the new process's pid. Its 0, 1 and 2 are the caller's.
 ///
 /// The C library makes the child with `clone(CLONE_VM | CLONE_VFORK)` (glibc 2.24+,
 /// musl): no copy of the caller's page tables and no copy-on-write faults afterwards,
@@ -134,23 +134,45 @@ pub(crate) fn spawn(
     fd: Option<BorrowedFd<'_>>,
     mask: &SigSet,
 ) -> Result<pid_t> {
+    spawn_with(path, argv, envp, fd, None, mask)
+}
+
+/// [`spawn`], with `stdio` (when given) as the child's descriptors 0, 1 and 2.
+pub(crate) fn spawn_with(
+    path: &CStr,
+    argv: &[*const c_char],
+    envp: &[*const c_char],
+    fd: Option<BorrowedFd<'_>>,
+    stdio: Option<[BorrowedFd<'_>; 3]>,
+    mask: &SigSet,
+) -> Result<pid_t> {
     let call = "posix_spawn";
     if argv.last().is_some_and(|p| !p.is_null()) || envp.last().is_some_and(|p| !p.is_null()) {
         return Err(Error::new(call, libc::EINVAL));
     }
-    // dup2 onto the same number would leave close-on-exec set (before glibc 2.36).
-    let moved = match fd.map(|fd| fd.as_raw_fd()) {
-        Some(3) => Some(super::fd::dup_at_least(3, 4)?),
-        _ => None,
-    };
-    let fd = moved
-        .as_ref()
-        .map(AsRawFd::as_raw_fd)
-        .or(fd.map(|fd| fd.as_raw_fd()));
+    // The descriptors to place, by target: 0, 1, 2, then 3. The actions run in
+    // order, so a source numbered 0 to 3 could be overwritten by an earlier one:
+    // such a source is first copied above 3 (close-on-exec; the child's dup2 clears
+    // it on the target). That also avoids a dup2 onto its own number, which would
+    // leave close-on-exec set (before glibc 2.36).
+    let [a, b, c] = stdio.map_or([None; 3], |s| s.map(Some));
+    let mut moved: [Option<OwnedFd>; 4] = [None, None, None, None];
+    let mut places: [RawFd; 4] = [-1; 4];
+    for ((source, place), copy) in [a, b, c, fd].iter().zip(&mut places).zip(&mut moved) {
+        if let Some(source) = source {
+            *place = source.as_raw_fd();
+            if *place <= 3 {
+                let dup = super::fd::dup_at_least(*place, 4)?;
+                *place = dup.as_raw_fd();
+                *copy = Some(dup);
+            }
+        }
+    }
     // SAFETY: the actions and attributes are initialised before use and destroyed
     // after; every pointer passed is valid for the call (`path` NUL-terminated, `argv`
     // and `envp` null-terminated arrays of NUL-terminated strings owned by the caller).
-    unsafe {
+    // The sources in `places` stay open until after the call (`moved` lives on).
+    let result = unsafe {
         let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
         let ret = libc::posix_spawn_file_actions_init(&raw mut actions);
@@ -163,10 +185,12 @@ pub(crate) fn spawn(
             return Err(Error::new(call, ret));
         }
         let mut pid: pid_t = 0;
-        let mut ret = match fd {
-            Some(fd) => libc::posix_spawn_file_actions_adddup2(&raw mut actions, fd, 3),
-            None => 0,
-        };
+        let mut ret = 0;
+        for (target, &source) in (0..).zip(&places) {
+            if ret == 0 && source >= 0 {
+                ret = libc::posix_spawn_file_actions_adddup2(&raw mut actions, source, target);
+            }
+        }
         if ret == 0 {
             ret = libc::posix_spawnattr_setsigmask(&raw mut attr, &raw const mask.0);
         }
@@ -191,7 +215,9 @@ pub(crate) fn spawn(
         } else {
             Err(Error::new(call, ret))
         }
-    }
+    };
+    drop(moved);
+    result
 }
 
 /// `_exit(2)`: ends the process without running anything of the parent's copy.
@@ -375,5 +401,36 @@ mod tests {
             wait(pid).unwrap_err().to_string(),
             "waitpid: No child processes (os error 10)"
         );
+    }
+
+    #[test]
+    fn spawn_places_the_given_descriptors() {
+        use std::os::fd::AsFd;
+        let (in_r, in_w) = super::super::fd::pipe().unwrap();
+        let (out_r, out_w) = super::super::fd::pipe().unwrap();
+        let (three_r, three_w) = super::super::fd::pipe().unwrap();
+        // stdout and stderr on one pipe; fd 3 another; stdin a third.
+        let script = c"read line; echo \"out $line\"; echo err >&2; echo three >&3";
+        let argv = [c"sh".as_ptr(), c"-c".as_ptr(), script.as_ptr(), ptr::null()];
+        let envp = [ptr::null()];
+        let pid = spawn_with(
+            c"/bin/sh",
+            &argv,
+            &envp,
+            Some(three_w.as_fd()),
+            Some([in_r.as_fd(), out_w.as_fd(), out_w.as_fd()]),
+            &SigSet::of(&[]),
+        )
+        .unwrap();
+        drop((in_r, out_w, three_w));
+        super::super::fd::write_all(in_w.as_raw_fd(), b"x\n").unwrap();
+        assert_eq!(exit_code(wait(pid).unwrap()), Some(0));
+        let read_all = |fd: OwnedFd| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).unwrap();
+            s
+        };
+        assert_eq!(read_all(out_r), "out x\nerr\n");
+        assert_eq!(read_all(three_r), "three\n");
     }
 }

@@ -41,6 +41,10 @@ pub const EXIT_KILLED: i32 = 128 + libc::SIGKILL;
 /// `argv[0]` of berth's executable started as an exec probe's runner.
 pub const RUNNER_ARGV0: &str = "berth-probe";
 
+/// `argv[0]` of berth's executable started as the runner of a `berth exec`
+/// ([`ExecProbe::spawn_session`]).
+pub const EXEC_ARGV0: &str = "berth-exec";
+
 /// The runner the supervisor starts: its own executable (also after the file was
 /// replaced on disk by an update: the link names the running program's inode).
 pub const SELF_EXE: &str = "/proc/self/exe";
@@ -134,6 +138,45 @@ impl ExecProbe {
     /// of the caller. Fails when `pid` is not a process id (`InvalidInput`) or names
     /// no process, or when the runner cannot be started.
     pub fn spawn(&self, pid: i32) -> io::Result<i32> {
+        self.start(pid, &[c_number(RUNNER_ARGV0)], None)
+    }
+
+    /// Starts the command as `berth exec` does, in the app whose process is `pid`:
+    /// as [`spawn`](Self::spawn), with `stdio` as the command's stdin, stdout and
+    /// stderr (the client's, or the slave of its pty when `tty`: then also the
+    /// command's controlling terminal), and as `user` (a name or `uid[:gid]`, looked
+    /// up in the app's own `/etc/passwd` and `/etc/group`) instead of the app's
+    /// user when given. The runner says on `stdio`'s stderr why it could not run the
+    /// command (and exits with 125).
+    pub fn spawn_session(
+        &self,
+        pid: i32,
+        tty: bool,
+        user: Option<&str>,
+        stdio: [std::os::fd::BorrowedFd<'_>; 3],
+    ) -> io::Result<i32> {
+        let user = CString::new(user.unwrap_or_default()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "exec: the user holds a NUL byte",
+            )
+        })?;
+        let mode = [
+            c_number(EXEC_ARGV0),
+            c_number(if tty { "-t" } else { "-" }),
+            user,
+        ];
+        self.start(pid, &mode, Some(stdio))
+    }
+
+    /// Spawns the runner: `mode` is its `argv[0]` and what its mode adds before the
+    /// common arguments.
+    fn start(
+        &self,
+        pid: i32,
+        mode: &[CString],
+        stdio: Option<[std::os::fd::BorrowedFd<'_>; 3]>,
+    ) -> io::Result<i32> {
         if pid <= 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -153,13 +196,13 @@ impl ExecProbe {
             Err(e) => return Err(context(&format!("exec probe: pidfd_open {pid}"), from(e))),
         };
         let head = [
-            c_number(RUNNER_ARGV0),
             c_number(sys::process::getpid()),
             c_number(pid),
             c_number(if pidfd.is_some() { "3" } else { "-" }),
         ];
-        let argv: Vec<*const c_char> = head
+        let argv: Vec<*const c_char> = mode
             .iter()
+            .chain(&head)
             .chain(&self.tail)
             .map(|s| s.as_ptr())
             .chain(std::iter::once(std::ptr::null()))
@@ -169,11 +212,12 @@ impl ExecProbe {
         let fd = pidfd.as_ref().map(AsFd::as_fd);
         // SIGTERM (kill_probe) and SIGCHLD blocked from the start: the runner takes
         // them synchronously (`supervise`).
-        sys::process::spawn(
+        sys::process::spawn_with(
             &self.runner,
             &argv,
             &envp,
             fd,
+            stdio,
             &SigSet::of(&[libc::SIGTERM, libc::SIGCHLD]),
         )
         .map_err(|e| {

@@ -1,9 +1,13 @@
-//! The exec probe's runner: berth's own executable, started by the supervisor as
-//! [`RUNNER_ARGV0`](super::exec::RUNNER_ARGV0) with an empty environment. It joins
-//! the app (cgroup, namespaces, root), enters the app's [`Sandbox`], forks the
-//! command and reports its status as its own exit status.
+//! The runner of an exec probe and of `berth exec`: berth's own executable, started by
+//! the supervisor as [`RUNNER_ARGV0`](super::exec::RUNNER_ARGV0) or
+//! [`EXEC_ARGV0`](super::exec::EXEC_ARGV0) with an empty environment. It joins the app
+//! (cgroup, namespaces, root), enters the app's [`Sandbox`], forks the command and
+//! reports its status as its own exit status. A probe's command gets `/dev/null` as
+//! stdin, stdout and stderr; `berth exec`'s keeps the runner's (the client's, passed
+//! over the control socket), and with `-t` takes them (a pty's slave) as its
+//! controlling terminal.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -32,25 +36,43 @@ const NAMESPACES: [(&str, c_int); 7] = [
     ("mnt", libc::CLONE_NEWNS),
 ];
 
-/// The runner's whole life, from its `main` when started as
-/// [`RUNNER_ARGV0`](super::exec::RUNNER_ARGV0) with `args` (those after `argv[0]`):
-/// `SUPERVISOR APP PIDFD N CGROUP_PROCS... SANDBOX(6) M ENV... COMMAND...`. Exits
-/// with the probe's result.
-pub fn runner_main(args: Vec<OsString>) -> ! {
-    let Some(job) = Job::parse(&args) else {
-        sys::process::exit(EXIT_SETUP);
+/// What the runner was started for, by its `argv[0]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An exec health check ([`RUNNER_ARGV0`](super::exec::RUNNER_ARGV0)).
+    Probe,
+    /// `berth exec` ([`EXEC_ARGV0`](super::exec::EXEC_ARGV0)).
+    Exec,
+}
+
+impl Mode {
+    /// The mode of a runner started as `argv0`; `None` for another program.
+    pub fn of(argv0: &OsStr) -> Option<Mode> {
+        if argv0 == super::exec::RUNNER_ARGV0 {
+            Some(Mode::Probe)
+        } else if argv0 == super::exec::EXEC_ARGV0 {
+            Some(Mode::Exec)
+        } else {
+            None
+        }
+    }
+}
+
+/// The runner's whole life, from its `main` when started in `mode` with `args` (those
+/// after `argv[0]`): `SUPERVISOR APP PIDFD N CGROUP_PROCS... SANDBOX(6) M ENV...
+/// COMMAND...`, after `TTY USER` for `berth exec` (`-t` or `-`; a user, or empty for
+/// the app's). Exits with the command's status.
+pub fn runner_main(mode: Mode, args: Vec<OsString>) -> ! {
+    let Some(job) = Job::parse(mode, &args) else {
+        fail(mode, &"malformed arguments");
     };
-    let (Ok(command), Ok(app)) = (
-        Command::new(&job.argv, &job.env),
-        App::open(job.app, &job.cgroup_procs),
-    ) else {
-        sys::process::exit(EXIT_SETUP);
-    };
+    let command = Command::new(&job.argv, &job.env).unwrap_or_else(|e| fail(mode, &e));
+    let app = App::open(job.app, &job.cgroup_procs).unwrap_or_else(|e| fail(mode, &e));
     // /proc/APP was opened above: if the app is still there now, it was then, so what
     // was opened is the app's and not a process that got its pid since.
     if let Some(fd) = job.pidfd {
         if sys::process::pidfd_alive(fd) != Ok(true) {
-            sys::process::exit(EXIT_SETUP);
+            fail(mode, &"the app's process is gone");
         }
     }
     let argv_ptrs = plan::pointers(&command.argv);
@@ -67,15 +89,38 @@ pub fn runner_main(args: Vec<OsString>) -> ! {
         argv: &argv_ptrs,
         envp: &envp,
         app: &app,
-        sandbox: &job.sandbox,
+        sandbox: job.sandbox,
+        session: job.session,
         keep: &mut keep,
         supervisor: job.supervisor,
     }
     .run()
 }
 
+/// Ends a runner that could not start the command: 125, as a shell says it could not
+/// run one. `berth exec`'s runner first says why on its stderr, the client's (a
+/// probe's has nowhere to say it: its failure is its result).
+fn fail(mode: Mode, why: &dyn std::fmt::Display) -> ! {
+    if mode == Mode::Exec {
+        let line = format!("berth exec: cannot run the command in the app: {why}\n");
+        let _ = sys::fd::write_all(2, line.as_bytes());
+    }
+    sys::process::exit(EXIT_SETUP)
+}
+
+/// What `berth exec` asks for beyond a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Session {
+    /// Its stdin is a pty's slave, to become the command's controlling terminal.
+    tty: bool,
+    /// `-u USER`: another user than the app's, looked up in the app's root.
+    user: Option<String>,
+}
+
 /// The runner's arguments.
 struct Job {
+    /// `None` for a probe.
+    session: Option<Session>,
     supervisor: pid_t,
     app: pid_t,
     pidfd: Option<RawFd>,
@@ -86,9 +131,22 @@ struct Job {
 }
 
 impl Job {
-    fn parse(args: &[OsString]) -> Option<Job> {
+    fn parse(mode: Mode, args: &[OsString]) -> Option<Job> {
         let text = |a: &OsString| a.to_str().map(str::to_owned);
         let mut it = args.iter();
+        let session = match mode {
+            Mode::Probe => None,
+            Mode::Exec => Some(Session {
+                tty: match it.next()?.to_str()? {
+                    "-t" => true,
+                    "-" => false,
+                    _ => return None,
+                },
+                user: Some(it.next()?.to_str()?)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned),
+            }),
+        };
         let supervisor = it.next()?.to_str()?.parse().ok()?;
         let app = it.next()?.to_str()?.parse().ok()?;
         let pidfd = match it.next()?.to_str()? {
@@ -113,6 +171,7 @@ impl Job {
         }
         let argv = it.map(text).collect::<Option<Vec<_>>>()?;
         Some(Job {
+            session,
             supervisor,
             app,
             pidfd,
@@ -252,7 +311,9 @@ struct Runner<'a> {
     argv: &'a [*const c_char],
     envp: &'a [*const c_char],
     app: &'a App,
-    sandbox: &'a Sandbox,
+    /// The app's, with `-u`'s ids once they are looked up.
+    sandbox: Sandbox,
+    session: Option<Session>,
     /// The descriptors the runner keeps from the supervisor's.
     keep: &'a mut [RawFd],
     supervisor: pid_t,
@@ -261,8 +322,12 @@ struct Runner<'a> {
 impl Runner<'_> {
     /// The runner's whole life: join the app, fork the command, wait for it.
     fn run(&mut self) -> ! {
-        if self.join().is_err() {
-            sys::process::exit(EXIT_SETUP);
+        let mode = match self.session {
+            Some(_) => Mode::Exec,
+            None => Mode::Probe,
+        };
+        if let Err(e) = self.join() {
+            fail(mode, &e);
         }
         // Read before the fork: the pid the command must see as its parent's.
         let expected_parent = if self.app.joins_pid_namespace() {
@@ -276,7 +341,7 @@ impl Runner<'_> {
         match unsafe { sys::process::fork() } {
             Ok(0) => self.command(expected_parent),
             Ok(command) => sys::process::exit(supervise(command)),
-            Err(_) => sys::process::exit(EXIT_SETUP),
+            Err(e) => fail(mode, &e),
         }
     }
 
@@ -284,9 +349,11 @@ impl Runner<'_> {
     /// first, while `cgroup.procs` is still reached from the supervisor's cgroup
     /// namespace; the sandbox last, once nothing of the host is left to reach.
     fn join(&mut self) -> Result<(), Error> {
-        let devnull = self.app.devnull.as_raw_fd();
-        for fd in 0..3 {
-            sys::fd::dup_to(devnull, fd)?;
+        if self.session.is_none() {
+            let devnull = self.app.devnull.as_raw_fd();
+            for fd in 0..3 {
+                sys::fd::dup_to(devnull, fd)?;
+            }
         }
         // Copies of the supervisor's descriptors must not live on here: an epoll
         // registration lasts while any copy of its file is open, a pipe's reader
@@ -312,6 +379,17 @@ impl Runner<'_> {
         // Nothing of the host stays open: from here on only the app's root is
         // reachable, and what follows resolves paths the app controls.
         sys::fd::close_except(&mut [0, 1, 2]);
+        if let Some(user) = self.session.as_ref().and_then(|s| s.user.as_deref()) {
+            // The app's own files, read inside its root: no symbolic link followed,
+            // regular files of bounded size only (what the image's `User` gets).
+            let (uid, gid, groups) =
+                crate::image::process::user_and_groups(user, Path::new("/"), sandbox::MAX_GROUPS)
+                    .unwrap_or_else(|why| fail(Mode::Exec, &format_args!("user {user:?}: {why}")));
+            // Only who it is changes: the capabilities stay the app's, never more.
+            self.sandbox.uid = uid;
+            self.sandbox.gid = gid;
+            self.sandbox.groups = groups;
+        }
         self.sandbox.become_app().map_err(|(_, e)| e)?;
         // After the id changes, which clear it. If the supervisor died before, stop.
         sys::caps::set_parent_death_signal(libc::SIGKILL)?;
@@ -334,10 +412,20 @@ impl Runner<'_> {
     /// The command's life: tie it to the runner, a session of its own, clean signals,
     /// exec.
     fn command(&self, expected_parent: pid_t) -> ! {
+        let tty = self.session.as_ref().is_some_and(|s| s.tty);
         // If the runner died before the parent-death signal was set, stop.
+        // A session of its own always: without `-t` that leaves the command with no
+        // controlling terminal, though its stdin may be the user's terminal, so it
+        // cannot push input into it with TIOCSTI (which needs the terminal to be the
+        // caller's controlling one) for the user's shell to run once `berth exec`
+        // ends: CVE-2017-5226, fixed in bubblewrap by this same setsid, and why runc
+        // gives a process without `--tty` no terminal of its own. With `-t` the
+        // command takes the pty's slave on its stdin as its controlling terminal, in
+        // the foreground: Ctrl-C and the window size reach it.
         if sys::caps::set_parent_death_signal(libc::SIGKILL).is_err()
             || sys::process::getppid() != expected_parent
             || sys::process::setsid().is_err()
+            || (tty && sys::tty::take_controlling(0).is_err())
             || sys::signal::reset_all().is_err()
         {
             sys::process::exit(EXIT_SETUP);
@@ -418,12 +506,40 @@ mod tests {
             .collect();
         args.extend(sandbox.to_args().into_iter().map(OsString::from));
         args.extend(["2", "A=1", "LD_PRELOAD=/x", "sh", "-c", "true"].map(OsString::from));
-        let job = Job::parse(&args).unwrap();
+        let job = Job::parse(Mode::Probe, &args).unwrap();
+        assert_eq!(job.session, None);
         assert_eq!(job.sandbox, sandbox);
         assert_eq!(job.env, ["A=1", "LD_PRELOAD=/x"]);
         assert_eq!(job.argv, ["sh", "-c", "true"]);
         assert_eq!(job.cgroup_procs, [PathBuf::from("/cg/procs")]);
+        let mut exec: Vec<OsString> = vec!["-t".into(), "app:1".into()];
+        exec.extend(args.iter().cloned());
+        let job = Job::parse(Mode::Exec, &exec).unwrap();
+        let session = |tty, user: Option<&str>| {
+            Some(Session {
+                tty,
+                user: user.map(str::to_owned),
+            })
+        };
+        assert_eq!(job.session, session(true, Some("app:1")));
+        assert_eq!(job.argv, ["sh", "-c", "true"]);
+        exec[0] = "-".into();
+        exec[1] = "".into();
+        assert_eq!(
+            Job::parse(Mode::Exec, &exec).unwrap().session,
+            session(false, None)
+        );
+        exec[0] = "tty".into();
+        assert!(Job::parse(Mode::Exec, &exec).is_none());
+        assert!(Job::parse(Mode::Exec, &args).is_none(), "no TTY USER");
         args.truncate(8);
-        assert!(Job::parse(&args).is_none());
+        assert!(Job::parse(Mode::Probe, &args).is_none());
+    }
+
+    #[test]
+    fn modes_by_argv0() {
+        assert_eq!(Mode::of(OsStr::new("berth-probe")), Some(Mode::Probe));
+        assert_eq!(Mode::of(OsStr::new("berth-exec")), Some(Mode::Exec));
+        assert_eq!(Mode::of(OsStr::new("berth")), None);
     }
 }
