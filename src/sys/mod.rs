@@ -39,6 +39,8 @@ pub(crate) mod signal;
 pub(crate) mod timer;
 pub(crate) mod tty;
 #[cfg(all(berth_no_unwinder, panic = "abort"))]
+mod threadname;
+#[cfg(all(berth_no_unwinder, panic = "abort"))]
 mod unwind;
 
 /// A failed system call: its name and errno.
