@@ -574,7 +574,10 @@ fn gc_through_berth_keeps_the_image_of_what_it_runs() {
 
 #[test]
 fn inspect_shows_the_configuration_as_berth_runs_it() {
-    let mut b = Berth::start("ctl-inspect", &[("web", "command: [probe, sleep]\nenv: { A: \"1\" }\n")]);
+    let mut b = Berth::start(
+        "ctl-inspect",
+        &[("web", "command: [probe, sleep]\nenv: { A: \"1\" }\n")],
+    );
     b.expect("web: running", 20);
     let (code, out, err) = b.client("inspect", &["web"]);
     assert_eq!(code, 0, "{err}");

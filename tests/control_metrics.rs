@@ -196,7 +196,12 @@ fn metrics_are_served_on_loopback_and_scraped_by_a_real_prometheus() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = promtool.wait_with_output().unwrap();
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),

@@ -45,7 +45,8 @@ pub fn run(run_dir: &Path, args: &[String], command: &Control) -> u8 {
     match sys::fd::write_all(sock.as_raw_fd(), request.as_bytes()) {
         // Refused before the request went out (not root, too many clients): the
         // refusal is waiting to be read.
-        Ok(()) | Err(sys::Error {
+        Ok(())
+        | Err(sys::Error {
             errno: libc::EPIPE | libc::ECONNRESET,
             ..
         }) => {}

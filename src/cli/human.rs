@@ -10,14 +10,15 @@ pub struct Bytes(pub u64);
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
-        let bytes = u128::from(self.0);
+        let bytes = self.0;
         if bytes < 1000 {
             return write!(f, "{bytes} B");
         }
-        let mut unit = 1000u128;
+        let mut unit = 1000u64;
         for (i, name) in UNITS.iter().enumerate() {
-            // Tenths of this unit, rounded; 999.95 kB is 1.0 MB.
-            let tenths = (bytes * 10 + unit / 2) / unit;
+            // Tenths of this unit, rounded; 999.95 kB is 1.0 MB (in u64 without
+            // overflow: no wider integer formatting in the binary).
+            let tenths = bytes / unit * 10 + (bytes % unit * 10 + unit / 2) / unit;
             if tenths < 10_000 || i + 1 == UNITS.len() {
                 return write!(f, "{}.{} {name}", tenths / 10, tenths % 10);
             }

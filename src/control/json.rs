@@ -69,13 +69,13 @@ impl Object {
         }
     }
 
-    pub fn num(mut self, key: &str, value: impl Into<i128>) -> Object {
-        let value: i128 = value.into();
+    /// A count, size or id (never negative: one formatting routine, no wider one).
+    pub fn num(mut self, key: &str, value: u64) -> Object {
         let _ = write!(self.key(key), "{value}");
         self
     }
 
-    pub fn opt_num(self, key: &str, value: Option<impl Into<i128>>) -> Object {
+    pub fn opt_num(self, key: &str, value: Option<u64>) -> Object {
         match value {
             Some(v) => self.num(key, v),
             None => self.raw(key, "null"),
@@ -130,7 +130,7 @@ mod tests {
         let o = Object::new()
             .str("name", "web")
             .num("pid", 12)
-            .opt_num("uptime", None::<u64>)
+            .opt_num("uptime", None)
             .opt_str("why", None)
             .bool("up", true)
             .raw("exits", &array([string("x")]))

@@ -54,7 +54,8 @@ pub fn bytes(n: u64) -> String {
         scale *= 1024;
         unit += 1;
     }
-    let tenths = u128::from(n) * 10 / u128::from(scale);
+    // n * 10 / scale, without overflow.
+    let tenths = n / scale * 10 + n % scale * 10 / scale;
     let name = UNITS.get(unit).copied().unwrap_or("B");
     format!("{}.{}{name}", tenths / 10, tenths % 10)
 }
@@ -111,9 +112,9 @@ impl AppStatus {
             .str("state", self.state)
             .opt_str("why", self.why.as_deref())
             .opt_str("health", self.health)
-            .opt_num("pid", self.pid)
+            .opt_num("pid", self.pid.and_then(|p| u64::try_from(p).ok()))
             .opt_num("uptime_ms", self.uptime_ms)
-            .num("restarts", self.restarts)
+            .num("restarts", u64::from(self.restarts))
             .opt_num("memory_bytes", self.memory)
             .opt_num("memory_limit_bytes", self.memory_limit)
             .opt_num("cpu_ns", self.cpu_ns)

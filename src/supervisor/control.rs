@@ -726,7 +726,7 @@ impl Supervisor {
             .str("time", &time)
             .opt_str("app", app)
             .str("event", change.event)
-            .opt_num("pid", change.pid)
+            .opt_num("pid", change.pid.and_then(|p| u64::try_from(p).ok()))
             .opt_str("detail", change.detail.as_deref())
             .end();
         let mut text = match app {

@@ -287,7 +287,11 @@ impl Supervisor {
     fn arm_timer(&mut self) {
         let apps = self.deadlines.first().map(|(ms, _, _)| *ms);
         let metrics = self.metrics.as_ref().and_then(|m| m.next_deadline());
-        let next = apps.into_iter().chain(self.control_deadline()).chain(metrics).min();
+        let next = apps
+            .into_iter()
+            .chain(self.control_deadline())
+            .chain(metrics)
+            .min();
         if let Err(e) = self.timer.arm(next) {
             log::error!("timerfd_settime: {e}");
         }

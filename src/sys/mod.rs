@@ -36,10 +36,10 @@ pub(crate) mod power;
 pub(crate) mod process;
 pub(crate) mod rlimit;
 pub(crate) mod signal;
-pub(crate) mod timer;
-pub(crate) mod tty;
 #[cfg(all(berth_no_unwinder, panic = "abort"))]
 mod threadname;
+pub(crate) mod timer;
+pub(crate) mod tty;
 #[cfg(all(berth_no_unwinder, panic = "abort"))]
 mod unwind;
 
