@@ -115,9 +115,13 @@ fn gc_keeps_the_image_of_a_running_user_namespace_app() {
         "gc.yaml",
         format!("{settings}apps_dir: {}\n", b.tmp.join("apps").display()).as_bytes(),
     );
+    // The store's own view (`--state-dir`: not through the running berth): the image
+    // is named by nothing, and kept for the hold of the app that runs it.
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["gc", "--config"])
         .arg(&gc_yaml)
+        .arg("--state-dir")
+        .arg(&b.image.state_dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -126,6 +130,16 @@ fn gc_keeps_the_image_of_a_running_user_namespace_app() {
         text.contains(&format!("kept {}: held by a running app", b.image.digest)),
         "{text}"
     );
+    assert!(b.image.rootfs.is_dir());
+    // Through the running berth, which knows what it runs: not even a candidate.
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["gc", "--config"])
+        .arg(&gc_yaml)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains(&b.image.digest.to_string()), "{text}");
     assert!(b.image.rootfs.is_dir());
     assert_eq!(b.stop(20), 0);
 }
