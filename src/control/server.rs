@@ -49,6 +49,9 @@ struct Client {
     closing: bool,
     /// Watched for writing too (output is waiting).
     writing: bool,
+    /// Descriptors received with the request so far (they may come with any of its
+    /// parts), at most [`sys::net::MAX_FDS`].
+    fds: Vec<OwnedFd>,
     /// The long answer being written, and what was sent meanwhile (written after it).
     feed: Option<Box<dyn Feed>>,
     after_feed: Vec<u8>,
@@ -146,24 +149,31 @@ impl Server {
                 let _ = sys::net::send(fd.as_raw_fd(), answer.as_bytes());
                 continue;
             }
-            self.serial += 1;
-            let token = (self.serial << 8) | CLIENT;
-            if let Err(e) = epoll.add(fd.as_fd(), token, false) {
-                log::warn!("control socket: watch a client: {e}");
-                continue;
-            }
-            self.clients.push(Client {
-                token,
-                fd,
-                input: Vec::new(),
-                output: Vec::new(),
-                deadline: Some(now + REQUEST_TIMEOUT_MS),
-                closing: false,
-                writing: false,
-                feed: None,
-                after_feed: Vec::new(),
-            });
+            self.adopt(epoll, fd, now);
         }
+    }
+
+    /// Serves the connected socket `fd` (accepted and admitted): its token.
+    fn adopt(&mut self, epoll: &Epoll, fd: OwnedFd, now: u64) -> Option<u64> {
+        self.serial += 1;
+        let token = (self.serial << 8) | CLIENT;
+        if let Err(e) = epoll.add(fd.as_fd(), token, false) {
+            log::warn!("control socket: watch a client: {e}");
+            return None;
+        }
+        self.clients.push(Client {
+            token,
+            fd,
+            input: Vec::new(),
+            output: Vec::new(),
+            deadline: Some(now + REQUEST_TIMEOUT_MS),
+            closing: false,
+            writing: false,
+            fds: Vec::new(),
+            feed: None,
+            after_feed: Vec::new(),
+        });
+        Some(token)
     }
 
     fn find(&self, token: u64) -> Option<usize> {
@@ -182,8 +192,7 @@ impl Server {
         let at = self.find(token)?;
         let client = self.clients.get_mut(at)?;
         let mut buf = [0u8; 4096];
-        let mut fds = Vec::new();
-        match sys::net::recv_with_fds(client.fd.as_raw_fd(), &mut buf, &mut fds) {
+        match sys::net::recv_with_fds(client.fd.as_raw_fd(), &mut buf, &mut client.fds) {
             Ok(0) => {
                 self.drop_at(epoll, at);
                 return Some(Happening::Gone(token));
@@ -201,6 +210,10 @@ impl Server {
                 return Some(Happening::Gone(token));
             }
         }
+        if client.fds.len() > sys::net::MAX_FDS {
+            self.refuse(epoll, token, "more descriptors than a request takes");
+            return None;
+        }
         let Some(end) = client.input.iter().position(|&b| b == b'\n') else {
             if client.input.len() >= MAX_REQUEST {
                 self.refuse(epoll, token, &protocol::RequestError::TooLong.to_string());
@@ -210,6 +223,7 @@ impl Server {
         client.deadline = None;
         let line = client.input.get(..end).unwrap_or_default().to_vec();
         client.input = Vec::new();
+        let fds = std::mem::take(&mut client.fds);
         match protocol::decode_request(&line) {
             Ok(args) => Some(Happening::Request { token, args, fds }),
             Err(e) => {
@@ -368,5 +382,45 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdir::TempDir;
+
+    #[test]
+    fn a_request_in_parts_keeps_the_descriptors_of_its_first_part() {
+        let dir = TempDir::new("control", "parts");
+        let epoll = Epoll::new().unwrap();
+        let mut server = Server::bind(&dir.0.join("berth.sock"), &epoll, 2).unwrap();
+        let (client, served) = sys::net::seqpacket_pair().unwrap();
+        let token = server.adopt(&epoll, served, 0).unwrap();
+        let (r, _w) = sys::fd::pipe().unwrap();
+        let line = crate::control::protocol::encode_request(&["exec", "web", "--", "id"]);
+        let (first, second) = line.as_bytes().split_at(10);
+        sys::net::send_with_fds(client.as_fd(), first, &[r.as_fd()]).unwrap();
+        assert!(server.on_ready(&epoll, token).is_none());
+        sys::net::send_with_fds(client.as_fd(), second, &[]).unwrap();
+        let Some(Happening::Request { args, fds, .. }) = server.on_ready(&epoll, token) else {
+            panic!("no request");
+        };
+        assert_eq!(args, ["exec", "web", "--", "id"]);
+        assert_eq!(fds.len(), 1);
+        // Too many descriptors: refused with a usage error.
+        let (client, served) = sys::net::seqpacket_pair().unwrap();
+        let token = server.adopt(&epoll, served, 0).unwrap();
+        let four = [r.as_fd(), r.as_fd(), r.as_fd()];
+        sys::net::send_with_fds(client.as_fd(), b"[", &four).unwrap();
+        sys::net::send_with_fds(client.as_fd(), b"\"", &four[..1]).unwrap();
+        assert!(server.on_ready(&epoll, token).is_none());
+        assert!(server.on_ready(&epoll, token).is_none());
+        let mut answer = [0u8; 256];
+        let n = sys::net::recv(client.as_fd(), &mut answer).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&answer[..n]).unwrap(),
+            "e berth: more descriptors than a request takes\n"
+        );
     }
 }
