@@ -60,6 +60,32 @@ fn prometheus_program(name: &str) -> Command {
     Command::new(path)
 }
 
+/// Prometheus's own checker (the parser and its naming lints) accepts `text`, saying
+/// nothing.
+fn promtool_accepts(text: &str) {
+    let mut promtool = prometheus_program("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}\n{}{}\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A Prometheus server, killed (and its data removed with its directory) on drop,
 /// whether the test passed or not.
 struct Prometheus {
@@ -163,53 +189,13 @@ fn metrics_are_served_on_loopback_and_scraped_by_a_real_prometheus() {
 
     // Prometheus's own checker (the parser and its naming lints).
     let (_, _, body) = http(port, "GET /metrics HTTP/1.1");
-    let mut promtool = prometheus_program("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}\n{}{}\n{body}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&body);
 
     // The same text through the control socket (`berth metrics`), accepted too.
     let (code, text, err) = b.client("metrics", &[]);
     assert_eq!(code, 0, "{err}");
     assert!(text.contains("berth_app_up{app=\"alpha\"} 1\n"), "{text}");
-    let mut promtool = prometheus_program("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics of berth metrics: {}\n{}{}\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&text);
 
     // A real Prometheus scrapes berth; its query API then has both apps' series.
     // Prometheus offers nothing to wait on for "scraped and queryable", so this polls
